@@ -1,0 +1,255 @@
+// Package dump reads and writes topic dumps in kcat's -J line format: one
+// JSON object per line with "topic", "partition", "offset", "ts", "key",
+// "payload" and an optional "headers" array of alternating names and values.
+// Keys, payloads and header values are strings or null.
+//
+// kcat writes key and payload bytes verbatim inside the JSON string, escaping
+// only quotes, backslashes and control characters, so a dump of binary data
+// (Avro, for instance) is not valid UTF-8. This package keeps those bytes
+// exactly: it unescapes strings itself instead of letting encoding/json
+// replace invalid UTF-8, and writes them back the way kcat does. A dump read
+// and written again is byte-identical in its keys, payloads and headers.
+//
+// It imports nothing of ours.
+package dump
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Header is one record header. A nil Value is a null header value.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Record is one line of a dump. A nil Key or Value is JSON null.
+type Record struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	// Timestamp is the record's timestamp; the zero time when the line has
+	// no "ts".
+	Timestamp time.Time
+	// LogAppendTime is true when the timestamp was set by the broker.
+	LogAppendTime bool
+	Headers       []Header
+	Key           []byte
+	Value         []byte
+}
+
+// LineError is a line that could not be read, with its position.
+type LineError struct {
+	File string
+	Line int
+	Err  error
+}
+
+func (e *LineError) Error() string {
+	return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
+}
+
+func (e *LineError) Unwrap() error { return e.Err }
+
+// Reader reads records from a dump, one line at a time. Blank lines are
+// skipped. It is not safe for concurrent use.
+type Reader struct {
+	name string
+	sc   *bufio.Scanner
+	line int
+}
+
+// maxLine bounds one dump line; Debezium messages with large schemas run to
+// hundreds of kilobytes.
+const maxLine = 64 << 20
+
+// NewReader reads the dump r; name is used in errors (a file name).
+func NewReader(r io.Reader, name string) *Reader {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	return &Reader{name: name, sc: sc}
+}
+
+// Line is the number of the line last read.
+func (r *Reader) Line() int { return r.line }
+
+// Next returns the next record, io.EOF at the end, a *LineError for a line
+// that is not a valid dump record (the reader can go on past it), or another
+// error when reading fails.
+func (r *Reader) Next() (Record, error) {
+	for r.sc.Scan() {
+		r.line++
+		b := bytes.TrimSpace(r.sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		rec, err := ParseLine(b)
+		if err != nil {
+			return Record{}, &LineError{File: r.name, Line: r.line, Err: err}
+		}
+		return rec, nil
+	}
+	if err := r.sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return Record{}, &LineError{File: r.name, Line: r.line + 1, Err: fmt.Errorf("line longer than %d bytes", maxLine)}
+		}
+		return Record{}, fmt.Errorf("reading %s: %w", r.name, err)
+	}
+	return Record{}, io.EOF
+}
+
+type line struct {
+	Topic     *string           `json:"topic"`
+	Partition *int32            `json:"partition"`
+	Offset    *int64            `json:"offset"`
+	TSType    string            `json:"tstype"`
+	TS        *int64            `json:"ts"`
+	Broker    json.RawMessage   `json:"broker"`
+	Headers   []json.RawMessage `json:"headers"`
+	Key       json.RawMessage   `json:"key"`
+	Payload   json.RawMessage   `json:"payload"`
+}
+
+// ParseLine parses one dump line. The record's byte slices do not alias b.
+func ParseLine(b []byte) (Record, error) {
+	var l line
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		return Record{}, fmt.Errorf("parsing JSON: %w", err)
+	}
+	if dec.More() {
+		return Record{}, errors.New("parsing JSON: more than one value on the line")
+	}
+	var rec Record
+	switch {
+	case l.Topic == nil || *l.Topic == "":
+		return rec, errors.New(`field "topic": missing or empty`)
+	case l.Partition == nil:
+		return rec, errors.New(`field "partition": missing`)
+	case *l.Partition < 0:
+		return rec, fmt.Errorf(`field "partition": negative (%d)`, *l.Partition)
+	}
+	rec.Topic, rec.Partition = *l.Topic, *l.Partition
+	if l.Offset != nil {
+		rec.Offset = *l.Offset
+	}
+	if l.TS != nil {
+		rec.Timestamp = time.UnixMilli(*l.TS)
+	}
+	switch l.TSType {
+	case "", "create", "unknown":
+	case "logappend":
+		rec.LogAppendTime = true
+	default:
+		return rec, fmt.Errorf(`field "tstype": unknown value %q`, l.TSType)
+	}
+	var err error
+	if rec.Key, err = nullableString(l.Key); err != nil {
+		return rec, fmt.Errorf(`field "key": %w`, err)
+	}
+	if rec.Value, err = nullableString(l.Payload); err != nil {
+		return rec, fmt.Errorf(`field "payload": %w`, err)
+	}
+	if len(l.Headers)%2 != 0 {
+		return rec, errors.New(`field "headers": odd number of elements, want name/value pairs`)
+	}
+	for i := 0; i < len(l.Headers); i += 2 {
+		k, err := nullableString(l.Headers[i])
+		if err != nil || k == nil {
+			return rec, fmt.Errorf(`field "headers": element %d: want a header name string`, i)
+		}
+		v, err := nullableString(l.Headers[i+1])
+		if err != nil {
+			return rec, fmt.Errorf(`field "headers": element %d: %w`, i+1, err)
+		}
+		rec.Headers = append(rec.Headers, Header{Key: string(k), Value: v})
+	}
+	return rec, nil
+}
+
+// nullableString decodes a raw JSON token that must be a string or null,
+// keeping the string's bytes exactly (invalid UTF-8 included).
+func nullableString(raw json.RawMessage) ([]byte, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	if raw[0] != '"' || len(raw) < 2 || raw[len(raw)-1] != '"' {
+		return nil, fmt.Errorf("want a string or null, got %.20s", raw)
+	}
+	return unquote(raw[1 : len(raw)-1])
+}
+
+// unquote resolves JSON escapes in s, copying every other byte unchanged.
+func unquote(s []byte) ([]byte, error) {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		i++
+		if i >= len(s) {
+			return nil, errors.New("string ends inside an escape")
+		}
+		switch s[i] {
+		case '"', '\\', '/':
+			out = append(out, s[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, n, err := unicodeEscape(s[i-1:])
+			if err != nil {
+				return nil, err
+			}
+			out = utf8.AppendRune(out, r)
+			i += n - 2
+		default:
+			return nil, fmt.Errorf("invalid escape \\%c", s[i])
+		}
+	}
+	return out, nil
+}
+
+// unicodeEscape reads \uXXXX (and a following low surrogate) at the start of
+// s, returning the code point and the bytes consumed.
+func unicodeEscape(s []byte) (rune, int, error) {
+	hex := func(b []byte) (rune, error) {
+		if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
+			return 0, errors.New("invalid \\u escape")
+		}
+		v, err := strconv.ParseUint(string(b[2:6]), 16, 16)
+		if err != nil {
+			return 0, errors.New("invalid \\u escape")
+		}
+		return rune(v), nil
+	}
+	r, err := hex(s)
+	if err != nil {
+		return 0, 0, err
+	}
+	if r >= 0xD800 && r < 0xDC00 {
+		if lo, err := hex(s[6:]); err == nil && lo >= 0xDC00 && lo < 0xE000 {
+			return (r-0xD800)<<10 + (lo - 0xDC00) + 0x10000, 12, nil
+		}
+	}
+	return r, 6, nil
+}

@@ -1,0 +1,160 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
+)
+
+// ClientConfig is what every client needs to reach the cluster.
+type ClientConfig struct {
+	// Brokers are the seed brokers, host:port. Required.
+	Brokers []string
+	// Opts are extra franz-go options (TLS, SASL, client id, ...), applied
+	// after ours so they can override them.
+	Opts []kgo.Opt
+	// Logger receives the client's logs, bridged into franz-go. Default:
+	// discarded.
+	Logger *slog.Logger
+}
+
+// Validate reports a configuration error, naming the field.
+func (c ClientConfig) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("brokers: at least one broker address is required")
+	}
+	return nil
+}
+
+func (c ClientConfig) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Logger
+}
+
+// ClientOpts returns the franz-go options for c: seed brokers, the logger
+// bridge and the extra options.
+func (c ClientConfig) ClientOpts() []kgo.Opt {
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...)}
+	if c.Logger != nil {
+		opts = append(opts, kgo.WithLogger(kslog.New(c.Logger)))
+	}
+	return append(opts, c.Opts...)
+}
+
+// StartOffset says where a consumer group without committed offsets starts.
+type StartOffset string
+
+// Start offsets.
+const (
+	Earliest StartOffset = "earliest"
+	Latest   StartOffset = "latest"
+)
+
+// Backoff is an exponential backoff: Initial, doubling up to Max.
+type Backoff struct {
+	Initial time.Duration
+	Max     time.Duration
+}
+
+func (b Backoff) next(d time.Duration) time.Duration {
+	if d == 0 {
+		return b.Initial
+	}
+	return min(2*d, b.Max)
+}
+
+// SubscriberConfig configures a Subscriber.
+type SubscriberConfig struct {
+	ClientConfig
+	// ConsumerGroup is the group every Subscribe call joins. Required.
+	ConsumerGroup string
+	// StartFrom is where a group with no committed offset for a partition
+	// starts. Default Earliest.
+	StartFrom StartOffset
+	// Batch switches to batch mode: one message carries a partition's
+	// fetched records. Default false (one message per record).
+	Batch bool
+	// MaxBatchRecords caps the records in one batch message. Default 4096.
+	MaxBatchRecords int
+	// MaxBufferedRecords is how many fetched records a partition may hold
+	// waiting for delivery before its fetching pauses. Default 8192.
+	MaxBufferedRecords int
+	// NackBackoff spaces redeliveries of a nacked message. Default 100ms
+	// doubling to 5s.
+	NackBackoff Backoff
+	// CommitInterval is how often acked offsets are committed in the
+	// background; they are also committed on revoke and on Close. Default 1s.
+	CommitInterval time.Duration
+	// CloseTimeout bounds the final commit on Close. Default 10s.
+	CloseTimeout time.Duration
+}
+
+func (c *SubscriberConfig) setDefaults() {
+	if c.StartFrom == "" {
+		c.StartFrom = Earliest
+	}
+	if c.MaxBatchRecords == 0 {
+		c.MaxBatchRecords = 4096
+	}
+	if c.MaxBufferedRecords == 0 {
+		c.MaxBufferedRecords = 8192
+	}
+	if c.NackBackoff == (Backoff{}) {
+		c.NackBackoff = Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = time.Second
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = 10 * time.Second
+	}
+}
+
+// Validate reports a configuration error, naming the field. It validates
+// the config as given, with defaults applied to unset fields.
+func (c SubscriberConfig) Validate() error {
+	c.setDefaults()
+	if err := c.ClientConfig.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.ConsumerGroup == "":
+		return errors.New("consumer_group: required")
+	case c.StartFrom != Earliest && c.StartFrom != Latest:
+		return fmt.Errorf("start_from: want %q or %q, got %q", Earliest, Latest, c.StartFrom)
+	case c.MaxBatchRecords < 1:
+		return fmt.Errorf("max_batch_records: must be at least 1, got %d", c.MaxBatchRecords)
+	case c.MaxBufferedRecords < 1:
+		return fmt.Errorf("max_buffered_records: must be at least 1, got %d", c.MaxBufferedRecords)
+	case c.NackBackoff.Initial <= 0 || c.NackBackoff.Max < c.NackBackoff.Initial:
+		return fmt.Errorf("nack_backoff: want 0 < initial <= max, got %s and %s", c.NackBackoff.Initial, c.NackBackoff.Max)
+	case c.CommitInterval < 0:
+		return fmt.Errorf("commit_interval: negative (%s)", c.CommitInterval)
+	}
+	return nil
+}
+
+// PublisherConfig configures a Publisher.
+type PublisherConfig struct {
+	ClientConfig
+	// DeliveryTimeout bounds how long Publish waits for the broker to
+	// acknowledge a record, retries included. Default 30s.
+	DeliveryTimeout time.Duration
+}
+
+// Validate reports a configuration error, naming the field.
+func (c PublisherConfig) Validate() error {
+	if err := c.ClientConfig.Validate(); err != nil {
+		return err
+	}
+	if c.DeliveryTimeout < 0 {
+		return fmt.Errorf("delivery_timeout: negative (%s)", c.DeliveryTimeout)
+	}
+	return nil
+}

@@ -1,0 +1,354 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Subscriber is a Watermill Subscriber on a franz-go consumer group. See the
+// package documentation for its delivery contract. It is safe for concurrent
+// use.
+type Subscriber struct {
+	cfg SubscriberConfig
+	log *slog.Logger
+
+	mu     sync.Mutex
+	closed bool
+	subs   map[*subscription]struct{}
+	wg     sync.WaitGroup
+}
+
+var _ message.Subscriber = (*Subscriber)(nil)
+
+// NewSubscriber validates cfg and returns a Subscriber. It does not connect:
+// each Subscribe call creates its own group member.
+func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("configuring subscriber: %w", err)
+	}
+	cfg.setDefaults()
+	return &Subscriber{cfg: cfg, log: cfg.logger(), subs: map[*subscription]struct{}{}}, nil
+}
+
+// Subscribe joins the consumer group for topic and returns the channel its
+// messages arrive on. The channel is closed when ctx is canceled or the
+// Subscriber is closed, after the acked offsets were committed.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	sub := &subscription{
+		cfg:     &s.cfg,
+		log:     s.log.With("topic", topic, "group", s.cfg.ConsumerGroup),
+		topic:   topic,
+		ctx:     ctx,
+		cancel:  cancel,
+		out:     make(chan *message.Message),
+		workers: map[int32]*partitionWorker{},
+	}
+	start := kgo.NewOffset().AtStart()
+	if s.cfg.StartFrom == Latest {
+		start = kgo.NewOffset().AtEnd()
+	}
+	opts := append([]kgo.Opt{
+		kgo.ConsumerGroup(s.cfg.ConsumerGroup),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(start),
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(s.cfg.CommitInterval),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsRevoked(sub.onRevoked),
+		kgo.OnPartitionsLost(sub.onLost),
+	}, s.cfg.ClientOpts()...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("subscribing to %s: %w", topic, err)
+	}
+	sub.cl = cl
+	s.subs[sub] = struct{}{}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		sub.run()
+		s.mu.Lock()
+		delete(s.subs, sub)
+		s.mu.Unlock()
+	}()
+	return sub.out, nil
+}
+
+// Close ends every subscription: workers stop, acked offsets are committed,
+// members leave their groups and the message channels are closed. It returns
+// when all of that is done and is safe to call more than once.
+func (s *Subscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for sub := range s.subs {
+		sub.cancel()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// subscription is one group member consuming one topic. Its poll loop hands
+// records to one worker per partition; workers deliver and mark acked
+// records for commit.
+type subscription struct {
+	cfg    *SubscriberConfig
+	log    *slog.Logger
+	topic  string
+	cl     *kgo.Client
+	ctx    context.Context
+	cancel context.CancelFunc
+	out    chan *message.Message
+
+	mu      sync.Mutex
+	workers map[int32]*partitionWorker
+}
+
+func (s *subscription) run() {
+	defer close(s.out)
+	for {
+		// With BlockRebalanceOnPoll no revoke runs between this poll and
+		// AllowRebalance, so records never reach a worker of a partition
+		// that was already revoked.
+		fetches := s.cl.PollRecords(s.ctx, s.cfg.MaxBufferedRecords)
+		if s.ctx.Err() != nil || fetches.IsClientClosed() {
+			s.cl.AllowRebalance()
+			break
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				s.log.Warn("fetch error, retrying", "partition", p, "error", err)
+			}
+		})
+		fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
+			if len(ftp.Records) > 0 {
+				s.worker(ftp.Partition).push(ftp.Records)
+			}
+		})
+		s.cl.AllowRebalance()
+	}
+	s.mu.Lock()
+	all := make([]int32, 0, len(s.workers))
+	for p := range s.workers {
+		all = append(all, p)
+	}
+	s.mu.Unlock()
+	s.stop(all)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CloseTimeout)
+	if err := s.cl.CommitMarkedOffsets(ctx); err != nil {
+		s.log.Error("committing acked offsets on close", "error", err)
+	}
+	cancel()
+	s.cl.Close()
+}
+
+// worker returns the partition's worker, starting it on first use. Only the
+// poll loop calls it, so a worker is never created for a revoked partition.
+func (s *subscription) worker(p int32) *partitionWorker {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.workers[p]
+	if w == nil {
+		ctx, cancel := context.WithCancel(s.ctx)
+		w = &partitionWorker{
+			sub:       s,
+			partition: p,
+			ctx:       ctx,
+			cancel:    cancel,
+			done:      make(chan struct{}),
+			wake:      make(chan struct{}, 1),
+		}
+		s.workers[p] = w
+		go w.run()
+	}
+	return w
+}
+
+// stop ends the workers of partitions ps and waits for them. Records they
+// held unacked are dropped; the partitions are unpaused so that a later
+// owner fetches them again.
+func (s *subscription) stop(ps []int32) {
+	s.mu.Lock()
+	var stopped []*partitionWorker
+	for _, p := range ps {
+		if w := s.workers[p]; w != nil {
+			w.cancel()
+			stopped = append(stopped, w)
+			delete(s.workers, p)
+		}
+	}
+	s.mu.Unlock()
+	for _, w := range stopped {
+		<-w.done
+	}
+	if len(ps) > 0 {
+		s.cl.ResumeFetchPartitions(map[string][]int32{s.topic: ps})
+	}
+}
+
+func (s *subscription) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	s.stop(revoked[s.topic])
+	if s.ctx.Err() != nil {
+		return // run commits once after stopping every worker
+	}
+	if err := cl.CommitMarkedOffsets(ctx); err != nil {
+		s.log.Error("committing acked offsets on revoke", "error", err)
+	}
+}
+
+func (s *subscription) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.log.Warn("partitions lost, dropping unacked records", "partitions", lost[s.topic])
+	s.stop(lost[s.topic])
+}
+
+// partitionWorker delivers one partition's records in order, one message at
+// a time, marking each for commit once it is acked.
+type partitionWorker struct {
+	sub       *subscription
+	partition int32
+	ctx       context.Context
+	cancel    context.CancelFunc
+	done      chan struct{}
+	wake      chan struct{}
+
+	mu     sync.Mutex
+	queue  []*kgo.Record
+	paused bool
+}
+
+// push queues records and pauses fetching the partition when the queue is
+// full. It never blocks.
+func (w *partitionWorker) push(rs []*kgo.Record) {
+	w.mu.Lock()
+	w.queue = append(w.queue, rs...)
+	if !w.paused && len(w.queue) >= w.sub.cfg.MaxBufferedRecords {
+		w.paused = true
+		w.sub.cl.PauseFetchPartitions(map[string][]int32{w.sub.topic: {w.partition}})
+	}
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take waits for queued records and takes them all; false when stopped.
+func (w *partitionWorker) take() ([]*kgo.Record, bool) {
+	for {
+		w.mu.Lock()
+		rs := w.queue
+		w.queue = nil
+		if len(rs) > 0 && w.paused {
+			// Pause and resume both happen under w.mu, so a resume can
+			// never be overtaken by a stale pause.
+			w.paused = false
+			w.sub.cl.ResumeFetchPartitions(map[string][]int32{w.sub.topic: {w.partition}})
+		}
+		w.mu.Unlock()
+		if len(rs) > 0 {
+			return rs, true
+		}
+		select {
+		case <-w.wake:
+		case <-w.ctx.Done():
+			return nil, false
+		}
+	}
+}
+
+func (w *partitionWorker) run() {
+	defer close(w.done)
+	for {
+		rs, ok := w.take()
+		if !ok {
+			return
+		}
+		if w.sub.cfg.Batch {
+			for len(rs) > 0 {
+				n := min(len(rs), w.sub.cfg.MaxBatchRecords)
+				chunk := rs[:n]
+				if !w.deliver(func() *message.Message { return w.batchMessage(chunk) }) {
+					return
+				}
+				w.sub.cl.MarkCommitRecords(chunk[n-1])
+				rs = rs[n:]
+			}
+			continue
+		}
+		for _, r := range rs {
+			if !w.deliver(func() *message.Message { return recordMessage(r) }) {
+				return
+			}
+			w.sub.cl.MarkCommitRecords(r)
+		}
+	}
+}
+
+// deliver sends a message built by build and waits for its ack, building and
+// sending it again after each nack. It returns false if the worker was
+// stopped first; the message then stays unacked and uncommitted.
+func (w *partitionWorker) deliver(build func() *message.Message) bool {
+	var backoff time.Duration
+	for {
+		msg := build()
+		ctx, cancel := context.WithCancel(w.ctx)
+		msg.SetContext(ctx)
+		select {
+		case w.sub.out <- msg:
+		case <-w.ctx.Done():
+			cancel()
+			return false
+		}
+		select {
+		case <-msg.Acked():
+			cancel()
+			return true
+		case <-msg.Nacked():
+			cancel()
+		case <-w.ctx.Done():
+			cancel()
+			return false
+		}
+		backoff = w.sub.cfg.NackBackoff.next(backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-w.ctx.Done():
+			t.Stop()
+			return false
+		}
+	}
+}
+
+func (w *partitionWorker) batchMessage(rs []*kgo.Record) *message.Message {
+	first, last := rs[0].Offset, rs[len(rs)-1].Offset
+	payload := encodeBatch(make([]byte, 0, batchSize(rs)), rs)
+	msg := message.NewMessage(recordID(w.sub.topic, w.partition, first)+"-"+strconv.FormatInt(last, 10), payload)
+	msg.Metadata = message.Metadata{
+		MetaTopic:      w.sub.topic,
+		MetaPartition:  strconv.FormatInt(int64(w.partition), 10),
+		MetaOffset:     strconv.FormatInt(first, 10),
+		MetaLastOffset: strconv.FormatInt(last, 10),
+		MetaCount:      strconv.Itoa(len(rs)),
+	}
+	return msg
+}
