@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// globals holds what every subcommand shares.
+type globals struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	logLevel       string
+}
+
+func (g *globals) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: want debug, info, warn or error, got %q", g.logLevel)
+	}
+	return slog.New(slog.NewJSONHandler(g.stderr, &slog.HandlerOptions{Level: level})), nil
+}
+
+func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "cdcrecon",
+		Short: "Reconcile Debezium change streams of a source database and its replica",
+		Long: strings.TrimSpace(`
+cdcrecon reads the Debezium change topics of a source database and of its
+target from Kafka and reports, per row, where the target has drifted, with a
+field-level diff and a command that would repair it.
+
+Exit codes: 0 success, 1 drift found (check), 2 usage, configuration or I/O
+error.`),
+		Example: examples(`
+  # a local Kafka-protocol broker, in the background
+  cdcrecon broker --listen 127.0.0.1:9092 --data-dir ./broker-data &
+
+  # load a kcat -J dump into it and read it back
+  cdcrecon produce --brokers 127.0.0.1:9092 examples/dumps/source.jsonl
+  cdcrecon tail --brokers 127.0.0.1:9092 --topic pg.public.orders --exit`),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level of the JSON logs on stderr: debug, info, warn or error")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: exitFailure, err: fmt.Errorf("%w (see --help)", err)}
+	})
+	root.AddCommand(newBrokerCmd(g), newProduceCmd(g), newTailCmd(g))
+	return root
+}
+
+// usageError marks an error in the command line itself.
+func usageError(format string, args ...any) error {
+	return &exitError{code: exitFailure, err: fmt.Errorf(format+" (see --help)", args...)}
+}
+
+// examples trims the blank lines around a help example block, keeping the
+// indentation of its first line.
+func examples(s string) string { return strings.Trim(s, "\n") }

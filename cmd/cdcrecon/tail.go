@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdcrecon/cdcrecon/pipeline/dump"
+	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+)
+
+func newTailCmd(g *globals) *cobra.Command {
+	var (
+		brokers []string
+		topic   string
+		from    string
+		maxRecs int
+		exit    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "tail --brokers ADDR --topic T [--from earliest|latest] [--max N] [--exit]",
+		Short: "Print a topic's records as kcat -J lines",
+		Long: strings.TrimSpace(`
+Prints the records of every partition of a topic as kcat -J lines on stdout,
+the format produce reads, until --max records were printed, the end of every
+partition was reached (--exit), or SIGINT. It does not join a consumer group
+and commits nothing.`),
+		Example: examples(`
+  cdcrecon tail --brokers 127.0.0.1:9092 --topic pg.public.orders --exit
+  cdcrecon tail --topic cdcrecon.drift --from latest --max 10
+  cdcrecon tail --topic orders --exit > orders.jsonl && cdcrecon produce --brokers 127.0.0.1:9093 orders.jsonl`),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return usageError("%v", err)
+			}
+			cc := kafka.ClientConfig{Brokers: brokers, Logger: log}
+			if err := cc.Validate(); err != nil {
+				return usageError("--%v", err)
+			}
+			if topic == "" {
+				return usageError("--topic is required")
+			}
+			start := kgo.NewOffset().AtStart()
+			switch from {
+			case "earliest":
+			case "latest":
+				start = kgo.NewOffset().AtEnd()
+			default:
+				return usageError("--from: want earliest or latest, got %q", from)
+			}
+			if maxRecs < 0 {
+				return usageError("--max: must not be negative, got %d", maxRecs)
+			}
+			return tail(cmd.Context(), g, cc, topic, start, from == "latest", maxRecs, exit)
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&brokers, "brokers", []string{"127.0.0.1:9092"}, "seed brokers, host:port, comma separated")
+	f.StringVar(&topic, "topic", "", "topic to print (required)")
+	f.StringVar(&from, "from", "earliest", "where to start in each partition: earliest or latest")
+	f.IntVar(&maxRecs, "max", 0, "stop after this many records (0: no limit)")
+	f.BoolVar(&exit, "exit", false, "stop once the end of every partition, as of the start, is reached")
+	return cmd
+}
+
+func tail(ctx context.Context, g *globals, cc kafka.ClientConfig, topic string, start kgo.Offset, latest bool, maxRecs int, exit bool) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(start)}, cc.ClientOpts()...)...)
+	if err != nil {
+		return fmt.Errorf("creating client: %w", err)
+	}
+	defer cl.Close()
+
+	// pending holds, per partition, the offset of the last record to print
+	// before --exit is satisfied.
+	var pending map[int32]int64
+	if exit {
+		if pending, err = endOffsets(ctx, kadm.NewClient(cl), topic, latest); err != nil {
+			return err
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+	}
+	w := bufio.NewWriterSize(g.stdout, 64<<10)
+	defer w.Flush()
+	var buf []byte
+	printed := 0
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return nil
+		}
+		var ferr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if ferr == nil && !errors.Is(err, context.Canceled) {
+				ferr = fmt.Errorf("fetching %s partition %d: %w", t, p, err)
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		for it := fetches.RecordIter(); !it.Done(); {
+			r := it.Next()
+			buf = dump.AppendLine(buf[:0], dump.FromKafka(r))
+			if _, err := w.Write(buf); err != nil {
+				return fmt.Errorf("writing output: %w", err)
+			}
+			printed++
+			if maxRecs > 0 && printed >= maxRecs {
+				return w.Flush()
+			}
+			if last, ok := pending[r.Partition]; ok && r.Offset >= last {
+				delete(pending, r.Partition)
+				if len(pending) == 0 {
+					return w.Flush()
+				}
+			}
+		}
+		if err := w.Flush(); err != nil {
+			return fmt.Errorf("writing output: %w", err)
+		}
+	}
+}
+
+// endOffsets returns, for every partition of topic that has records to
+// print, the offset of its last record.
+func endOffsets(ctx context.Context, adm *kadm.Client, topic string, latest bool) (map[int32]int64, error) {
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing end offsets of %s: %w", topic, err)
+	}
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing start offsets of %s: %w", topic, err)
+	}
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		s, _ := starts.Lookup(o.Topic, o.Partition)
+		if !latest && o.Offset > s.Offset {
+			out[o.Partition] = o.Offset - 1
+		}
+	})
+	return out, nil
+}
