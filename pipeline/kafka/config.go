@@ -89,7 +89,8 @@ type SubscriberConfig struct {
 	// doubling to 5s.
 	NackBackoff Backoff
 	// CommitInterval is how often acked offsets are committed in the
-	// background; they are also committed on revoke and on Close. Default 1s.
+	// background; they are also committed on revoke and on Close. Default 1s,
+	// at least 100ms.
 	CommitInterval time.Duration
 	// CloseTimeout bounds the final commit on Close. Default 10s.
 	CloseTimeout time.Duration
@@ -134,8 +135,8 @@ func (c SubscriberConfig) Validate() error {
 		return fmt.Errorf("max_buffered_records: must be at least 1, got %d", c.MaxBufferedRecords)
 	case c.NackBackoff.Initial <= 0 || c.NackBackoff.Max < c.NackBackoff.Initial:
 		return fmt.Errorf("nack_backoff: want 0 < initial <= max, got %s and %s", c.NackBackoff.Initial, c.NackBackoff.Max)
-	case c.CommitInterval < 0:
-		return fmt.Errorf("commit_interval: negative (%s)", c.CommitInterval)
+	case c.CommitInterval < 100*time.Millisecond:
+		return fmt.Errorf("commit_interval: must be at least 100ms, got %s", c.CommitInterval)
 	}
 	return nil
 }

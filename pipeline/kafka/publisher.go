@@ -17,7 +17,8 @@ var ErrClosed = errors.New("kafka: closed")
 // Publisher is a Watermill Publisher on franz-go's idempotent producer. It is
 // safe for concurrent use.
 type Publisher struct {
-	cl *kgo.Client
+	cl      *kgo.Client
+	timeout time.Duration
 
 	mu     sync.RWMutex
 	closed bool
@@ -35,11 +36,13 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
+	// kgo.RecordDeliveryTimeout counts from the record timestamp, which
+	// MetaTimestamp may set in the past; Publish bounds the wait with a
+	// context instead.
 	opts := append([]kgo.Opt{
 		// Idempotence is franz-go's default; RequiredAcks(AllISRAcks) is
 		// what it requires, stated here because correctness depends on it.
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordDeliveryTimeout(timeout),
 		kgo.ProducerLinger(0),
 		kgo.AllowAutoTopicCreation(),
 	}, cfg.ClientOpts()...)
@@ -47,7 +50,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating publisher client: %w", err)
 	}
-	return &Publisher{cl: cl}, nil
+	return &Publisher{cl: cl, timeout: timeout}, nil
 }
 
 // Publish produces msgs to topic, in order, and returns once the broker
@@ -68,7 +71,9 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		}
 		recs[i] = r
 	}
-	if err := p.cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	if err := p.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return fmt.Errorf("publishing to %s: %w", topic, err)
 	}
 	return nil
