@@ -82,8 +82,10 @@ type SubscriberConfig struct {
 	Batch bool
 	// MaxBatchRecords caps the records in one batch message. Default 4096.
 	MaxBatchRecords int
-	// MaxBufferedRecords is how many fetched records a partition may hold
-	// waiting for delivery before its fetching pauses. Default 8192.
+	// MaxBufferedRecords is how many fetched records the partitions of one
+	// subscription may hold waiting for their workers before polling waits.
+	// A partition whose handler holds back (slow, or nacking) can hold back
+	// the others once this many are queued. Default 8192.
 	MaxBufferedRecords int
 	// NackBackoff spaces redeliveries of a nacked message. Default 100ms
 	// doubling to 5s.

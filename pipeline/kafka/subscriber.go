@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -56,6 +57,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		cancel:  cancel,
 		out:     make(chan *message.Message),
 		workers: map[int32]*partitionWorker{},
+		space:   make(chan struct{}, 1),
 	}
 	start := kgo.NewOffset().AtStart()
 	if s.cfg.StartFrom == Latest {
@@ -121,11 +123,16 @@ type subscription struct {
 
 	mu      sync.Mutex
 	workers map[int32]*partitionWorker
+
+	// queued counts records handed to workers and not yet taken by them;
+	// the poll loop waits on space while it is at MaxBufferedRecords.
+	queued atomic.Int64
+	space  chan struct{}
 }
 
 func (s *subscription) run() {
 	defer close(s.out)
-	for {
+	for s.waitForSpace() {
 		// With BlockRebalanceOnPoll no revoke runs between this poll and
 		// AllowRebalance, so records never reach a worker of a partition
 		// that was already revoked.
@@ -161,6 +168,31 @@ func (s *subscription) run() {
 	s.cl.Close()
 }
 
+// waitForSpace blocks while the workers hold MaxBufferedRecords records not
+// yet taken, and reports false once the subscription ends. Holding back the
+// poll, rather than pausing partitions, keeps what franz-go already fetched:
+// a paused partition's buffered records are dropped and fetched again.
+func (s *subscription) waitForSpace() bool {
+	for s.queued.Load() >= int64(s.cfg.MaxBufferedRecords) {
+		select {
+		case <-s.space:
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+	return s.ctx.Err() == nil
+}
+
+// release gives back n buffered records' worth of space.
+func (s *subscription) release(n int) {
+	if s.queued.Add(int64(-n)) < int64(s.cfg.MaxBufferedRecords) {
+		select {
+		case s.space <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // worker returns the partition's worker, starting it on first use. Only the
 // poll loop calls it, so a worker is never created for a revoked partition.
 func (s *subscription) worker(p int32) *partitionWorker {
@@ -184,8 +216,7 @@ func (s *subscription) worker(p int32) *partitionWorker {
 }
 
 // stop ends the workers of partitions ps and waits for them. Records they
-// held unacked are dropped; the partitions are unpaused so that a later
-// owner fetches them again.
+// held unacked are dropped, for the partitions' next owner to fetch again.
 func (s *subscription) stop(ps []int32) {
 	s.mu.Lock()
 	var stopped []*partitionWorker
@@ -199,9 +230,10 @@ func (s *subscription) stop(ps []int32) {
 	s.mu.Unlock()
 	for _, w := range stopped {
 		<-w.done
-	}
-	if len(ps) > 0 {
-		s.cl.ResumeFetchPartitions(map[string][]int32{s.topic: ps})
+		w.mu.Lock()
+		s.release(len(w.queue))
+		w.queue = nil
+		w.mu.Unlock()
 	}
 }
 
@@ -230,20 +262,15 @@ type partitionWorker struct {
 	done      chan struct{}
 	wake      chan struct{}
 
-	mu     sync.Mutex
-	queue  []*kgo.Record
-	paused bool
+	mu    sync.Mutex
+	queue []*kgo.Record
 }
 
-// push queues records and pauses fetching the partition when the queue is
-// full. It never blocks.
+// push queues records for delivery. It never blocks.
 func (w *partitionWorker) push(rs []*kgo.Record) {
+	w.sub.queued.Add(int64(len(rs)))
 	w.mu.Lock()
 	w.queue = append(w.queue, rs...)
-	if !w.paused && len(w.queue) >= w.sub.cfg.MaxBufferedRecords {
-		w.paused = true
-		w.sub.cl.PauseFetchPartitions(map[string][]int32{w.sub.topic: {w.partition}})
-	}
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
@@ -257,14 +284,9 @@ func (w *partitionWorker) take() ([]*kgo.Record, bool) {
 		w.mu.Lock()
 		rs := w.queue
 		w.queue = nil
-		if len(rs) > 0 && w.paused {
-			// Pause and resume both happen under w.mu, so a resume can
-			// never be overtaken by a stale pause.
-			w.paused = false
-			w.sub.cl.ResumeFetchPartitions(map[string][]int32{w.sub.topic: {w.partition}})
-		}
 		w.mu.Unlock()
 		if len(rs) > 0 {
+			w.sub.release(len(rs))
 			return rs, true
 		}
 		select {
