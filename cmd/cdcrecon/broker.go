@@ -30,6 +30,9 @@ a restart.`),
 				return usageError("%v", err)
 			}
 			cfg.Logger = log
+			if cfg.Partitions < 1 {
+				return usageError("--partitions: must be at least 1, got %d", cfg.Partitions)
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageError("%v", err)
 			}
@@ -41,7 +44,7 @@ a restart.`),
 			if cfg.DataDir != "" {
 				where = "data dir " + cfg.DataDir
 			}
-			fmt.Fprintf(g.stdout, "cdcrecon broker listening on %s (%s, %d partitions per new topic)\n", b.Addr(), where, max(cfg.Partitions, 1))
+			fmt.Fprintf(g.stdout, "cdcrecon broker listening on %s (%s, partitions per new topic: %d)\n", b.Addr(), where, max(cfg.Partitions, 1))
 			<-cmd.Context().Done()
 			b.Close()
 			fmt.Fprintln(g.stdout, "cdcrecon broker stopped")

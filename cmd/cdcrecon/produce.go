@@ -36,7 +36,8 @@ A bad line is reported with its file and line number and skipped; the
 command then exits with status 2 after loading the rest.`),
 		Example: examples(`
   cdcrecon produce --brokers 127.0.0.1:9092 examples/dumps/source.jsonl examples/dumps/target.jsonl
-  kcat -b 127.0.0.1:9092 -C -t orders -J -e | cdcrecon produce --brokers 127.0.0.1:9093 -`),
+  # copy a topic read by kcat into a second broker listening on port 9093
+  kcat -b 127.0.0.1:9092 -C -t pg.public.orders -J -e | cdcrecon produce --brokers 127.0.0.1:9093 -`),
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
 			log, err := g.logger()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/dump"
@@ -33,8 +34,9 @@ partition was reached (--exit), or SIGINT. It does not join a consumer group
 and commits nothing.`),
 		Example: examples(`
   cdcrecon tail --brokers 127.0.0.1:9092 --topic pg.public.orders --exit
-  cdcrecon tail --topic cdcrecon.drift --from latest --max 10
-  cdcrecon tail --topic orders --exit > orders.jsonl && cdcrecon produce --brokers 127.0.0.1:9093 orders.jsonl`),
+  cdcrecon tail --topic mysql.shop.orders --from latest --max 10
+  # copy a topic into a second broker listening on port 9093
+  cdcrecon tail --topic pg.public.orders --exit > orders.jsonl && cdcrecon produce --brokers 127.0.0.1:9093 orders.jsonl`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -136,6 +138,9 @@ func endOffsets(ctx context.Context, adm *kadm.Client, topic string, latest bool
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
+	}
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return nil, fmt.Errorf("topic %s does not exist", topic)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("listing end offsets of %s: %w", topic, err)

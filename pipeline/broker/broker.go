@@ -39,7 +39,7 @@ type Config struct {
 // Validate reports a configuration error, naming the field.
 func (c Config) Validate() error {
 	if c.Partitions < 0 {
-		return fmt.Errorf("partitions: must be at least 1, got %d", c.Partitions)
+		return fmt.Errorf("partitions: must not be negative, got %d", c.Partitions)
 	}
 	if c.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Listen); err != nil {

@@ -1,0 +1,39 @@
+# cdcrecon — see README.md. Every target runs on a fresh clone with Go and
+# the module proxy; `make test` is the test command CI runs.
+
+GO        ?= go
+BIN       ?= bin/cdcrecon
+BENCHOUT  ?= bench.txt
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+BENCHSTAT   = golang.org/x/perf/cmd/benchstat@latest
+
+.PHONY: build test fuzz lint bench clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/cdcrecon
+
+# vet, then every test under the race detector in random order. Suites that
+# need kcat or Docker skip with the reason when those are absent.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -shuffle=on -timeout 20m ./...
+
+# A short run of every fuzz target; FUZZTIME=5m for a longer one.
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseLine$$' -fuzztime $(FUZZTIME) ./pipeline/dump
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime $(FUZZTIME) ./pipeline/kafka
+
+lint:
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+# The benchmarks of BENCHMARKS.md, six runs each, summarised by benchstat
+# (medians with their spread).
+bench:
+	$(GO) test -run '^$$' -bench 'BenchmarkConsume' -benchtime 3x -count 6 ./pipeline/kafka | tee $(BENCHOUT)
+	$(GO) run $(BENCHSTAT) $(BENCHOUT)
+
+clean:
+	rm -rf bin $(BENCHOUT)
