@@ -53,6 +53,8 @@ command then exits with status 2 after loading the rest.`),
 				return err
 			}
 			defer p.close()
+			stop := progress(g.stderr, "produced", &p.produced)
+			defer stop()
 			bad := 0
 			for _, name := range files {
 				n, err := p.loadFile(cmd.Context(), g, name)
@@ -64,6 +66,7 @@ command then exits with status 2 after loading the rest.`),
 			if err := p.flush(cmd.Context()); err != nil {
 				return err
 			}
+			stop()
 			fmt.Fprintf(g.stderr, "produced %d records from %d file(s)\n", p.produced.Load(), len(files))
 			if bad > 0 {
 				return &exitError{code: exitFailure, err: fmt.Errorf("%d bad lines were skipped", bad)}
