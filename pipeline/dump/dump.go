@@ -107,15 +107,18 @@ func (r *Reader) Next() (Record, error) {
 }
 
 type line struct {
-	Topic     *string           `json:"topic"`
-	Partition *int32            `json:"partition"`
-	Offset    *int64            `json:"offset"`
-	TSType    string            `json:"tstype"`
-	TS        *int64            `json:"ts"`
-	Broker    json.RawMessage   `json:"broker"`
-	Headers   []json.RawMessage `json:"headers"`
-	Key       json.RawMessage   `json:"key"`
-	Payload   json.RawMessage   `json:"payload"`
+	Topic     *string         `json:"topic"`
+	Partition *int32          `json:"partition"`
+	Offset    *int64          `json:"offset"`
+	TSType    string          `json:"tstype"`
+	TS        *int64          `json:"ts"`
+	Broker    json.RawMessage `json:"broker"`
+	// Written by kcat -s avro; the schema ids stay in the payload bytes.
+	KeySchemaID   json.RawMessage   `json:"key_schema_id"`
+	ValueSchemaID json.RawMessage   `json:"value_schema_id"`
+	Headers       []json.RawMessage `json:"headers"`
+	Key           json.RawMessage   `json:"key"`
+	Payload       json.RawMessage   `json:"payload"`
 }
 
 // ParseLine parses one dump line. The record's byte slices do not alias b.
