@@ -40,13 +40,9 @@ command then exits with status 2 after loading the rest.`),
   kcat -b 127.0.0.1:9092 -C -t pg.public.orders -J -e | cdcrecon produce --brokers 127.0.0.1:9093 -`),
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
-			log, err := g.logger()
+			cc, err := g.clientConfig(brokers)
 			if err != nil {
-				return usageError("%v", err)
-			}
-			cc := kafka.ClientConfig{Brokers: brokers, Logger: log}
-			if err := cc.Validate(); err != nil {
-				return usageError("--%v", err)
+				return err
 			}
 			p, err := newProducer(cc)
 			if err != nil {

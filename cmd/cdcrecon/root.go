@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 )
 
 // globals holds what every subcommand shares.
@@ -22,6 +24,20 @@ func (g *globals) logger() (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level: want debug, info, warn or error, got %q", g.logLevel)
 	}
 	return slog.New(slog.NewJSONHandler(g.stderr, &slog.HandlerOptions{Level: level})), nil
+}
+
+// clientConfig is the Kafka client configuration of the --brokers flag, with
+// the command's logger; its errors are usage errors.
+func (g *globals) clientConfig(brokers []string) (kafka.ClientConfig, error) {
+	log, err := g.logger()
+	if err != nil {
+		return kafka.ClientConfig{}, usageError("%v", err)
+	}
+	cc := kafka.ClientConfig{Brokers: brokers, Logger: log}
+	if err := cc.Validate(); err != nil {
+		return cc, usageError("--%v", err)
+	}
+	return cc, nil
 }
 
 func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {

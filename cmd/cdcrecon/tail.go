@@ -39,13 +39,9 @@ and commits nothing.`),
   cdcrecon tail --topic pg.public.orders --exit > orders.jsonl && cdcrecon produce --brokers 127.0.0.1:9093 orders.jsonl`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger()
+			cc, err := g.clientConfig(brokers)
 			if err != nil {
-				return usageError("%v", err)
-			}
-			cc := kafka.ClientConfig{Brokers: brokers, Logger: log}
-			if err := cc.Validate(); err != nil {
-				return usageError("--%v", err)
+				return err
 			}
 			if topic == "" {
 				return usageError("--topic is required")
