@@ -1,0 +1,141 @@
+package canon
+
+import (
+	"encoding/binary"
+
+	"github.com/zeebo/xxh3"
+)
+
+// Column is one named value of a Row.
+type Column struct {
+	Name  string
+	Value Value
+}
+
+// Row is a canonical row: its compared columns, sorted by canonical name.
+type Row []Column
+
+// Get returns the value of the named column and whether the row has it.
+func (r Row) Get(name string) (Value, bool) {
+	lo, hi := 0, len(r)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if r[m].Name < name {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(r) && r[lo].Name == name {
+		return r[lo].Value, true
+	}
+	return Value{}, false
+}
+
+// Hasher computes digests with a reusable buffer. It is not safe for
+// concurrent use.
+//
+// A value's digest is the 64-bit xxh3 of its encoding (AppendBinary). A
+// row's digest is the xxh3 of, for each included column in name order,
+// the uvarint length of the name, the name and the column's digest as 8
+// big-endian bytes — so a row digest is computed from column digests, and
+// a field-level diff compares column digests without the values.
+type Hasher struct{ buf []byte }
+
+// Value returns the digest of v.
+func (h *Hasher) Value(v Value) uint64 {
+	h.buf = AppendBinary(h.buf[:0], v)
+	return xxh3.Hash(h.buf)
+}
+
+// Columns appends the digest of each column of r to dst and returns it.
+func (h *Hasher) Columns(dst []uint64, r Row) []uint64 {
+	for _, c := range r {
+		dst = append(dst, h.Value(c.Value))
+	}
+	return dst
+}
+
+// Row returns the digest of r from its column digests (parallel to r),
+// leaving out column i when skip is non-nil and skip[i] is true.
+func (h *Hasher) Row(r Row, digests []uint64, skip []bool) uint64 {
+	b := h.buf[:0]
+	for i, c := range r {
+		if skip != nil && skip[i] {
+			continue
+		}
+		b = appendString(b, c.Name)
+		b = binary.BigEndian.AppendUint64(b, digests[i])
+	}
+	h.buf = b
+	return xxh3.Hash(b)
+}
+
+// AppendKey appends the encoding of a canonical key — its values in key
+// column order — to b: a uvarint count, then each value's encoding.
+func AppendKey(b []byte, key []Value) []byte {
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	for _, v := range key {
+		b = AppendBinary(b, v)
+	}
+	return b
+}
+
+// DecodeKey decodes a key written by AppendKey.
+func DecodeKey(b []byte) ([]Value, error) {
+	n, b, err := uvarint(b)
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(len(b)) {
+		return nil, errTruncated
+	}
+	key := make([]Value, n)
+	for i := range key {
+		if key[i], b, err = DecodeBinary(b); err != nil {
+			return nil, err
+		}
+	}
+	if len(b) != 0 {
+		return nil, errTrailing
+	}
+	return key, nil
+}
+
+// AppendRow appends the encoding of r to b: a uvarint column count, then per
+// column the uvarint length of its name, the name and the value's encoding.
+func AppendRow(b []byte, r Row) []byte {
+	b = binary.AppendUvarint(b, uint64(len(r)))
+	for _, c := range r {
+		b = appendString(b, c.Name)
+		b = AppendBinary(b, c.Value)
+	}
+	return b
+}
+
+// DecodeRow decodes a row written by AppendRow.
+func DecodeRow(b []byte) (Row, error) {
+	n, b, err := uvarint(b)
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(len(b))/2 {
+		return nil, errTruncated
+	}
+	r := make(Row, n)
+	for i := range r {
+		if r[i].Name, b, err = str(b); err != nil {
+			return nil, err
+		}
+		if i > 0 && r[i].Name <= r[i-1].Name {
+			return nil, errOrder
+		}
+		if r[i].Value, b, err = DecodeBinary(b); err != nil {
+			return nil, err
+		}
+	}
+	if len(b) != 0 {
+		return nil, errTrailing
+	}
+	return r, nil
+}

@@ -1,0 +1,76 @@
+package canon
+
+import (
+	"strings"
+	"time"
+
+	"golang.org/x/text/cases"
+)
+
+// Truncate returns an Instant or Duration rounded down to a multiple of
+// unit (a positive divisor of one second: time.Second, time.Millisecond,
+// time.Microsecond...). Other values are returned unchanged.
+func Truncate(v Value, unit time.Duration) Value {
+	if unit <= 1 {
+		return v
+	}
+	u := int64(unit)
+	switch v.kind {
+	case Instant:
+		if u >= 1e9 {
+			v.n = 0
+		} else {
+			v.n -= v.n % int32(u)
+		}
+	case Duration:
+		r := v.i % u
+		if r < 0 {
+			r += u
+		}
+		v.i -= r
+	case Array:
+		elems := make([]Value, len(v.elems))
+		for i, e := range v.elems {
+			elems[i] = Truncate(e, unit)
+		}
+		v.elems = elems
+	}
+	return v
+}
+
+// Trim returns a String without leading and trailing white space.
+func Trim(v Value) Value {
+	if v.kind == String {
+		v.s = strings.TrimSpace(v.s)
+	}
+	return v
+}
+
+// Fold returns a String case-folded, so that strings equal under Unicode
+// case folding become one value.
+func Fold(v Value) Value {
+	if v.kind == String {
+		v.s = cases.Fold().String(v.s)
+	}
+	return v
+}
+
+// WithinTolerance reports whether a and b are Numbers at most tol apart.
+// Non-numbers are within tolerance only when Equal.
+func WithinTolerance(a, b Value, tol float64) bool {
+	if Equal(a, b) {
+		return true
+	}
+	x, ok1 := a.Float64()
+	y, ok2 := b.Float64()
+	if !ok1 || !ok2 {
+		return false
+	}
+	d := x - y
+	if d < 0 {
+		d = -d
+	}
+	// A relative epsilon absorbs binary rounding of decimal tolerances:
+	// 0.30 − 0.29 is 0.010000000000000009, within a tolerance of 0.01.
+	return d <= tol*(1+1e-9)
+}
