@@ -202,7 +202,11 @@ func avroEvent(root *node, m map[string]any, ev *Event) error {
 }
 
 func avroImage(n *node, v any) (Row, error) {
-	v = unwrapUnion(v)
+	if m, ok := v.(map[string]any); ok && n != nil && n.union && len(m) == 1 {
+		for _, inner := range m {
+			v = inner
+		}
+	}
 	if v == nil {
 		return nil, nil
 	}
@@ -290,9 +294,13 @@ func avroValue(n *node, v any, depth int) (canon.Value, error) {
 	if depth > maxDepth {
 		return canon.Value{}, errors.New("value nested too deeply")
 	}
-	v = unwrapUnion(v)
 	if n == nil {
 		n = &node{typ: tAny}
+	}
+	if m, ok := v.(map[string]any); ok && n.union && len(m) == 1 {
+		for _, inner := range m {
+			v = inner
+		}
 	}
 	switch x := v.(type) {
 	case nil:

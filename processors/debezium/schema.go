@@ -44,6 +44,9 @@ type node struct {
 	fields []field
 	byName map[string]int
 	items  *node // array items, map values
+	// union marks an Avro union position: goavro wraps its non-null values
+	// as {"type name": value}.
+	union bool
 }
 
 type field struct {
@@ -201,7 +204,7 @@ func (p *avroParser) node(v any, ns string, depth int) (*node, error) {
 				continue
 			}
 			if out != nil {
-				return &node{typ: tAny}, nil // a general union: keep values as decoded
+				return &node{typ: tAny, union: true}, nil // a general union: keep values as decoded
 			}
 			n, err := p.node(b, ns, depth+1)
 			if err != nil {
@@ -210,9 +213,11 @@ func (p *avroParser) node(v any, ns string, depth int) (*node, error) {
 			out = n
 		}
 		if out == nil {
-			return &node{typ: tAny}, nil
+			return &node{typ: tAny, union: true}, nil
 		}
-		return out, nil
+		u := *out // named types are shared: mark a copy
+		u.union = true
+		return &u, nil
 	case map[string]any:
 		return p.complex(s, ns, depth)
 	}
