@@ -338,4 +338,3 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
