@@ -1,0 +1,12 @@
+// Package normalize maps decoded Debezium events onto a configured table's
+// canonical form: which table and side a topic feeds, the canonical key,
+// the canonical row (renamed, filtered, normalised, sorted), whether the
+// row is present (deletes and soft deletes make it absent), the event
+// identity used to drop duplicates, and the digests and field-level
+// comparison of canonical rows.
+//
+// The rules are those of DESIGN.md's reference semantics; see the package
+// tests for each one.
+//
+// Dependencies: canon, config, debezium.
+package normalize
