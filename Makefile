@@ -23,6 +23,9 @@ FUZZTIME ?= 10s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseLine$$' -fuzztime $(FUZZTIME) ./pipeline/dump
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime $(FUZZTIME) ./pipeline/kafka
+	$(GO) test -run '^$$' -fuzz '^FuzzJSONDecoder$$' -fuzztime $(FUZZTIME) ./processors/debezium
+	$(GO) test -run '^$$' -fuzz '^FuzzAvroDecoder$$' -fuzztime $(FUZZTIME) ./processors/debezium
+	$(GO) test -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME) ./processors/canon
 
 lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
