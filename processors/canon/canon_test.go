@@ -145,12 +145,14 @@ func TestRowEncodingGolden(t *testing.T) {
 		t.Errorf("key encoding %s", got)
 	}
 	var h Hasher
-	cols := h.Columns(nil, r)
-	if h.Row(r, cols, nil) != 0xe0ddd1eff7a88584 {
-		t.Errorf("row digest %016x changed", h.Row(r, cols, nil))
+	if got := h.Row(r, nil); got != 0x5303ff4371af3172 {
+		t.Errorf("row digest %016x changed", got)
 	}
-	if h.Row(r, cols, []bool{false, true}) == h.Row(r, cols, nil) {
+	if h.Row(r, []bool{false, true}) == h.Row(r, nil) {
 		t.Error("skipping a column does not change the digest")
+	}
+	if h.Row(r, []bool{false, true}) != h.Row(r[:1], nil) {
+		t.Error("a skipped column still counts")
 	}
 }
 
@@ -197,7 +199,7 @@ func FuzzCanonical(f *testing.F) {
 				t.Fatalf("row re-encoding differs")
 			}
 		}
-		if n, ok := ParseNumber(b); ok && n.s != "NaN" && n.s[len(n.s)-1] != 'f' {
+		if n, ok := ParseNumber(b); ok && n.s != "NaN" && !bytes.HasSuffix([]byte(n.s), []byte("Inf")) {
 			back, ok := ParseNumber(AppendJSON(nil, n))
 			if !ok || !Equal(back, n) {
 				t.Fatalf("number %q displays as %s", b, AppendJSON(nil, n))

@@ -37,9 +37,9 @@ func (r Row) Get(name string) (Value, bool) {
 //
 // A value's digest is the 64-bit xxh3 of its encoding (AppendBinary). A
 // row's digest is the xxh3 of, for each included column in name order,
-// the uvarint length of the name, the name and the column's digest as 8
-// big-endian bytes — so a row digest is computed from column digests, and
-// a field-level diff compares column digests without the values.
+// the uvarint length of the name, the name and the value's encoding: one
+// pass over the row, whatever its width. Column digests serve field-level
+// comparisons of rows kept only as digests.
 type Hasher struct{ buf []byte }
 
 // Value returns the digest of v.
@@ -56,16 +56,16 @@ func (h *Hasher) Columns(dst []uint64, r Row) []uint64 {
 	return dst
 }
 
-// Row returns the digest of r from its column digests (parallel to r),
-// leaving out column i when skip is non-nil and skip[i] is true.
-func (h *Hasher) Row(r Row, digests []uint64, skip []bool) uint64 {
+// Row returns the digest of r, leaving out column i when skip is non-nil
+// and skip[i] is true.
+func (h *Hasher) Row(r Row, skip []bool) uint64 {
 	b := h.buf[:0]
 	for i, c := range r {
 		if skip != nil && skip[i] {
 			continue
 		}
 		b = appendString(b, c.Name)
-		b = binary.BigEndian.AppendUint64(b, digests[i])
+		b = AppendBinary(b, c.Value)
 	}
 	h.buf = b
 	return xxh3.Hash(b)

@@ -31,8 +31,11 @@ func AppendBinary(b []byte, v Value) []byte {
 	case Bool:
 		b = append(b, byte(v.i))
 	case Number:
-		b = binary.AppendVarint(b, v.i)
-		b = appendString(b, v.s)
+		var buf [24]byte
+		d, exp := numberParts(v, buf[:0])
+		b = binary.AppendVarint(b, exp)
+		b = binary.AppendUvarint(b, uint64(len(d)))
+		b = append(b, d...)
 	case String, Bytes, JSON:
 		b = appendString(b, v.s)
 	case Instant:
@@ -41,13 +44,13 @@ func AppendBinary(b []byte, v Value) []byte {
 	case Duration:
 		b = binary.AppendVarint(b, v.i)
 	case Array:
-		b = binary.AppendUvarint(b, uint64(len(v.elems)))
-		for _, e := range v.elems {
+		b = binary.AppendUvarint(b, uint64(len(v.Elems())))
+		for _, e := range v.Elems() {
 			b = AppendBinary(b, e)
 		}
 	case Object:
-		b = binary.AppendUvarint(b, uint64(len(v.fields)))
-		for _, f := range v.fields {
+		b = binary.AppendUvarint(b, uint64(len(v.Fields())))
+		for _, f := range v.Fields() {
 			b = appendString(b, f.Name)
 			b = AppendBinary(b, f.Value)
 		}
@@ -98,14 +101,22 @@ func decodeBinary(b []byte, depth int) (Value, []byte, error) {
 		}
 		v.i, b = int64(b[0]), b[1:]
 	case Number:
-		if v.i, b, err = varint(b); err != nil {
+		var exp int64
+		var d string
+		if exp, b, err = varint(b); err != nil {
 			return Value{}, nil, err
 		}
-		if v.s, b, err = str(b); err != nil {
+		if d, b, err = str(b); err != nil {
 			return Value{}, nil, err
 		}
-		if !validDigits(v.s, v.i) {
-			return Value{}, nil, fmt.Errorf("bad number %q", v.s)
+		if !validDigits(d, exp) {
+			return Value{}, nil, fmt.Errorf("bad number %q", d)
+		}
+		switch d {
+		case "NaN", "+Inf", "-Inf":
+			v.s = d
+		default:
+			v = numberFromDigits([]byte(d), exp)
 		}
 	case String, Bytes, JSON:
 		if v.s, b, err = str(b); err != nil {
@@ -135,12 +146,13 @@ func decodeBinary(b []byte, depth int) (Value, []byte, error) {
 		if n > uint64(len(b)) { // every element takes at least one byte
 			return Value{}, nil, errTruncated
 		}
-		v.elems = make([]Value, n)
-		for i := range v.elems {
-			if v.elems[i], b, err = decodeBinary(b, depth+1); err != nil {
+		elems := make([]Value, n)
+		for i := range elems {
+			if elems[i], b, err = decodeBinary(b, depth+1); err != nil {
 				return Value{}, nil, err
 			}
 		}
+		v.x = &composite{elems: elems}
 	case Object:
 		var n uint64
 		if n, b, err = uvarint(b); err != nil {
@@ -149,18 +161,19 @@ func decodeBinary(b []byte, depth int) (Value, []byte, error) {
 		if n > uint64(len(b))/2 {
 			return Value{}, nil, errTruncated
 		}
-		v.fields = make([]Field, n)
-		for i := range v.fields {
-			if v.fields[i].Name, b, err = str(b); err != nil {
+		fields := make([]Field, n)
+		for i := range fields {
+			if fields[i].Name, b, err = str(b); err != nil {
 				return Value{}, nil, err
 			}
-			if i > 0 && v.fields[i].Name <= v.fields[i-1].Name {
+			if i > 0 && fields[i].Name <= fields[i-1].Name {
 				return Value{}, nil, errOrder
 			}
-			if v.fields[i].Value, b, err = decodeBinary(b, depth+1); err != nil {
+			if fields[i].Value, b, err = decodeBinary(b, depth+1); err != nil {
 				return Value{}, nil, err
 			}
 		}
+		v.x = &composite{fields: fields}
 	case Geometry:
 		if v.i, b, err = varint(b); err != nil {
 			return Value{}, nil, err

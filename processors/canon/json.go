@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/tidwall/gjson"
+	"github.com/valyala/fastjson"
 )
 
 // AppendJSON appends v's display form — what drift records and the
@@ -49,7 +49,7 @@ func AppendJSON(b []byte, v Value) []byte {
 		return append(b, v.s...)
 	case Array:
 		b = append(b, '[')
-		for i, e := range v.elems {
+		for i, e := range v.Elems() {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -58,7 +58,7 @@ func AppendJSON(b []byte, v Value) []byte {
 		return append(b, ']')
 	case Object:
 		b = append(b, '{')
-		for i, f := range v.fields {
+		for i, f := range v.Fields() {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -114,6 +114,8 @@ func appendNumberJSON(b []byte, v Value) []byte {
 	switch v.s {
 	case "NaN", "+Inf", "-Inf":
 		return appendJSONString(b, v.s)
+	case "":
+		return strconv.AppendInt(b, v.i, 10)
 	}
 	d := v.s
 	if d[0] == '-' {
@@ -191,57 +193,65 @@ var ErrInvalidJSON = errors.New("invalid JSON")
 // JSONValue returns the JSON value of text in canonical form: objects with
 // keys sorted (the last of duplicate keys wins), numbers in the canonical
 // number form (1.50 and 1.5e0 are both 1.5), strings re-escaped minimally,
-// no insignificant whitespace.
+// no insignificant whitespace. It is safe for concurrent use.
 func JSONValue(text string) (Value, error) {
-	if !gjson.Valid(text) {
+	p := jsonParsers.Get()
+	defer jsonParsers.Put(p)
+	v, err := p.Parse(text)
+	if err != nil {
 		return Value{}, ErrInvalidJSON
 	}
-	b := appendCanonicalJSON(nil, gjson.Parse(text), 0)
+	b, err := appendCanonicalJSON(nil, v, 0)
+	if err != nil {
+		return Value{}, err
+	}
 	return Value{kind: JSON, s: string(b)}, nil
 }
 
-func appendCanonicalJSON(b []byte, r gjson.Result, depth int) []byte {
-	switch r.Type {
-	case gjson.Null:
-		return append(b, "null"...)
-	case gjson.False:
-		return append(b, "false"...)
-	case gjson.True:
-		return append(b, "true"...)
-	case gjson.Number:
-		n, ok := ParseNumber([]byte(r.Raw))
-		if !ok {
-			return append(b, r.Raw...)
-		}
-		return appendNumberJSON(b, n)
-	case gjson.String:
-		return appendJSONString(b, r.Str)
-	}
+var jsonParsers fastjson.ParserPool
+
+func appendCanonicalJSON(b []byte, v *fastjson.Value, depth int) ([]byte, error) {
 	if depth > maxDepth {
-		return append(b, "null"...)
+		return nil, errors.New("JSON nested too deeply")
 	}
-	if r.IsArray() {
+	switch v.Type() {
+	case fastjson.TypeNull:
+		return append(b, "null"...), nil
+	case fastjson.TypeFalse:
+		return append(b, "false"...), nil
+	case fastjson.TypeTrue:
+		return append(b, "true"...), nil
+	case fastjson.TypeNumber:
+		var tok [64]byte
+		n, ok := ParseNumber(v.MarshalTo(tok[:0]))
+		if !ok {
+			return nil, ErrInvalidJSON
+		}
+		return appendNumberJSON(b, n), nil
+	case fastjson.TypeString:
+		s, _ := v.StringBytes()
+		return appendJSONString(b, string(s)), nil
+	case fastjson.TypeArray:
+		arr, _ := v.Array()
 		b = append(b, '[')
-		i := 0
-		r.ForEach(func(_, e gjson.Result) bool {
+		for i, e := range arr {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			i++
-			b = appendCanonicalJSON(b, e, depth+1)
-			return true
-		})
-		return append(b, ']')
+			var err error
+			if b, err = appendCanonicalJSON(b, e, depth+1); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, ']'), nil
 	}
 	type kv struct {
 		k string
-		v gjson.Result
+		v *fastjson.Value
 	}
-	var kvs []kv
-	r.ForEach(func(k, v gjson.Result) bool {
-		kvs = append(kvs, kv{k.Str, v})
-		return true
-	})
+	o, _ := v.Object()
+	kvs := make([]kv, 0, o.Len())
+	o.Visit(func(k []byte, e *fastjson.Value) { kvs = append(kvs, kv{string(k), e}) })
 	for i := 1; i < len(kvs); i++ { // stable insertion sort
 		for j := i; j > 0 && kvs[j].k < kvs[j-1].k; j-- {
 			kvs[j], kvs[j-1] = kvs[j-1], kvs[j]
@@ -259,7 +269,10 @@ func appendCanonicalJSON(b []byte, r gjson.Result, depth int) []byte {
 		first = false
 		b = appendJSONString(b, e.k)
 		b = append(b, ':')
-		b = appendCanonicalJSON(b, e.v, depth+1)
+		var err error
+		if b, err = appendCanonicalJSON(b, e.v, depth+1); err != nil {
+			return nil, err
+		}
 	}
-	return append(b, '}')
+	return append(b, '}'), nil
 }

@@ -29,11 +29,11 @@ func Truncate(v Value, unit time.Duration) Value {
 		}
 		v.i -= r
 	case Array:
-		elems := make([]Value, len(v.elems))
-		for i, e := range v.elems {
+		elems := make([]Value, len(v.Elems()))
+		for i, e := range v.Elems() {
 			elems[i] = Truncate(e, unit)
 		}
-		v.elems = elems
+		v = ArrayValue(elems)
 	}
 	return v
 }

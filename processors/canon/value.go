@@ -4,7 +4,6 @@ import (
 	"math"
 	"math/big"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -47,21 +46,27 @@ const UnavailablePlaceholder = "__debezium_unavailable_value"
 //
 // Field use by kind:
 //   - Bool: i is 0 or 1.
-//   - Number: s holds the significant digits with a leading '-' when
-//     negative ("0" for zero, or "NaN", "+Inf", "-Inf"); i is the decimal
-//     exponent, so the value is s × 10^i. Digits carry no leading or
-//     trailing zeros, which makes 12.30 and 12.3000 one value.
+//   - Number, one canonical form per value: an integer that fits an int64
+//     is held in i with s empty (no allocation for the common case);
+//     any other number has s holding its significant digits with a
+//     leading '-' when negative (or "NaN", "+Inf", "-Inf") and i its
+//     decimal exponent, the value being s × 10^i. Digits carry no leading
+//     or trailing zeros, which makes 12.30 and 12.3000 one value.
 //   - String, Bytes: s.
 //   - JSON: s holds canonical JSON text (see CanonicalJSON).
 //   - Instant: i seconds and n nanoseconds since the Unix epoch, UTC.
 //   - Duration: i nanoseconds.
-//   - Array: elems. Object: fields, sorted by name.
+//   - Array: x.elems. Object: x.fields, sorted by name.
 //   - Geometry: s holds WKB bytes, i the SRID (-1 when absent).
 type Value struct {
-	kind   Kind
-	n      int32
-	i      int64
-	s      string
+	kind Kind
+	n    int32
+	i    int64
+	s    string
+	x    *composite // Array and Object only: keeps scalar Values small
+}
+
+type composite struct {
 	elems  []Value
 	fields []Field
 }
@@ -126,7 +131,7 @@ func GeometryValue(wkb []byte, srid int64) Value {
 }
 
 // ArrayValue returns an Array holding elems (not copied).
-func ArrayValue(elems []Value) Value { return Value{kind: Array, elems: elems} }
+func ArrayValue(elems []Value) Value { return Value{kind: Array, x: &composite{elems: elems}} }
 
 // ObjectValue returns an Object of fields, which it sorts by name in place.
 // Duplicate names keep the last value.
@@ -139,17 +144,11 @@ func ObjectValue(fields []Field) Value {
 		}
 		out = append(out, f)
 	}
-	return Value{kind: Object, fields: out}
+	return Value{kind: Object, x: &composite{fields: out}}
 }
 
 // IntValue returns the Number n.
-func IntValue(n int64) Value {
-	if n == 0 {
-		return Value{kind: Number, s: "0"}
-	}
-	var buf [24]byte
-	return numberFromDigits(strconv.AppendInt(buf[:0], n, 10), 0)
-}
+func IntValue(n int64) Value { return Value{kind: Number, i: n} }
 
 // FloatValue returns the Number closest to f with the fewest digits that
 // read back as f at the given bit size (32 or 64): a FLOAT column's 1.1
@@ -185,8 +184,8 @@ func DecimalFromBytes(b []byte, scale int32) Value {
 		for _, c := range b {
 			n = n<<8 | int64(c)
 		}
-		if n == 0 {
-			return Value{kind: Number, s: "0"}
+		if scale == 0 {
+			return IntValue(n)
 		}
 		var buf [24]byte
 		return numberFromDigits(strconv.AppendInt(buf[:0], n, 10), -int64(scale))
@@ -202,6 +201,9 @@ func DecimalFromBytes(b []byte, scale int32) Value {
 // leading '+', leading zeros and surrounding spaces ("12.30", "-1e5",
 // " 007 "), and the words NaN, Infinity, +Inf, -Inf.
 func ParseNumber(b []byte) (Value, bool) {
+	if n, ok := plainInt(b); ok {
+		return IntValue(n), true
+	}
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
 	}
@@ -261,7 +263,7 @@ func ParseNumber(b []byte) (Value, bool) {
 		return Value{}, false
 	}
 	if len(d) == 0 {
-		return Value{kind: Number, s: "0"}, true
+		return IntValue(0), true
 	}
 	if neg {
 		d = append(d, 0)
@@ -269,6 +271,30 @@ func ParseNumber(b []byte) (Value, bool) {
 		d[0] = '-'
 	}
 	return numberFromDigits(d, exp), true
+}
+
+// plainInt parses the common case fast: an optional '-' and 1 to 18
+// digits without a leading zero (or a lone 0).
+func plainInt(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	d := b
+	if neg {
+		d = b[1:]
+	}
+	if len(d) == 0 || len(d) > 18 || d[0] == '0' && len(d) > 1 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range d {
+		if c-'0' > 9 {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }
 
 // numberFromDigits builds a Number from an optionally signed digit string
@@ -286,12 +312,58 @@ func numberFromDigits(d []byte, exp int64) Value {
 		exp++
 	}
 	if len(d) == 0 {
-		return Value{kind: Number, s: "0"}
+		return IntValue(0)
+	}
+	if n, ok := smallInt(d, exp, neg); ok {
+		return IntValue(n)
 	}
 	if neg {
 		return Value{kind: Number, s: "-" + string(d), i: exp}
 	}
 	return Value{kind: Number, s: string(d), i: exp}
+}
+
+// smallInt returns digits × 10^exp as an int64 when it is an integer that
+// fits one.
+func smallInt(d []byte, exp int64, neg bool) (int64, bool) {
+	if exp < 0 || int64(len(d))+exp > 19 {
+		return 0, false
+	}
+	var u uint64 // at most 19 digits: below 10^19 < 2^64, no overflow
+	for _, c := range d {
+		u = u*10 + uint64(c-'0')
+	}
+	for ; exp > 0; exp-- {
+		u *= 10
+	}
+	if neg {
+		if u > 1<<63 {
+			return 0, false
+		}
+		return int64(-u), true // two's complement: exact down to MinInt64
+	}
+	if u > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(u), true
+}
+
+// numberParts returns a Number's digits (with sign) and exponent, writing
+// the digits of the integer form into buf.
+func numberParts(v Value, buf []byte) ([]byte, int64) {
+	if v.s != "" {
+		return append(buf, v.s...), v.i
+	}
+	d := strconv.AppendInt(buf, v.i, 10)
+	if v.i == 0 {
+		return d, 0
+	}
+	var exp int64
+	for d[len(d)-1] == '0' {
+		d = d[:len(d)-1]
+		exp++
+	}
+	return d, exp
 }
 
 // Bool returns v's boolean and whether v is a Bool.
@@ -301,16 +373,7 @@ func (v Value) Bool() (bool, bool) { return v.i == 1, v.kind == Bool }
 func (v Value) Str() string { return v.s }
 
 // Int returns v as an int64 when v is a Number holding an integer that fits.
-func (v Value) Int() (int64, bool) {
-	if v.kind != Number || v.i < 0 || v.i > 18 || v.s == "NaN" || v.s[0] == '+' {
-		return 0, false
-	}
-	if v.s == "0" {
-		return 0, true
-	}
-	n, err := strconv.ParseInt(v.s+strings.Repeat("0", int(v.i)), 10, 64)
-	return n, err == nil
-}
+func (v Value) Int() (int64, bool) { return v.i, v.kind == Number && v.s == "" }
 
 // Float64 returns a Number as the nearest float64.
 func (v Value) Float64() (float64, bool) {
@@ -318,6 +381,8 @@ func (v Value) Float64() (float64, bool) {
 		return 0, false
 	}
 	switch v.s {
+	case "":
+		return float64(v.i), true
 	case "NaN":
 		return math.NaN(), true
 	case "+Inf":
@@ -338,28 +403,42 @@ func (v Value) Time() (time.Time, bool) {
 func (v Value) Nanos() (int64, bool) { return v.i, v.kind == Duration }
 
 // Elems returns an Array's elements; the caller must not modify them.
-func (v Value) Elems() []Value { return v.elems }
+func (v Value) Elems() []Value {
+	if v.x == nil {
+		return nil
+	}
+	return v.x.elems
+}
 
 // Fields returns an Object's fields sorted by name; the caller must not
 // modify them.
-func (v Value) Fields() []Field { return v.fields }
+func (v Value) Fields() []Field {
+	if v.x == nil {
+		return nil
+	}
+	return v.x.fields
+}
 
 // SRID returns a Geometry's SRID (-1 when absent).
 func (v Value) SRID() int64 { return v.i }
 
 // Equal reports whether a and b are the same canonical value.
 func Equal(a, b Value) bool {
-	if a.kind != b.kind || a.i != b.i || a.n != b.n || a.s != b.s ||
-		len(a.elems) != len(b.elems) || len(a.fields) != len(b.fields) {
+	if a.kind != b.kind || a.i != b.i || a.n != b.n || a.s != b.s {
 		return false
 	}
-	for i := range a.elems {
-		if !Equal(a.elems[i], b.elems[i]) {
+	ae, be := a.Elems(), b.Elems()
+	af, bf := a.Fields(), b.Fields()
+	if len(ae) != len(be) || len(af) != len(bf) {
+		return false
+	}
+	for i := range ae {
+		if !Equal(ae[i], be[i]) {
 			return false
 		}
 	}
-	for i := range a.fields {
-		if a.fields[i].Name != b.fields[i].Name || !Equal(a.fields[i].Value, b.fields[i].Value) {
+	for i := range af {
+		if af[i].Name != bf[i].Name || !Equal(af[i].Value, bf[i].Value) {
 			return false
 		}
 	}

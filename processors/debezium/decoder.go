@@ -26,6 +26,12 @@ type Config struct {
 type Decoder struct {
 	cfg     Config
 	schemas map[string]*node
+	// last is the last compactly written schema, for the fast path.
+	last struct {
+		raw  []byte
+		node *node
+	}
+	ctx jsonCtx
 }
 
 // NewDecoder returns a Decoder.

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/tidwall/gjson"
-
 	"github.com/cdcrecon/cdcrecon/processors/canon"
 )
 
@@ -18,55 +16,171 @@ import (
 // stack.
 const maxDepth = 64
 
-var errNotJSON = errors.New("not valid JSON")
+// envelopePrefix starts every JsonConverter message with schemas enabled.
+const envelopePrefix = `{"schema":`
 
-// splitEnvelope finds a JsonConverter envelope {"schema": S, "payload": P}.
-// It returns the raw schema and payload and ok true, or ok false when b is
-// not such an envelope (a schemaless message). The envelope's schema is not
-// validated here: the caller looks it up by its bytes first.
-func splitEnvelope(b []byte) (schema, payload []byte, ok bool) {
-	s := unsafe.String(unsafe.SliceData(b), len(b))
-	top := gjson.Parse(s)
-	if !top.IsObject() {
-		return nil, nil, false
-	}
-	var sch, pay gjson.Result
-	n, end := 0, 0
-	top.ForEach(func(k, v gjson.Result) bool {
-		n++
-		switch k.Str {
-		case "schema":
-			sch = v
-		case "payload":
-			pay = v
-		default:
-			return false
-		}
-		if e := v.Index + len(v.Raw); e > end {
-			end = e
-		}
-		return true
-	})
-	if n != 2 || !sch.Exists() || !pay.Exists() || sch.Index <= 0 || pay.Index <= 0 {
-		return nil, nil, false
-	}
-	if rest := bytes.TrimSpace(b[end:]); len(rest) != 1 || rest[0] != '}' {
-		return nil, nil, false
-	}
-	return b[sch.Index : sch.Index+len(sch.Raw)], b[pay.Index : pay.Index+len(pay.Raw)], true
+// jsonCtx is the state of decoding one JSON message. The strings it
+// produces are copied into one arena, so an event costs one allocation for
+// all its text and does not reference the message's buffer.
+type jsonCtx struct {
+	d     *Decoder
+	s     scanner
+	arena []byte
+	// env is set when the payload sits in a {"schema","payload"} envelope
+	// whose closing brace is still to be read; resume, when positive, is
+	// where scanning continues after a payload that preceded its schema.
+	env    bool
+	resume int
+	tmp    [64]byte
 }
 
-// schemaFor returns the parsed node of a raw JsonConverter schema, from the
+func (d *Decoder) newCtx(b []byte) *jsonCtx {
+	d.ctx = jsonCtx{d: d, s: scanner{b: b}, arena: make([]byte, 0, len(b))}
+	return &d.ctx
+}
+
+// str copies b into the arena and returns it as a string that stays valid
+// for as long as the event lives.
+func (c *jsonCtx) str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(c.arena)+len(b) > cap(c.arena) { // cannot happen: text is never longer than its message
+		return string(b)
+	}
+	start := len(c.arena)
+	c.arena = append(c.arena, b...)
+	return unsafe.String(&c.arena[start], len(b))
+}
+
+// text returns a string's contents, unescaped, in the arena.
+func (c *jsonCtx) text(raw []byte, escaped bool) string {
+	if !escaped {
+		return c.str(raw)
+	}
+	start := len(c.arena)
+	if len(c.arena)+len(raw) > cap(c.arena) {
+		return string(appendUnescaped(nil, raw))
+	}
+	c.arena = appendUnescaped(c.arena, raw)
+	if len(c.arena) == start {
+		return ""
+	}
+	return unsafe.String(&c.arena[start], len(c.arena)-start)
+}
+
+// keyBytes returns a key's contents, unescaped into a scratch buffer when
+// needed; valid until the next call.
+func (c *jsonCtx) keyBytes(raw []byte, escaped bool) []byte {
+	if !escaped {
+		return raw
+	}
+	return appendUnescaped(c.tmp[:0], raw)
+}
+
+// open positions the scanner at the payload and returns its schema node
+// (nil when schemaless). A JsonConverter envelope whose schema is byte for
+// byte the last one seen is recognised without reading the schema.
+func (c *jsonCtx) open() (*node, error) {
+	d, b, s := c.d, c.s.b, &c.s
+	if last := d.last.raw; last != nil && len(b) > len(envelopePrefix)+len(last) &&
+		bytes.HasPrefix(b, []byte(envelopePrefix)) && bytes.HasPrefix(b[len(envelopePrefix):], last) {
+		i := len(envelopePrefix) + len(last)
+		if rest, ok := bytes.CutPrefix(b[i:], []byte(`,"payload":`)); ok {
+			s.i, c.env = len(b)-len(rest), true
+			return d.last.node, nil
+		}
+	}
+	if s.peek() != kObject {
+		return nil, nil
+	}
+	raw, esc, ok := s.key(true)
+	if !ok || esc {
+		s.i, s.err = 0, nil
+		return nil, nil
+	}
+	switch string(raw) {
+	case "schema":
+		start := s.ws2()
+		s.skip(0)
+		schemaRaw := b[start:s.i]
+		if k, _, ok := s.key(false); !ok || string(k) != "payload" {
+			if s.err != nil {
+				return nil, s.err
+			}
+			s.i, s.err = 0, nil // an object whose first column is named schema
+			return nil, nil
+		}
+		n, err := d.schemaFor(schemaRaw)
+		if err != nil {
+			return nil, err
+		}
+		c.env = true
+		if start == len(envelopePrefix) {
+			d.last.raw, d.last.node = bytes.Clone(schemaRaw), n
+		}
+		return n, nil
+	case "payload":
+		payloadAt := s.ws2()
+		s.skip(0)
+		k, _, ok := s.key(false)
+		if !ok || string(k) != "schema" {
+			if s.err != nil {
+				return nil, s.err
+			}
+			s.i, s.err = 0, nil
+			return nil, nil
+		}
+		start := s.ws2()
+		s.skip(0)
+		schemaRaw := b[start:s.i]
+		if _, _, more := s.key(false); more || s.err != nil {
+			if s.err != nil {
+				return nil, s.err
+			}
+			s.i, s.err = 0, nil
+			return nil, nil
+		}
+		n, err := d.schemaFor(schemaRaw)
+		if err != nil {
+			return nil, err
+		}
+		c.resume, s.i = s.i, payloadAt
+		return n, nil
+	}
+	s.i, s.err = 0, nil
+	return nil, nil
+}
+
+// ws2 skips white space and returns the position.
+func (s *scanner) ws2() int {
+	s.ws()
+	return s.i
+}
+
+// close reads what follows the payload and checks nothing else does.
+func (c *jsonCtx) close() error {
+	s := &c.s
+	switch {
+	case c.resume > 0:
+		s.i = c.resume
+	case c.env:
+		if _, _, ok := s.key(false); ok {
+			s.fail("unexpected key after payload")
+		}
+	}
+	s.end()
+	return s.err
+}
+
+// schemaFor returns the parsed node of a JsonConverter schema, from the
 // cache when these exact bytes were seen before.
 func (d *Decoder) schemaFor(raw []byte) (*node, error) {
 	if n, ok := d.schemas[string(raw)]; ok {
 		return n, nil
 	}
-	if !gjson.ValidBytes(raw) {
-		return nil, errNotJSON
-	}
 	var n *node
-	if !bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+	if string(raw) != "null" {
 		var err error
 		if n, err = parseConnectSchema(raw); err != nil {
 			return nil, atField("schema", err)
@@ -79,46 +193,31 @@ func (d *Decoder) schemaFor(raw []byte) (*node, error) {
 	return n, nil
 }
 
-// parseJSON returns the message's payload as a parsed gjson value over a
-// private copy, and its schema node (nil when schemaless).
-func (d *Decoder) parseJSON(b []byte) (gjson.Result, *node, error) {
-	schemaRaw, payloadRaw, env := splitEnvelope(b)
-	if !env {
-		if !gjson.ValidBytes(b) {
-			return gjson.Result{}, nil, errNotJSON
-		}
-		return gjson.Parse(string(b)), nil, nil
-	}
-	n, err := d.schemaFor(schemaRaw)
-	if err != nil {
-		return gjson.Result{}, nil, err
-	}
-	if !gjson.ValidBytes(payloadRaw) {
-		return gjson.Result{}, nil, errNotJSON
-	}
-	return gjson.Parse(string(payloadRaw)), n, nil
-}
-
 func (d *Decoder) decodeJSONKey(b []byte, mongo bool) (Row, error) {
-	p, n, err := d.parseJSON(b)
+	c := d.newCtx(b)
+	n, err := c.open()
 	if err != nil {
 		return nil, malformed("key", err)
 	}
-	if p.Type == gjson.Null {
-		return nil, nil
-	}
-	if !p.IsObject() {
+	var row Row
+	switch c.s.peek() {
+	case kNull:
+		c.s.literal("null")
+	case kObject:
+		if row, err = c.row(n, 2); err != nil {
+			return nil, malformed("key", err)
+		}
+	default:
 		return nil, malformed("key", errors.New("not a JSON object"))
 	}
-	row, err := jsonRow(n, p)
-	if err != nil {
+	if err := c.close(); err != nil {
 		return nil, malformed("key", err)
 	}
 	if mongo {
 		// A MongoDB key holds the document id as extended JSON text.
-		for i, c := range row {
-			if c.Value.Kind() == canon.String {
-				if v, err := mongoValue(c.Value.Str()); err == nil {
+		for i, col := range row {
+			if col.Value.Kind() == canon.String {
+				if v, err := mongoValue(col.Value.Str()); err == nil {
 					row[i].Value = v
 				}
 			}
@@ -127,335 +226,501 @@ func (d *Decoder) decodeJSONKey(b []byte, mongo bool) (Row, error) {
 	return row, nil
 }
 
-// jsonFields is what one pass over a payload object collects.
-type jsonFields struct {
-	op, before, after, source, tsMs, status, id gjson.Result
-	shape                                       shape
-}
-
 func (d *Decoder) decodeJSONValue(b []byte, ev *Event) error {
-	p, n, err := d.parseJSON(b)
+	c := d.newCtx(b)
+	n, err := c.open()
+	if err == nil {
+		err = c.payload(n, ev)
+	}
+	if err == nil {
+		err = c.close()
+	}
 	if err != nil {
-		return malformed("value", err)
-	}
-	if p.Type == gjson.Null {
-		ev.Kind = Tombstone // the legacy {"schema":null,"payload":null}
-		return nil
-	}
-	if !p.IsObject() {
-		return malformed("value", errors.New("not a JSON object"))
-	}
-	var f jsonFields
-	p.ForEach(func(k, v gjson.Result) bool {
-		f.shape.see(k.Str)
-		switch k.Str {
-		case "op":
-			f.op = v
-		case "before":
-			f.before = v
-		case "after":
-			f.after = v
-		case "source":
-			f.source = v
-		case "ts_ms":
-			f.tsMs = v
-		case "status":
-			f.status = v
-		case "id":
-			f.id = v
-		}
-		return true
-	})
-	f.shape.heartbeatSchema = n != nil && strings.HasSuffix(n.name, "Heartbeat")
-	if err := d.jsonEvent(n, p, &f, ev); err != nil {
+		*ev = Event{}
 		return malformed("value", err)
 	}
 	return nil
 }
 
-func (d *Decoder) jsonEvent(n *node, p gjson.Result, f *jsonFields, ev *Event) error {
-	envMs := f.tsMs.Int()
+// envFields is what one pass over a payload object collects.
+type envFields struct {
+	shape         shape
+	op            string
+	tsMs          int64
+	status, id    string
+	sb            sourceBlock
+	before, after Row
+	docImages     bool // an image was a string: MongoDB's extended JSON
+}
+
+// payload decodes the payload at the scanner.
+func (c *jsonCtx) payload(n *node, ev *Event) error {
+	s := &c.s
+	start := s.ws2()
+	switch s.peek() {
+	case kNull:
+		s.literal("null")
+		ev.Kind = Tombstone // the legacy {"schema":null,"payload":null}
+		return s.err
+	case kObject:
+	default:
+		return errors.New("not a JSON object")
+	}
+	var f envFields
+	for first := true; ; first = false {
+		raw, esc, ok := s.key(first)
+		if !ok {
+			break
+		}
+		key := c.keyBytes(raw, esc)
+		f.shape.see(string(key))
+		var err error
+		switch string(key) {
+		case "op":
+			if s.peek() == kString {
+				r, e := s.str()
+				f.op = c.text(r, e)
+			} else {
+				s.skip(0)
+			}
+		case "before":
+			f.before, err = c.image(n.field("before"), &f.docImages)
+			err = atFieldIf("before", err)
+		case "after":
+			f.after, err = c.image(n.field("after"), &f.docImages)
+			err = atFieldIf("after", err)
+		case "source":
+			err = atFieldIf("source", c.source(&f.sb))
+		case "ts_ms":
+			f.tsMs = c.int64()
+		case "status":
+			f.status = c.scalarText()
+		case "id":
+			f.id = c.scalarText()
+		default:
+			s.skip(0)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if s.err != nil {
+		return s.err
+	}
+	f.shape.heartbeatSchema = n != nil && strings.HasSuffix(n.name, "Heartbeat")
 	switch f.shape.kind() {
 	case Change:
-		return d.jsonEnvelope(n, f, ev)
+		ev.Source, ev.Time = f.sb.source(), f.sb.time(f.tsMs)
+		if f.op == "m" {
+			ev.Kind = Message
+			return nil
+		}
+		if len(f.op) != 1 || !strings.Contains("cudrt", f.op) {
+			return atField("op", fmt.Errorf("unknown operation %q", f.op))
+		}
+		ev.Kind, ev.Op = Change, Op(f.op[0])
+		ev.Before, ev.After = f.before, f.after
+		if f.docImages && ev.Source.Connector != "mongodb" {
+			return errors.New("row is a string, not an object")
+		}
+		return checkImages(ev)
 	case Transaction:
-		ev.Kind = Transaction
-		ev.TxStatus, ev.TxID = f.status.String(), f.id.String()
+		ev.Kind, ev.Time = Transaction, f.tsMs
+		ev.TxStatus, ev.TxID = f.status, f.id
 		if ev.TxStatus != "BEGIN" && ev.TxStatus != "END" {
 			return atField("status", fmt.Errorf("unknown transaction status %q", ev.TxStatus))
 		}
-		ev.Time = envMs
 		return nil
 	case SchemaChange:
-		ev.Kind = SchemaChange
-		var sb sourceBlock
-		if err := jsonSource(f.source, &sb); err != nil {
-			return atField("source", err)
-		}
-		ev.Source = sb.source()
-		ev.Time = sb.time(envMs)
+		ev.Kind, ev.Source, ev.Time = SchemaChange, f.sb.source(), f.sb.time(f.tsMs)
 		return nil
 	case Heartbeat:
-		ev.Kind = Heartbeat
-		ev.Time = envMs
+		ev.Kind, ev.Time = Heartbeat, f.tsMs
 		return nil
 	}
 	if f.shape.badEnvelope() {
 		return atField("op", errors.New("envelope without source, before or after"))
 	}
-	return d.jsonUnwrapped(n, p, ev)
+	// An ExtractNewRecordState row: read the payload again as a row.
+	end := s.i
+	s.i = start
+	if err := c.unwrapped(n, ev); err != nil {
+		return err
+	}
+	s.i = end
+	return nil
 }
 
-func (d *Decoder) jsonEnvelope(n *node, f *jsonFields, ev *Event) error {
-	op := f.op.String()
-	var sb sourceBlock
-	if err := jsonSource(f.source, &sb); err != nil {
-		return atField("source", err)
-	}
-	ev.Source = sb.source()
-	ev.Time = sb.time(f.tsMs.Int())
-	if op == "m" {
-		ev.Kind = Message
+func atFieldIf(name string, err error) error {
+	if err == nil {
 		return nil
 	}
-	if len(op) != 1 || !strings.Contains("cudrt", op) {
-		return atField("op", fmt.Errorf("unknown operation %q", op))
-	}
-	ev.Kind, ev.Op = Change, Op(op[0])
-	mongo := ev.Source.Connector == "mongodb"
-	var err error
-	if ev.Before, err = jsonImage(n.field("before"), f.before, mongo); err != nil {
-		return atField("before", err)
-	}
-	if ev.After, err = jsonImage(n.field("after"), f.after, mongo); err != nil {
-		return atField("after", err)
-	}
-	return checkImages(ev)
+	return atField(name, err)
 }
 
 // checkImages enforces what each operation needs.
 func checkImages(ev *Event) error {
 	switch ev.Op {
-	case Create, Read:
+	case Create, Read, Update:
 		if ev.After == nil {
 			return fmt.Errorf("op %q without after", string(ev.Op))
-		}
-	case Update:
-		if ev.After == nil {
-			return errors.New(`op "u" without after`)
 		}
 	}
 	return nil
 }
 
-// jsonImage decodes a before or after image; MongoDB images are documents
-// in extended JSON text.
-func jsonImage(n *node, r gjson.Result, mongo bool) (Row, error) {
-	if !r.Exists() || r.Type == gjson.Null {
-		return nil, nil
+// image decodes a before or after image: an object, null, or (MongoDB) a
+// document in extended JSON text.
+func (c *jsonCtx) image(n *node, doc *bool) (Row, error) {
+	s := &c.s
+	switch s.peek() {
+	case kNull:
+		s.literal("null")
+		return nil, s.err
+	case kObject:
+		return c.row(n, 16)
+	case kString:
+		*doc = true
+		raw, esc := s.str()
+		if s.err != nil {
+			return nil, s.err
+		}
+		if esc {
+			raw = appendUnescaped(nil, raw)
+		}
+		return mongoDocument(string(raw))
 	}
-	if r.Type == gjson.String && mongo {
-		return mongoDocument(r.Str)
-	}
-	if !r.IsObject() {
-		return nil, errors.New("row is not an object")
-	}
-	return jsonRow(n, r)
+	s.skip(0)
+	return nil, errors.New("row is not an object")
 }
 
-// jsonUnwrapped decodes an ExtractNewRecordState row: the row's columns
-// plus "__"-prefixed metadata fields.
-func (d *Decoder) jsonUnwrapped(n *node, p gjson.Result, ev *Event) error {
+func (c *jsonCtx) int64() int64 {
+	s := &c.s
+	if s.peek() != kNumber {
+		s.skip(0)
+		return 0
+	}
+	n, _ := strconv.ParseInt(unsafeString(s.number()), 10, 64)
+	return n
+}
+
+// scalarText reads a string, number or boolean as text ("" for null).
+func (c *jsonCtx) scalarText() string {
+	s := &c.s
+	switch s.peek() {
+	case kString:
+		return c.text(s.str())
+	case kNumber:
+		return c.str(s.number())
+	case kTrue:
+		s.literal("true")
+		return "true"
+	case kFalse:
+		s.literal("false")
+		return "false"
+	}
+	s.skip(0)
+	return ""
+}
+
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// unwrapped decodes an ExtractNewRecordState row: the row's columns plus
+// "__"-prefixed metadata fields.
+func (c *jsonCtx) unwrapped(n *node, ev *Event) error {
+	s := &c.s
 	ev.Kind, ev.Op, ev.Unwrapped = Change, Update, true
 	var sb sourceBlock
-	var row Row
-	var deleted bool
+	row := make(Row, 0, 16)
+	var deleted, any bool
 	var envMs int64
-	var ferr error
-	p.ForEach(func(k, v gjson.Result) bool {
-		name := k.Str
-		if meta, ok := strings.CutPrefix(name, "__"); ok {
-			text := v.String()
-			switch meta = strings.TrimPrefix(meta, "source_"); meta {
+	for first := true; ; first = false {
+		raw, esc, ok := s.key(first)
+		if !ok {
+			break
+		}
+		any = true
+		key := c.keyBytes(raw, esc)
+		if meta, ok := bytes.CutPrefix(key, []byte("__")); ok {
+			m := strings.TrimPrefix(string(meta), "source_")
+			text := c.scalarText()
+			switch m {
 			case "op":
 				if len(text) != 1 || !strings.Contains("cudrt", text) {
-					ferr = atField(name, fmt.Errorf("unknown operation %q", text))
-					return false
+					return atField(string(key), fmt.Errorf("unknown operation %q", text))
 				}
 				ev.Op = Op(text[0])
 			case "deleted":
 				deleted = text == "true"
 			case "ts_ms":
-				envMs = v.Int()
+				envMs, _ = strconv.ParseInt(text, 10, 64)
 			default:
-				if v.Type != gjson.Null {
-					sb.set(meta, text)
+				if text != "" {
+					sb.set(m, text)
 				}
 			}
-			return true
+			continue
 		}
-		val, err := jsonValue(n.field(name), v, 0)
+		name := c.str(key)
+		val, err := c.value(n.field(name), 0)
 		if err != nil {
-			ferr = atField(name, err)
-			return false
+			return atField(name, err)
 		}
 		row = append(row, canon.Column{Name: name, Value: val})
-		return true
-	})
-	if ferr != nil {
-		return ferr
 	}
-	ev.Source = sb.source()
-	ev.Time = sb.time(envMs)
+	if s.err != nil {
+		return s.err
+	}
+	if !any {
+		return errors.New("empty object is not a Debezium message")
+	}
+	ev.Source, ev.Time = sb.source(), sb.time(envMs)
 	if deleted || ev.Op == Delete {
 		ev.Op, ev.Before = Delete, row
-		return nil
+	} else {
+		ev.After = row
 	}
-	ev.After = row
 	return nil
 }
 
-func jsonSource(r gjson.Result, sb *sourceBlock) error {
-	if !r.Exists() || r.Type == gjson.Null {
-		return nil
-	}
-	if !r.IsObject() {
+// source reads a source block.
+func (c *jsonCtx) source(sb *sourceBlock) error {
+	s := &c.s
+	switch s.peek() {
+	case kNull:
+		s.literal("null")
+		return s.err
+	case kObject:
+	default:
+		s.skip(0)
 		return errors.New("not an object")
 	}
-	r.ForEach(func(k, v gjson.Result) bool {
-		if v.Type != gjson.Null {
-			sb.set(k.Str, v.String())
+	for first := true; ; first = false {
+		raw, esc, ok := s.key(first)
+		if !ok {
+			break
 		}
-		return true
-	})
-	return nil
+		key := c.keyBytes(raw, esc)
+		switch string(key) {
+		case "ts_ms":
+			sb.tsMs = c.int64()
+		case "ts_sec":
+			sb.tsSec = c.int64()
+		case "snapshot":
+			switch s.peek() {
+			case kTrue:
+				s.literal("true")
+				sb.snapshot = true
+			case kString:
+				r, _ := s.str()
+				sb.snapshot = len(r) > 0 && string(r) != "false"
+			default:
+				s.skip(0)
+			}
+		case "connector", "db", "schema", "table", "collection", "lsn", "txId", "sequence",
+			"file", "pos", "row", "gtid", "change_lsn", "commit_lsn", "event_serial_no",
+			"ord", "scn", "commit_scn", "rs_id", "ssn":
+			if t := s.peek(); t == kNull {
+				s.literal("null")
+			} else {
+				sb.set(string(key), c.scalarText())
+			}
+		default:
+			s.skip(0)
+		}
+	}
+	return s.err
 }
 
-// jsonRow decodes an object into a row, converting each field by the
-// struct schema n (nil: schemaless).
-func jsonRow(n *node, r gjson.Result) (Row, error) {
-	row := make(Row, 0, 16)
-	var ferr error
-	r.ForEach(func(k, v gjson.Result) bool {
-		val, err := jsonValue(n.field(k.Str), v, 0)
+// row decodes an object into a row, converting each field by the struct
+// schema n (nil: schemaless).
+func (c *jsonCtx) row(n *node, capHint int) (Row, error) {
+	s := &c.s
+	row := make(Row, 0, capHint)
+	for first := true; ; first = false {
+		raw, esc, ok := s.key(first)
+		if !ok {
+			break
+		}
+		name := c.text(raw, esc)
+		val, err := c.value(n.field(name), 0)
 		if err != nil {
-			ferr = atField(k.Str, err)
-			return false
+			return nil, atField(name, err)
 		}
-		row = append(row, canon.Column{Name: k.Str, Value: val})
-		return true
-	})
-	return row, ferr
+		row = append(row, canon.Column{Name: name, Value: val})
+	}
+	return row, s.err
 }
 
-// jsonValue converts one JSON value by its schema node (nil: schemaless).
-func jsonValue(n *node, r gjson.Result, depth int) (canon.Value, error) {
-	if r.Type == gjson.Null {
-		return canon.Value{}, nil
+func kindName(t tok) string {
+	switch t {
+	case kObject:
+		return "object"
+	case kArray:
+		return "array"
+	case kString:
+		return "string"
+	case kNumber:
+		return "number"
+	case kTrue, kFalse:
+		return "boolean"
+	case kNull:
+		return "null"
+	}
+	return "invalid"
+}
+
+func wrongType(n *node, t tok) error {
+	return fmt.Errorf("%s value where the schema says %s", kindName(t), typeName(n.typ))
+}
+
+func typeName(t ctype) string {
+	for name, v := range ctypes {
+		if v == t && name != "float" && name != "double" {
+			return name
+		}
+	}
+	return "any"
+}
+
+// value converts the JSON value at the scanner by its schema node (nil:
+// schemaless).
+func (c *jsonCtx) value(n *node, depth int) (canon.Value, error) {
+	s := &c.s
+	t := s.peek()
+	if t == kNull {
+		s.literal("null")
+		return canon.Value{}, s.err
 	}
 	if depth > maxDepth {
 		return canon.Value{}, errors.New("value nested too deeply")
 	}
 	if n == nil || n.typ == tAny {
-		return schemalessValue(r, depth)
+		return c.schemaless(t, depth)
+	}
+	if t == kBad || t == kEnd {
+		s.skip(0)
+		return canon.Value{}, s.err
 	}
 	switch n.typ {
 	case tInt8, tInt16, tInt32, tInt64:
-		if r.Type != gjson.Number {
-			return canon.Value{}, wrongType(n, r)
+		if t != kNumber {
+			s.skip(0)
+			return canon.Value{}, wrongType(n, t)
 		}
-		x, err := strconv.ParseInt(r.Raw, 10, 64)
+		raw := s.number()
+		x, err := strconv.ParseInt(unsafeString(raw), 10, 64)
 		if err != nil {
 			if n.name == "" { // e.g. BIGINT UNSIGNED beyond int64: keep the digits
-				if v, ok := canon.ParseNumber([]byte(r.Raw)); ok {
-					return v, nil
+				if num, ok := canon.ParseNumber(raw); ok {
+					return num, nil
 				}
 			}
-			return canon.Value{}, fmt.Errorf("bad integer %s", r.Raw)
+			return canon.Value{}, fmt.Errorf("bad integer %s", raw)
 		}
 		return fromInt(n, x)
 	case tFloat32, tFloat64:
-		if r.Type != gjson.Number {
-			return canon.Value{}, wrongType(n, r)
+		if t != kNumber {
+			s.skip(0)
+			return canon.Value{}, wrongType(n, t)
 		}
-		f, err := strconv.ParseFloat(r.Raw, 64)
+		raw := s.number()
+		f, err := strconv.ParseFloat(unsafeString(raw), 64)
 		if err != nil {
-			return canon.Value{}, fmt.Errorf("bad number %s", r.Raw)
+			return canon.Value{}, fmt.Errorf("bad number %s", raw)
 		}
 		return fromFloat(n, f), nil
 	case tBool:
-		if r.Type != gjson.True && r.Type != gjson.False {
-			return canon.Value{}, wrongType(n, r)
+		if t != kTrue && t != kFalse {
+			s.skip(0)
+			return canon.Value{}, wrongType(n, t)
 		}
-		return canon.BoolValue(r.Type == gjson.True), nil
+		if t == kTrue {
+			s.literal("true")
+		} else {
+			s.literal("false")
+		}
+		return canon.BoolValue(t == kTrue), s.err
 	case tString:
-		if r.Type != gjson.String {
-			return canon.Value{}, wrongType(n, r)
+		if t != kString {
+			s.skip(0)
+			return canon.Value{}, wrongType(n, t)
 		}
-		return fromString(n, r.Str)
+		return fromString(n, c.text(s.str()))
 	case tBytes:
-		if r.Type == gjson.Number && n.name == nameDecimal { // decimal.format=NUMERIC
-			if v, ok := canon.ParseNumber([]byte(r.Raw)); ok {
-				return v, nil
+		if t == kNumber && n.name == nameDecimal { // decimal.format=NUMERIC
+			if num, ok := canon.ParseNumber(s.number()); ok {
+				return num, nil
 			}
+			return canon.Value{}, errors.New("bad decimal")
 		}
-		if r.Type != gjson.String {
-			return canon.Value{}, wrongType(n, r)
+		if t != kString {
+			s.skip(0)
+			return canon.Value{}, wrongType(n, t)
 		}
-		b, err := base64.StdEncoding.DecodeString(r.Str)
+		raw, esc := s.str()
+		if esc {
+			raw = appendUnescaped(nil, raw)
+		}
+		b := make([]byte, base64.StdEncoding.DecodedLen(len(raw)))
+		k, err := base64.StdEncoding.Decode(b, raw)
 		if err != nil {
 			return canon.Value{}, errors.New("bytes not in base64")
 		}
-		return fromBytes(n, b)
+		return fromBytes(n, b[:k])
 	case tArray:
-		if !r.IsArray() {
-			return canon.Value{}, wrongType(n, r)
+		if t != kArray {
+			s.skip(0)
+			return canon.Value{}, wrongType(n, t)
 		}
 		var elems []canon.Value
-		var ferr error
-		i := 0
-		r.ForEach(func(_, e gjson.Result) bool {
-			v, err := jsonValue(n.items, e, depth+1)
+		for first := true; s.elem(first); first = false {
+			e, err := c.value(n.items, depth+1)
 			if err != nil {
-				ferr = atField(strconv.Itoa(i), err)
-				return false
+				return canon.Value{}, atField(strconv.Itoa(len(elems)), err)
 			}
-			i++
-			elems = append(elems, v)
-			return true
-		})
-		if ferr != nil {
-			return canon.Value{}, ferr
+			elems = append(elems, e)
+		}
+		if s.err != nil {
+			return canon.Value{}, s.err
 		}
 		if len(elems) == 1 && elems[0].Kind() == canon.Unavailable {
 			return elems[0], nil // an unchanged TOASTed array
 		}
 		return canon.ArrayValue(elems), nil
 	case tMap, tStruct:
-		if !r.IsObject() {
-			return canon.Value{}, wrongType(n, r)
+		if t != kObject {
+			s.skip(0)
+			return canon.Value{}, wrongType(n, t)
 		}
 		var fields []canon.Field
-		var ferr error
-		r.ForEach(func(k, e gjson.Result) bool {
+		for first := true; ; first = false {
+			raw, esc, ok := s.key(first)
+			if !ok {
+				break
+			}
+			name := c.text(raw, esc)
 			fn := n.items
 			if n.typ == tStruct {
-				fn = n.field(k.Str)
+				fn = n.field(name)
 			}
-			v, err := jsonValue(fn, e, depth+1)
+			fv, err := c.value(fn, depth+1)
 			if err != nil {
-				ferr = atField(k.Str, err)
-				return false
+				return canon.Value{}, atField(name, err)
 			}
-			fields = append(fields, canon.Field{Name: k.Str, Value: v})
-			return true
-		})
-		if ferr != nil {
-			return canon.Value{}, ferr
+			fields = append(fields, canon.Field{Name: name, Value: fv})
+		}
+		if s.err != nil {
+			return canon.Value{}, s.err
 		}
 		return structValue(n, fields)
 	}
-	return schemalessValue(r, depth)
+	return c.schemaless(t, depth)
 }
 
 // structValue turns decoded struct fields into one value: a decimal or a
@@ -475,71 +740,77 @@ func structValue(n *node, fields []canon.Field) (canon.Value, error) {
 	return canon.ObjectValue(fields), nil
 }
 
-func wrongType(n *node, r gjson.Result) error {
-	return fmt.Errorf("%s value where the schema says %s", r.Type, typeName(n.typ))
-}
-
-func typeName(t ctype) string {
-	for name, v := range ctypes {
-		if v == t && name != "float" && name != "double" {
-			return name
-		}
-	}
-	return "any"
-}
-
-// schemalessValue converts JSON as it is: numbers stay numbers (exact
-// digits), strings stay strings.
-func schemalessValue(r gjson.Result, depth int) (canon.Value, error) {
+// schemaless converts JSON as it is: numbers stay numbers (exact digits),
+// strings stay strings.
+func (c *jsonCtx) schemaless(t tok, depth int) (canon.Value, error) {
+	s := &c.s
 	if depth > maxDepth {
 		return canon.Value{}, errors.New("value nested too deeply")
 	}
-	switch r.Type {
-	case gjson.Null:
-		return canon.Value{}, nil
-	case gjson.True:
-		return canon.BoolValue(true), nil
-	case gjson.False:
-		return canon.BoolValue(false), nil
-	case gjson.Number:
-		v, ok := canon.ParseNumber([]byte(r.Raw))
-		if !ok {
-			return canon.Value{}, fmt.Errorf("bad number %s", r.Raw)
+	switch t {
+	case kNull:
+		s.literal("null")
+		return canon.Value{}, s.err
+	case kTrue:
+		s.literal("true")
+		return canon.BoolValue(true), s.err
+	case kFalse:
+		s.literal("false")
+		return canon.BoolValue(false), s.err
+	case kNumber:
+		raw := s.number()
+		if s.err != nil {
+			return canon.Value{}, s.err
 		}
-		return v, nil
-	case gjson.String:
-		if r.Str == canon.UnavailablePlaceholder {
+		num, ok := canon.ParseNumber(raw)
+		if !ok {
+			return canon.Value{}, fmt.Errorf("bad number %s", raw)
+		}
+		return num, nil
+	case kString:
+		raw, esc := s.str()
+		if !esc && string(raw) == canon.UnavailablePlaceholder {
 			return canon.UnavailableValue(), nil
 		}
-		return canon.StringValue(r.Str), nil
-	}
-	if r.IsArray() {
+		return canon.StringValue(c.text(raw, esc)), s.err
+	case kArray:
 		var elems []canon.Value
-		var ferr error
-		r.ForEach(func(_, e gjson.Result) bool {
-			v, err := schemalessValue(e, depth+1)
+		for first := true; s.elem(first); first = false {
+			e, err := c.schemaless(s.peek(), depth+1)
 			if err != nil {
-				ferr = err
-				return false
+				return canon.Value{}, err
 			}
-			elems = append(elems, v)
-			return true
-		})
+			elems = append(elems, e)
+		}
+		if s.err != nil {
+			return canon.Value{}, s.err
+		}
 		if len(elems) == 1 && elems[0].Kind() == canon.Unavailable {
-			return elems[0], ferr
+			return elems[0], nil
 		}
-		return canon.ArrayValue(elems), ferr
+		return canon.ArrayValue(elems), nil
+	case kObject:
+		var fields []canon.Field
+		for first := true; ; first = false {
+			raw, esc, ok := s.key(first)
+			if !ok {
+				break
+			}
+			name := c.text(raw, esc)
+			fv, err := c.schemaless(s.peek(), depth+1)
+			if err != nil {
+				return canon.Value{}, atField(name, err)
+			}
+			fields = append(fields, canon.Field{Name: name, Value: fv})
+		}
+		if s.err != nil {
+			return canon.Value{}, s.err
+		}
+		return canon.ObjectValue(fields), nil
 	}
-	var fields []canon.Field
-	var ferr error
-	r.ForEach(func(k, e gjson.Result) bool {
-		v, err := schemalessValue(e, depth+1)
-		if err != nil {
-			ferr = atField(k.Str, err)
-			return false
-		}
-		fields = append(fields, canon.Field{Name: k.Str, Value: v})
-		return true
-	})
-	return canon.ObjectValue(fields), ferr
+	s.skip(0)
+	if s.err == nil {
+		s.fail("value expected")
+	}
+	return canon.Value{}, s.err
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"strconv"
 
-	"github.com/tidwall/gjson"
+	"github.com/valyala/fastjson"
 
 	"github.com/cdcrecon/cdcrecon/processors/canon"
 )
@@ -16,89 +16,121 @@ import (
 // $numberDouble and $numberDecimal numbers, $date instants, $oid strings,
 // $binary bytes, $uuid strings.
 
+var mongoParsers fastjson.ParserPool
+
 func mongoDocument(text string) (Row, error) {
-	if !gjson.Valid(text) {
+	p := mongoParsers.Get()
+	defer mongoParsers.Put(p)
+	doc, err := p.Parse(text)
+	if err != nil {
 		return nil, errors.New("document is not valid extended JSON")
 	}
-	doc := gjson.Parse(text)
-	if !doc.IsObject() {
+	o, err := doc.Object()
+	if err != nil {
 		return nil, errors.New("document is not an object")
 	}
-	var row Row
+	row := make(Row, 0, o.Len())
 	var ferr error
-	doc.ForEach(func(k, v gjson.Result) bool {
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		if ferr != nil {
+			return
+		}
 		val, err := mongoConvert(v, 0)
 		if err != nil {
-			ferr = atField(k.Str, err)
-			return false
+			ferr = atField(string(k), err)
+			return
 		}
-		row = append(row, canon.Column{Name: k.Str, Value: val})
-		return true
+		row = append(row, canon.Column{Name: string(k), Value: val})
 	})
 	return row, ferr
 }
 
 // mongoValue converts one extended JSON value given as text.
 func mongoValue(text string) (canon.Value, error) {
-	if !gjson.Valid(text) {
+	p := mongoParsers.Get()
+	defer mongoParsers.Put(p)
+	v, err := p.Parse(text)
+	if err != nil {
 		return canon.Value{}, errors.New("not extended JSON")
 	}
-	return mongoConvert(gjson.Parse(text), 0)
+	return mongoConvert(v, 0)
 }
 
-func mongoConvert(r gjson.Result, depth int) (canon.Value, error) {
+func mongoConvert(v *fastjson.Value, depth int) (canon.Value, error) {
 	if depth > maxDepth {
 		return canon.Value{}, errors.New("value nested too deeply")
 	}
-	if r.IsObject() {
-		if v, ok, err := mongoWrapper(r); ok {
-			return v, err
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		if val, ok, err := mongoWrapper(o); ok {
+			return val, err
 		}
-		var fields []canon.Field
+		fields := make([]canon.Field, 0, o.Len())
 		var ferr error
-		r.ForEach(func(k, e gjson.Result) bool {
-			v, err := mongoConvert(e, depth+1)
-			if err != nil {
-				ferr = atField(k.Str, err)
-				return false
+		o.Visit(func(k []byte, e *fastjson.Value) {
+			if ferr != nil {
+				return
 			}
-			fields = append(fields, canon.Field{Name: k.Str, Value: v})
-			return true
+			fv, err := mongoConvert(e, depth+1)
+			if err != nil {
+				ferr = atField(string(k), err)
+				return
+			}
+			fields = append(fields, canon.Field{Name: string(k), Value: fv})
 		})
 		return canon.ObjectValue(fields), ferr
-	}
-	if r.IsArray() {
-		var elems []canon.Value
-		var ferr error
-		r.ForEach(func(_, e gjson.Result) bool {
-			v, err := mongoConvert(e, depth+1)
+	case fastjson.TypeArray:
+		arr, _ := v.Array()
+		elems := make([]canon.Value, len(arr))
+		for i, e := range arr {
+			ev, err := mongoConvert(e, depth+1)
 			if err != nil {
-				ferr = err
-				return false
+				return canon.Value{}, err
 			}
-			elems = append(elems, v)
-			return true
-		})
-		return canon.ArrayValue(elems), ferr
+			elems[i] = ev
+		}
+		return canon.ArrayValue(elems), nil
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		return canon.StringValue(string(b)), nil
+	case fastjson.TypeNumber:
+		n, ok := canon.ParseNumber(v.MarshalTo(nil))
+		if !ok {
+			return canon.Value{}, errors.New("bad number")
+		}
+		return n, nil
+	case fastjson.TypeTrue, fastjson.TypeFalse:
+		return canon.BoolValue(v.Type() == fastjson.TypeTrue), nil
 	}
-	return schemalessValue(r, depth)
+	return canon.Value{}, nil
+}
+
+// stringOf returns a string value's text, or a scalar's JSON token.
+func stringOf(v *fastjson.Value) string {
+	if v == nil {
+		return ""
+	}
+	if b, err := v.StringBytes(); err == nil {
+		return string(b)
+	}
+	return string(v.MarshalTo(nil))
 }
 
 // mongoWrapper converts a single-key type wrapper object; ok is false when
-// r is a plain document.
-func mongoWrapper(r gjson.Result) (canon.Value, bool, error) {
+// o is a plain document.
+func mongoWrapper(o *fastjson.Object) (canon.Value, bool, error) {
 	var key string
-	var val gjson.Result
+	var val *fastjson.Value
 	n := 0
-	r.ForEach(func(k, v gjson.Result) bool {
+	o.Visit(func(k []byte, v *fastjson.Value) {
 		n++
 		if n == 1 {
-			key, val = k.Str, v
+			key, val = string(k), v
 		}
-		return true
 	})
 	if n == 2 && key == "$binary" { // legacy {"$binary": b64, "$type": "04"}
-		b, err := base64.StdEncoding.DecodeString(val.String())
+		b, err := base64.StdEncoding.DecodeString(stringOf(val))
 		return canon.BytesValue(b), true, err
 	}
 	if n != 1 || len(key) == 0 || key[0] != '$' {
@@ -106,28 +138,26 @@ func mongoWrapper(r gjson.Result) (canon.Value, bool, error) {
 	}
 	switch key {
 	case "$numberLong", "$numberInt", "$numberDouble", "$numberDecimal":
-		v, ok := canon.ParseNumber([]byte(val.String()))
+		v, ok := canon.ParseNumber([]byte(stringOf(val)))
 		if !ok {
 			return canon.Value{}, true, errors.New("bad " + key)
 		}
 		return v, true, nil
-	case "$oid", "$symbol":
-		return canon.StringValue(val.String()), true, nil
-	case "$uuid":
-		return canon.StringValue(val.String()), true, nil
+	case "$oid", "$symbol", "$uuid":
+		return canon.StringValue(stringOf(val)), true, nil
 	case "$date":
-		switch {
-		case val.Type == gjson.Number:
-			ms, err := strconv.ParseInt(val.Raw, 10, 64)
+		switch val.Type() {
+		case fastjson.TypeNumber:
+			ms, err := val.Int64()
 			if err != nil {
 				return canon.Value{}, true, errors.New("bad $date")
 			}
 			return canon.InstantOf(floorDiv(ms, 1000), floorMod(ms, 1000)*nsPerMs), true, nil
-		case val.Type == gjson.String:
-			v, err := parseTimestamp(val.Str)
+		case fastjson.TypeString:
+			v, err := parseTimestamp(stringOf(val))
 			return v, true, err
-		case val.IsObject():
-			ms, err := strconv.ParseInt(val.Get(`\$numberLong`).String(), 10, 64)
+		case fastjson.TypeObject:
+			ms, err := strconv.ParseInt(stringOf(val.Get("$numberLong")), 10, 64)
 			if err != nil {
 				return canon.Value{}, true, errors.New("bad $date")
 			}
@@ -135,8 +165,8 @@ func mongoWrapper(r gjson.Result) (canon.Value, bool, error) {
 		}
 		return canon.Value{}, true, errors.New("bad $date")
 	case "$binary":
-		if val.IsObject() {
-			b, err := base64.StdEncoding.DecodeString(val.Get("base64").String())
+		if val.Type() == fastjson.TypeObject {
+			b, err := base64.StdEncoding.DecodeString(stringOf(val.Get("base64")))
 			if err != nil {
 				return canon.Value{}, true, errors.New("bad $binary")
 			}

@@ -2,34 +2,27 @@ package normalize
 
 import "github.com/cdcrecon/cdcrecon/processors/canon"
 
-// Sum is a canonical row's digests: one per column (parallel to the row)
-// and the row's, which leaves out columns compared with a tolerance.
-type Sum struct {
-	Row  uint64
-	Cols []uint64
-}
-
-// Digest computes a row's Sum with h.
-func (t *Table) Digest(h *canon.Hasher, row canon.Row) Sum {
-	cols := h.Columns(make([]uint64, 0, len(row)), row)
-	var skip []bool
+// Digest returns a canonical row's digest: equal digests mean equal rows
+// in every column compared exactly. Columns compared with a tolerance are
+// left out; Equal checks them by value.
+func (t *Table) Digest(h *canon.Hasher, row canon.Row) uint64 {
+	if !t.loose {
+		return h.Row(row, nil)
+	}
+	skip := make([]bool, len(row))
 	for i, c := range row {
 		if col := t.columns[c.Name]; col != nil && col.loose {
-			if skip == nil {
-				skip = make([]bool, len(row))
-			}
 			skip[i] = true
 		}
 	}
-	return Sum{Row: h.Row(row, cols, skip), Cols: cols}
+	return h.Row(row, skip)
 }
 
 // Diff returns the canonical columns, sorted, in which two present rows
-// differ, comparing column digests (a and b's Sums) and, for columns with a
-// tolerance, values. A column one row lacks is null there. Columns holding
-// an unresolved unchanged-TOAST placeholder on either side are unknown and
-// not compared.
-func (t *Table) Diff(a canon.Row, sa Sum, b canon.Row, sb Sum) []string {
+// differ. A column one row lacks is null there. Columns with a tolerance
+// differ when further apart than it. Columns holding an unresolved
+// unchanged-TOAST placeholder on either side are unknown and not compared.
+func (t *Table) Diff(a, b canon.Row) []string {
 	var out []string
 	i, j := 0, 0
 	for i < len(a) || j < len(b) {
@@ -45,7 +38,7 @@ func (t *Table) Diff(a canon.Row, sa Sum, b canon.Row, sb Sum) []string {
 			}
 			j++
 		default:
-			if sa.Cols[i] != sb.Cols[j] && !t.same(a[i].Name, a[i].Value, b[j].Value) {
+			if !t.same(a[i].Name, a[i].Value, b[j].Value) {
 				out = append(out, a[i].Name)
 			}
 			i++
@@ -56,7 +49,7 @@ func (t *Table) Diff(a canon.Row, sa Sum, b canon.Row, sb Sum) []string {
 }
 
 func (t *Table) same(name string, x, y canon.Value) bool {
-	if x.Kind() == canon.Unavailable || y.Kind() == canon.Unavailable {
+	if x.Kind() == canon.Unavailable || y.Kind() == canon.Unavailable || canon.Equal(x, y) {
 		return true
 	}
 	if col := t.columns[name]; col != nil && col.loose {
@@ -65,11 +58,12 @@ func (t *Table) same(name string, x, y canon.Value) bool {
 	return false
 }
 
-// Equal reports whether two present rows are consistent: equal row
-// digests (when no column has a tolerance), or no column in Diff.
-func (t *Table) Equal(a canon.Row, sa Sum, b canon.Row, sb Sum) bool {
-	if sa.Row == sb.Row && !t.loose {
+// Equal reports whether two present rows, with their digests, are
+// consistent: equal digests and no tolerance column apart, or no column in
+// Diff.
+func (t *Table) Equal(a canon.Row, da uint64, b canon.Row, db uint64) bool {
+	if da == db && !t.loose {
 		return true
 	}
-	return len(t.Diff(a, sa, b, sb)) == 0
+	return len(t.Diff(a, b)) == 0
 }

@@ -113,8 +113,7 @@ func TestToastPlaceholderResolvesAgainstThePreviousRow(t *testing.T) {
 	lone := mapMessage(t, m, "pg.public.orders", "", pg("u", "null", `{"id":1,"note":"__debezium_unavailable_value"}`, 3, false))
 	lone.Resolve(nil)
 	other := mapMessage(t, m, "pg.public.orders", "", pg("u", "null", `{"id":1,"note":"anything"}`, 3, false))
-	var h canon.Hasher
-	if d := tbl.Diff(lone.Row, tbl.Digest(&h, lone.Row), other.Row, tbl.Digest(&h, other.Row)); len(d) != 0 {
+	if d := tbl.Diff(lone.Row, other.Row); len(d) != 0 {
 		t.Errorf("diff = %v, want none", d)
 	}
 }

@@ -144,6 +144,7 @@ type Table struct {
 	ignore  map[string]bool
 	redact  map[string]bool
 	loose   bool // some column has a tolerance
+	caches  [3]sideCache // indexed by Side
 }
 
 type sidePlan struct {
@@ -225,6 +226,7 @@ func newTable(tc *config.Table) (*Table, error) {
 			p.softValue = t.normalize(p.softColumn, sv)
 		}
 		t.sides[s.side] = p
+		t.caches[s.side].cur.Store(&columnCache{byLocal: map[string]*colInfo{}})
 	}
 	return t, nil
 }
@@ -275,6 +277,9 @@ var ErrKeyMissing = errors.New("key column missing")
 // Map maps a decoded event of a side of t. raw is the message value, whose
 // hash identifies events of connectors without a position. An error is a
 // permanent problem with the event (it belongs in the dead-letter queue).
+//
+// Map consumes ev: the canonical row reuses the memory of ev's row image,
+// which is overwritten.
 func (t *Table) Map(side Side, ev *debezium.Event, raw []byte) (Change, error) {
 	c := Change{Table: t.name, Side: side, Op: ev.Op, Time: ev.Time}
 	switch ev.Kind {
@@ -305,7 +310,7 @@ func (t *Table) Map(side Side, ev *debezium.Event, raw []byte) (Change, error) {
 	if ev.Op == debezium.Delete {
 		return c, nil // absent
 	}
-	row, unresolved, deleted := t.rowOf(&t.sides[side], image)
+	row, unresolved, deleted := t.rowOf(side, image)
 	if deleted {
 		return c, nil
 	}
@@ -317,7 +322,13 @@ func (t *Table) Map(side Side, ev *debezium.Event, raw []byte) (Change, error) {
 func (t *Table) keyOf(side Side, msgKey, image debezium.Row) ([]canon.Value, error) {
 	plan := &t.sides[side]
 	key := make([]canon.Value, len(t.key))
-	seen := make([]bool, len(t.key))
+	var seenBuf [8]bool
+	seen := seenBuf[:0]
+	if len(t.key) > len(seenBuf) {
+		seen = make([]bool, len(t.key))
+	} else {
+		seen = seenBuf[:len(t.key)]
+	}
 	found := 0
 	for _, src := range []debezium.Row{msgKey, image} {
 		for _, col := range src {
@@ -339,40 +350,65 @@ func (t *Table) keyOf(side Side, msgKey, image debezium.Row) ([]canon.Value, err
 }
 
 // rowOf builds the canonical row of an image: renamed, without key,
-// soft-delete, ignored and null columns, normalised, sorted by name.
-func (t *Table) rowOf(plan *sidePlan, image debezium.Row) (row canon.Row, unresolved, deleted bool) {
-	row = make(canon.Row, 0, len(image))
-	for _, col := range image {
-		name := plan.canon(col.Name)
-		if name == plan.softColumn {
-			if canon.Equal(t.normalize(name, col.Value), plan.softValue) {
+// soft-delete, ignored and null columns, normalised, sorted by name. Each
+// column goes to the slot of its rank among the side's known names, so no
+// comparison sort is needed.
+func (t *Table) rowOf(side Side, image debezium.Row) (row canon.Row, unresolved, deleted bool) {
+	infos, cache := t.infosOf(side, image)
+	if cache == nil {
+		return canon.Row{}, false, false
+	}
+	// Place kept columns by rank in a scratch row, then copy them in order
+	// over the image, which Map consumes: no allocation.
+	var slotBuf [64]canon.Column
+	slots := slotBuf[:0]
+	if cache.n > len(slotBuf) {
+		slots = make(canon.Row, cache.n)
+	} else {
+		slots = slotBuf[:cache.n]
+	}
+	var usedBuf [4]uint64
+	used := usedBuf[:]
+	if cache.n > 256 {
+		used = make([]uint64, (cache.n+63)/64)
+	}
+	plan := &t.sides[side]
+	for i, col := range image {
+		ci := infos[i]
+		if ci.soft {
+			if canon.Equal(t.apply(ci.col, col.Value), plan.softValue) {
 				deleted = true
 			}
 			continue
 		}
-		if _, isKey := t.keyPos[name]; isKey || t.ignore[name] || t.compare != nil && !t.compare[name] {
+		if ci.key >= 0 || ci.drop {
 			continue
 		}
-		v := t.normalize(name, col.Value)
+		v := t.apply(ci.col, col.Value)
 		switch v.Kind() {
 		case canon.Null:
 			continue // null and absent are the same
 		case canon.Unavailable:
 			unresolved = true
 		}
-		row = append(row, canon.Column{Name: name, Value: v})
+		slots[ci.rank] = canon.Column{Name: ci.name, Value: v}
+		used[ci.rank/64] |= 1 << (ci.rank % 64)
 	}
-	slices.SortFunc(row, func(a, b canon.Column) int { return strings.Compare(a.Name, b.Name) })
-	// A side may name two columns alike after renames; keep the last.
-	row = slices.CompactFunc(row, func(a, b canon.Column) bool { return a.Name == b.Name })
+	row = canon.Row(image[:0])
+	for r := range slots {
+		if used[r/64]&(1<<(r%64)) != 0 {
+			row = append(row, slots[r])
+		}
+	}
+	clear(image[len(row):]) // drop references the row no longer holds
 	return row, unresolved, deleted
 }
 
 // identity hashes (side, table, key, op, position) with xxh3-128, or
 // (side, table, key, op, value hash) when the event has no position.
 func (t *Table) identity(side Side, key []byte, ev *debezium.Event, raw []byte) [16]byte {
-	b := make([]byte, 0, 128)
-	b = append(b, byte(side))
+	var buf [256]byte
+	b := append(buf[:0], byte(side))
 	b = binary.AppendUvarint(b, uint64(len(t.name)))
 	b = append(b, t.name...)
 	b = binary.AppendUvarint(b, uint64(len(key)))
@@ -390,7 +426,11 @@ func (t *Table) identity(side Side, key []byte, ev *debezium.Event, raw []byte) 
 
 // normalize applies a column's configured normalisation.
 func (t *Table) normalize(name string, v canon.Value) canon.Value {
-	c := t.columns[name]
+	return t.apply(t.columns[name], v)
+}
+
+// apply applies the normalisation c (nil: none).
+func (t *Table) apply(c *column, v canon.Value) canon.Value {
 	if c == nil || v.Kind() == canon.Null || v.Kind() == canon.Unavailable {
 		return v
 	}

@@ -1,0 +1,368 @@
+package debezium
+
+import (
+	"fmt"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// scanner reads one JSON text in a single pass, strictly by RFC 8259,
+// without building a tree: the decoder turns each value into its canonical
+// form as it is read. fastjson, which builds a tree and is used for the
+// cold paths, costs more than all the conversions of an event together;
+// FuzzJSONDecoder checks this scanner against encoding/json.
+type scanner struct {
+	b   []byte
+	i   int
+	err error
+}
+
+// Token kinds, as told by the first byte of a value.
+type tok uint8
+
+const (
+	kEnd tok = iota
+	kObject
+	kArray
+	kString
+	kNumber
+	kTrue
+	kFalse
+	kNull
+	kBad
+)
+
+func (s *scanner) fail(format string, args ...any) {
+	if s.err == nil {
+		s.err = fmt.Errorf("at byte %d: %s", s.i, fmt.Sprintf(format, args...))
+	}
+	s.i = len(s.b) // stop everything that follows
+}
+
+func (s *scanner) ws() {
+	i, b := s.i, s.b
+	for i < len(b) && b[i] <= ' ' && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	s.i = i
+}
+
+// plain marks the bytes a string holds without special meaning: not a
+// quote, not a backslash, not a control character.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// peek skips white space and tells the kind of the next value.
+func (s *scanner) peek() tok {
+	s.ws()
+	if s.i >= len(s.b) {
+		return kEnd
+	}
+	switch c := s.b[s.i]; {
+	case c == '{':
+		return kObject
+	case c == '[':
+		return kArray
+	case c == '"':
+		return kString
+	case c == '-' || c >= '0' && c <= '9':
+		return kNumber
+	case c == 't':
+		return kTrue
+	case c == 'f':
+		return kFalse
+	case c == 'n':
+		return kNull
+	}
+	return kBad
+}
+
+// literal consumes true, false or null.
+func (s *scanner) literal(word string) {
+	if len(s.b)-s.i < len(word) || string(s.b[s.i:s.i+len(word)]) != word {
+		s.fail("invalid literal")
+		return
+	}
+	s.i += len(word)
+}
+
+// str consumes a string and returns its raw contents (between the quotes)
+// and whether they hold escapes.
+func (s *scanner) str() (raw []byte, escaped bool) {
+	b := s.b
+	i := s.i + 1 // past the opening quote
+	start := i
+	for i < len(b) {
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
+		switch c := b[i]; {
+		case c == '"':
+			s.i = i + 1
+			return b[start:i], escaped
+		case c == '\\':
+			escaped = true
+			if i+1 >= len(b) {
+				s.i = i
+				s.fail("unterminated escape")
+				return nil, false
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) || !isHex4(b[i+2:i+6]) {
+					s.i = i
+					s.fail("bad \\u escape")
+					return nil, false
+				}
+				i += 6
+			default:
+				s.i = i
+				s.fail("bad escape \\%c", b[i+1])
+				return nil, false
+			}
+		default:
+			s.i = i
+			s.fail("control character in string")
+			return nil, false
+		}
+	}
+	s.i = i
+	s.fail("unterminated string")
+	return nil, false
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// number consumes a number and returns its token.
+func (s *scanner) number() []byte {
+	start := s.i
+	if s.b[s.i] == '-' {
+		s.i++
+	}
+	switch {
+	case s.i < len(s.b) && s.b[s.i] == '0':
+		s.i++
+	case s.i < len(s.b) && s.b[s.i] >= '1' && s.b[s.i] <= '9':
+		s.digits()
+	default:
+		s.fail("bad number")
+		return nil
+	}
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		s.i++
+		if s.digits() == 0 {
+			s.fail("bad number")
+			return nil
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		if s.digits() == 0 {
+			s.fail("bad number")
+			return nil
+		}
+	}
+	return s.b[start:s.i]
+}
+
+func (s *scanner) digits() int {
+	i, b := s.i, s.b
+	start := i
+	for i < len(b) && b[i]-'0' <= 9 {
+		i++
+	}
+	s.i = i
+	return i - start
+}
+
+// skip consumes any value, validating it.
+func (s *scanner) skip(depth int) {
+	if depth > maxDepth {
+		s.fail("nested too deeply")
+		return
+	}
+	switch s.peek() {
+	case kObject:
+		for first := true; ; first = false {
+			if _, _, ok := s.key(first); !ok {
+				return
+			}
+			s.skip(depth + 1)
+		}
+	case kArray:
+		for first := true; s.elem(first); first = false {
+			s.skip(depth + 1)
+		}
+	case kString:
+		s.str()
+	case kNumber:
+		s.number()
+	case kTrue:
+		s.literal("true")
+	case kFalse:
+		s.literal("false")
+	case kNull:
+		s.literal("null")
+	default:
+		s.fail("value expected")
+	}
+}
+
+// key reads the next key of an object: the opening brace first (first
+// true), else a comma; then the key and its colon. ok is false at the
+// closing brace, which it consumes, and on error.
+func (s *scanner) key(first bool) (raw []byte, escaped, ok bool) {
+	s.ws()
+	if first {
+		if s.i >= len(s.b) || s.b[s.i] != '{' {
+			s.fail("object expected")
+			return nil, false, false
+		}
+		s.i++
+		s.ws()
+		if s.i < len(s.b) && s.b[s.i] == '}' {
+			s.i++
+			return nil, false, false
+		}
+	} else {
+		if s.i < len(s.b) && s.b[s.i] == '}' {
+			s.i++
+			return nil, false, false
+		}
+		if s.i >= len(s.b) || s.b[s.i] != ',' {
+			s.fail("',' or '}' expected")
+			return nil, false, false
+		}
+		s.i++
+		s.ws()
+	}
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		s.fail("key expected")
+		return nil, false, false
+	}
+	raw, escaped = s.str()
+	s.ws()
+	if s.i >= len(s.b) || s.b[s.i] != ':' {
+		s.fail("':' expected")
+		return nil, false, false
+	}
+	s.i++
+	return raw, escaped, s.err == nil
+}
+
+// elem moves to the next element of an array: past the opening bracket
+// (first true), else past a comma. It is false at the closing bracket,
+// which it consumes, and on error.
+func (s *scanner) elem(first bool) bool {
+	s.ws()
+	if first {
+		if s.i >= len(s.b) || s.b[s.i] != '[' {
+			s.fail("array expected")
+			return false
+		}
+		s.i++
+		s.ws()
+		if s.i < len(s.b) && s.b[s.i] == ']' {
+			s.i++
+			return false
+		}
+		return true
+	}
+	if s.i < len(s.b) && s.b[s.i] == ']' {
+		s.i++
+		return false
+	}
+	if s.i >= len(s.b) || s.b[s.i] != ',' {
+		s.fail("',' or ']' expected")
+		return false
+	}
+	s.i++
+	return true
+}
+
+// end checks that only white space follows.
+func (s *scanner) end() {
+	s.ws()
+	if s.i < len(s.b) && s.err == nil {
+		s.fail("unexpected data after the JSON value")
+	}
+}
+
+// appendUnescaped appends the unescaped contents of a string that str
+// validated. Invalid surrogates become U+FFFD, as encoding/json does.
+func appendUnescaped(dst, raw []byte) []byte {
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		if c != '\\' {
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		switch raw[i+1] {
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r := hex4(raw[i+2 : i+6])
+			i += 6
+			if utf16.IsSurrogate(r) {
+				if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+					if r2 := utf16.DecodeRune(r, hex4(raw[i+2:i+6])); r2 != utf8.RuneError {
+						dst = utf8.AppendRune(dst, r2)
+						i += 6
+						continue
+					}
+				}
+				r = utf8.RuneError
+			}
+			dst = utf8.AppendRune(dst, r)
+			continue
+		default: // " \ /
+			dst = append(dst, raw[i+1])
+		}
+		i += 2
+	}
+	return dst
+}
+
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		default:
+			r |= rune(c - 'A' + 10)
+		}
+	}
+	return r
+}
