@@ -25,6 +25,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime $(FUZZTIME) ./pipeline/kafka
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONDecoder$$' -fuzztime $(FUZZTIME) ./processors/debezium
 	$(GO) test -run '^$$' -fuzz '^FuzzAvroDecoder$$' -fuzztime $(FUZZTIME) ./processors/debezium
+	$(GO) test -run '^$$' -fuzz '^FuzzTimestamp$$' -fuzztime $(FUZZTIME) ./processors/debezium
 	$(GO) test -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME) ./processors/canon
 
 lint:

@@ -32,6 +32,9 @@ type Decoder struct {
 		node *node
 	}
 	ctx jsonCtx
+	// lastNames are the column names of the last schemaless row, kept
+	// (outside any message's memory) so that the next row reuses them.
+	lastNames []string
 }
 
 // NewDecoder returns a Decoder.

@@ -37,3 +37,6 @@ func checkAvroSchema(t *testing.T, text string, want map[string]string) {
 
 // CheckAvroSchema exposes checkAvroSchema to the external test package.
 var CheckAvroSchema = checkAvroSchema
+
+// SchemaCount reports how many JsonConverter schemas a decoder has parsed.
+func SchemaCount(d *Decoder) int { return len(d.schemas) }

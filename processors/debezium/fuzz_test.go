@@ -6,17 +6,22 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
+	"github.com/cdcrecon/cdcrecon/processors/canon"
 	"github.com/cdcrecon/cdcrecon/processors/debezium"
 )
 
 // FuzzJSONDecoder feeds arbitrary keys and values to the JSON decoder: it
-// never panics, and every error it returns is a *MalformedError.
+// never panics, every error it returns is a *MalformedError, it accepts no
+// message that encoding/json rejects, and the strings and numbers of an
+// unwrapped row are those encoding/json reads.
 func FuzzJSONDecoder(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join(corpusDir, "*", "*.json"))
 	for _, name := range files {
@@ -25,6 +30,7 @@ func FuzzJSONDecoder(f *testing.F) {
 		}
 	}
 	f.Add([]byte(nil), []byte(`{"schema":null,"payload":null}`))
+	f.Add([]byte(nil), []byte(`{"a":"x\u00e9\ud83d\ude00\n","b":-1.5e3,"__op":"c","c":"\ud800"}`))
 	dec := debezium.NewDecoder(debezium.Config{MaxSchemas: 4})
 	f.Fuzz(func(t *testing.T, key, value []byte) {
 		if len(value) > 0 && value[0] == 0 {
@@ -33,9 +39,40 @@ func FuzzJSONDecoder(f *testing.F) {
 		if len(key) > 0 && key[0] == 0 {
 			key = key[1:]
 		}
-		_, err := dec.Decode(context.Background(), key, value)
-		if err != nil && !debezium.IsMalformed(err) {
-			t.Fatalf("error is not a MalformedError: %v", err)
+		ev, err := dec.Decode(context.Background(), key, value)
+		if err != nil {
+			if !debezium.IsMalformed(err) {
+				t.Fatalf("error is not a MalformedError: %v", err)
+			}
+			return
+		}
+		if strings.TrimSpace(string(value)) != "" && !json.Valid(value) {
+			t.Fatalf("accepted invalid JSON %q", value)
+		}
+		if len(strings.TrimSpace(string(key))) > 0 && !json.Valid(key) {
+			t.Fatalf("accepted invalid JSON key %q", key)
+		}
+		if !ev.Unwrapped || ev.After == nil {
+			return
+		}
+		var ref map[string]any
+		d := json.NewDecoder(strings.NewReader(string(value)))
+		d.UseNumber()
+		if d.Decode(&ref) != nil {
+			return
+		}
+		for _, col := range ev.After {
+			switch want := ref[col.Name].(type) {
+			case string:
+				if col.Value.Kind() == canon.String && col.Value.Str() != want {
+					t.Fatalf("column %q = %q, encoding/json reads %q", col.Name, col.Value.Str(), want)
+				}
+			case json.Number:
+				n, ok := canon.ParseNumber([]byte(want))
+				if !ok || !canon.Equal(n, col.Value) {
+					t.Fatalf("column %q = %s, encoding/json reads %s", col.Name, canon.AppendJSON(nil, col.Value), want)
+				}
+			}
 		}
 	})
 }
@@ -88,4 +125,23 @@ func valueOf(b []byte) []byte {
 		return nil
 	}
 	return kv["value"]
+}
+
+// FuzzTimestamp checks the fast ZonedTimestamp parser against time.Parse.
+func FuzzTimestamp(f *testing.F) {
+	for _, s := range []string{"2024-03-01T10:00:00.123456Z", "2000-02-29T23:59:59Z", "1969-12-31T23:59:59.999999999Z", "0001-01-01T00:00:00Z", "2023-02-29T00:00:00Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := debezium.ParseTimestamp(s)
+		want, werr := time.Parse(time.RFC3339Nano, s)
+		if werr == nil && len(s) >= 20 && s[len(s)-1] == 'Z' && strings.IndexByte(s, ' ') < 0 {
+			if err != nil {
+				t.Fatalf("%q: %v, time.Parse reads %v", s, err, want)
+			}
+			if gt, _ := got.Time(); !gt.Equal(want) {
+				t.Fatalf("%q: %v, time.Parse reads %v", s, gt, want)
+			}
+		}
+	})
 }

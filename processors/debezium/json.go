@@ -35,7 +35,7 @@ type jsonCtx struct {
 }
 
 func (d *Decoder) newCtx(b []byte) *jsonCtx {
-	d.ctx = jsonCtx{d: d, s: scanner{b: b}, arena: make([]byte, 0, len(b))}
+	d.ctx = jsonCtx{d: d, s: scanner{b: b}}
 	return &d.ctx
 }
 
@@ -45,7 +45,8 @@ func (c *jsonCtx) str(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	if len(c.arena)+len(b) > cap(c.arena) { // cannot happen: text is never longer than its message
+	c.grow()
+	if len(c.arena)+len(b) > cap(c.arena) { // only when a payload is read twice
 		return string(b)
 	}
 	start := len(c.arena)
@@ -53,11 +54,20 @@ func (c *jsonCtx) str(b []byte) string {
 	return unsafe.String(&c.arena[start], len(b))
 }
 
+// grow allocates the arena on first use, as large as what is left of the
+// message: the text still to be read cannot be longer.
+func (c *jsonCtx) grow() {
+	if c.arena == nil {
+		c.arena = make([]byte, 0, len(c.s.b)-c.s.i+1)
+	}
+}
+
 // text returns a string's contents, unescaped, in the arena.
 func (c *jsonCtx) text(raw []byte, escaped bool) string {
 	if !escaped {
 		return c.str(raw)
 	}
+	c.grow()
 	start := len(c.arena)
 	if len(c.arena)+len(raw) > cap(c.arena) {
 		return string(appendUnescaped(nil, raw))
@@ -541,20 +551,79 @@ func (c *jsonCtx) source(sb *sourceBlock) error {
 // schema n (nil: schemaless).
 func (c *jsonCtx) row(n *node, capHint int) (Row, error) {
 	s := &c.s
+	if n != nil && len(n.fields) > capHint {
+		capHint = len(n.fields)
+	}
 	row := make(Row, 0, capHint)
+	next := 0 // fields usually come in schema order: try that one first
+	names := c.d.lastNames
 	for first := true; ; first = false {
 		raw, esc, ok := s.key(first)
 		if !ok {
 			break
 		}
-		name := c.text(raw, esc)
-		val, err := c.value(n.field(name), 0)
+		var name string
+		var fn *node
+		switch i := len(row); {
+		case n != nil && next < len(n.fields) && !esc && n.fields[next].name == string(raw):
+			name, fn = n.fields[next].name, n.fields[next].node
+			next++
+		case n == nil && i < len(names) && !esc && names[i] == string(raw):
+			name = names[i] // schemaless rows repeat their column names
+		case n == nil:
+			name = strings.Clone(c.text(raw, esc)) // kept in lastNames, beyond this message
+		default:
+			name = c.text(raw, esc)
+			fn = n.field(name)
+		}
+		var val canon.Value
+		var err error
+		if fn == nil { // the common schemaless scalars, inline
+			switch s.peek() {
+			case kString:
+				r, e := s.str()
+				if !e && string(r) == canon.UnavailablePlaceholder {
+					val = canon.UnavailableValue()
+				} else {
+					val = canon.StringValue(c.text(r, e))
+				}
+			case kNumber:
+				r := s.number()
+				num, ok := canon.ParseNumber(r)
+				if !ok && s.err == nil {
+					return nil, atField(name, fmt.Errorf("bad number %s", r))
+				}
+				val = num
+			default:
+				val, err = c.value(nil, 0)
+			}
+		} else {
+			val, err = c.value(fn, 0)
+		}
 		if err != nil {
 			return nil, atField(name, err)
 		}
 		row = append(row, canon.Column{Name: name, Value: val})
 	}
+	if n == nil && s.err == nil && !sameNames(names, row) {
+		c.d.lastNames = c.d.lastNames[:0]
+		for _, col := range row {
+			c.d.lastNames = append(c.d.lastNames, col.Name)
+		}
+	}
 	return row, s.err
+}
+
+func sameNames(names []string, row Row) bool {
+	if len(names) != len(row) {
+		return false
+	}
+	for i, col := range row {
+		if names[i] != col.Name {
+			return false
+		}
+	}
+	return true
 }
 
 func kindName(t tok) string {

@@ -94,8 +94,8 @@ func (s *scanner) literal(word string) {
 // and whether they hold escapes.
 func (s *scanner) str() (raw []byte, escaped bool) {
 	b := s.b
-	i := s.i + 1 // past the opening quote
-	start := i
+	start := s.i + 1 // past the opening quote
+	i := start
 	for i < len(b) {
 		for i < len(b) && plain[b[i]] {
 			i++

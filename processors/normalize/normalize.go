@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mathbits "math/bits"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/zeebo/xxh3"
@@ -143,8 +145,9 @@ type Table struct {
 	compare map[string]bool // nil: all columns but ignored ones
 	ignore  map[string]bool
 	redact  map[string]bool
-	loose   bool // some column has a tolerance
+	loose   bool         // some column has a tolerance
 	caches  [3]sideCache // indexed by Side
+	scratch sync.Pool    // *canon.Row, for rowOf
 }
 
 type sidePlan struct {
@@ -172,6 +175,7 @@ type column struct {
 
 func newTable(tc *config.Table) (*Table, error) {
 	t := &Table{
+		scratch: sync.Pool{New: func() any { return new(canon.Row) }},
 		name:    tc.Name,
 		key:     tc.Key,
 		keyPos:  map[string]int{},
@@ -358,25 +362,23 @@ func (t *Table) rowOf(side Side, image debezium.Row) (row canon.Row, unresolved,
 	if cache == nil {
 		return canon.Row{}, false, false
 	}
-	// Place kept columns by rank in a scratch row, then copy them in order
-	// over the image, which Map consumes: no allocation.
-	var slotBuf [64]canon.Column
-	slots := slotBuf[:0]
-	if cache.n > len(slotBuf) {
-		slots = make(canon.Row, cache.n)
-	} else {
-		slots = slotBuf[:cache.n]
+	// Place kept columns by rank in a pooled scratch row, then copy them
+	// in order over the image, which Map consumes.
+	sp := t.scratch.Get().(*canon.Row)
+	if cap(*sp) < cache.n {
+		*sp = make(canon.Row, cache.n)
 	}
+	slots := (*sp)[:cache.n]
 	var usedBuf [4]uint64
 	used := usedBuf[:]
 	if cache.n > 256 {
 		used = make([]uint64, (cache.n+63)/64)
 	}
 	plan := &t.sides[side]
-	for i, col := range image {
+	for i := range image {
 		ci := infos[i]
 		if ci.soft {
-			if canon.Equal(t.apply(ci.col, col.Value), plan.softValue) {
+			if canon.Equal(t.apply(ci.col, image[i].Value), plan.softValue) {
 				deleted = true
 			}
 			continue
@@ -384,7 +386,10 @@ func (t *Table) rowOf(side Side, image debezium.Row) (row canon.Row, unresolved,
 		if ci.key >= 0 || ci.drop {
 			continue
 		}
-		v := t.apply(ci.col, col.Value)
+		v := image[i].Value
+		if ci.col != nil {
+			v = t.apply(ci.col, v)
+		}
 		switch v.Kind() {
 		case canon.Null:
 			continue // null and absent are the same
@@ -395,11 +400,15 @@ func (t *Table) rowOf(side Side, image debezium.Row) (row canon.Row, unresolved,
 		used[ci.rank/64] |= 1 << (ci.rank % 64)
 	}
 	row = canon.Row(image[:0])
-	for r := range slots {
-		if used[r/64]&(1<<(r%64)) != 0 {
+	for w, bits := range used {
+		for bits != 0 {
+			r := w*64 + mathbits.TrailingZeros64(bits)
+			bits &= bits - 1
 			row = append(row, slots[r])
+			slots[r] = canon.Column{}
 		}
 	}
+	t.scratch.Put(sp)
 	clear(image[len(row):]) // drop references the row no longer holds
 	return row, unresolved, deleted
 }
