@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
+	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/canon"
 	"github.com/cdcrecon/cdcrecon/processors/debezium"
 )
@@ -115,7 +116,7 @@ func TestCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	registry := debezium.NewRegistry(client)
+	schemas := debezium.NewRegistry(registry.Fetcher{Client: client})
 	for _, f := range files {
 		e, ok := exp[f]
 		if !ok {
@@ -128,7 +129,7 @@ func TestCorpus(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			dec := debezium.NewDecoder(debezium.Config{Registry: registry})
+			dec := debezium.NewDecoder(debezium.Config{Registry: schemas})
 			switch e.Role {
 			case "avro_schema":
 				debezium.CheckAvroSchema(t, string(b), e.Types)

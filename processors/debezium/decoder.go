@@ -3,10 +3,7 @@ package debezium
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
-
-	"github.com/twmb/franz-go/pkg/sr"
 )
 
 // Config configures a Decoder.
@@ -32,9 +29,9 @@ type Decoder struct {
 		node *node
 	}
 	ctx jsonCtx
-	// lastNames are the column names of the last schemaless row, kept
-	// (outside any message's memory) so that the next row reuses them.
-	lastNames []string
+	// lastNames are the column names of the last schemaless value row and
+	// key, kept (outside any message's memory) for the next to reuse.
+	lastNames [2][]string
 }
 
 // NewDecoder returns a Decoder.
@@ -101,17 +98,33 @@ func isBlank(b []byte) bool {
 	return true
 }
 
-// Registry fetches and caches Avro schemas by id from a Schema Registry.
-// It is safe for concurrent use.
-type Registry struct {
-	client *sr.Client
-	mu     sync.Mutex
-	byID   map[int]*avroSchema
+// SchemaFetcher fetches the text of an Avro schema by its Schema Registry
+// id. pipeline/registry implements it over franz-go's pkg/sr.
+type SchemaFetcher interface {
+	// FetchSchema returns the schema text, ErrSchemaNotFound when the
+	// registry has no such id, ErrNotAvro when the schema is of another
+	// type, or another (transient) error.
+	FetchSchema(ctx context.Context, id int) (string, error)
 }
 
-// NewRegistry returns a Registry over a franz-go Schema Registry client.
-func NewRegistry(client *sr.Client) *Registry {
-	return &Registry{client: client, byID: make(map[int]*avroSchema)}
+// Errors a SchemaFetcher reports for ids that can never decode: messages
+// carrying them are malformed.
+var (
+	ErrSchemaNotFound = errors.New("schema id not found in the registry")
+	ErrNotAvro        = errors.New("schema is not Avro")
+)
+
+// Registry caches Avro schemas by id, fetching each once. It is safe for
+// concurrent use.
+type Registry struct {
+	fetch SchemaFetcher
+	mu    sync.Mutex
+	byID  map[int]*avroSchema
+}
+
+// NewRegistry returns a Registry over a fetcher.
+func NewRegistry(f SchemaFetcher) *Registry {
+	return &Registry{fetch: f, byID: make(map[int]*avroSchema)}
 }
 
 func (r *Registry) schema(ctx context.Context, id int) (*avroSchema, error) {
@@ -121,18 +134,14 @@ func (r *Registry) schema(ctx context.Context, id int) (*avroSchema, error) {
 	if ok {
 		return s, nil
 	}
-	sch, err := r.client.SchemaByID(ctx, id)
-	if err != nil {
-		var re *sr.ResponseError
-		if errors.As(err, &re) && re.StatusCode == 404 {
-			return nil, &MalformedError{Part: "schema", Err: errors.New("schema id not found in the registry")}
-		}
+	text, err := r.fetch.FetchSchema(ctx, id)
+	switch {
+	case errors.Is(err, ErrSchemaNotFound), errors.Is(err, ErrNotAvro):
+		return nil, &MalformedError{Part: "schema", Err: err}
+	case err != nil:
 		return nil, err
 	}
-	if sch.Type != sr.TypeAvro {
-		return nil, &MalformedError{Part: "schema", Err: errors.New("schema " + strings.ToLower(sch.Type.String()) + " is not Avro")}
-	}
-	s, err = newAvroSchema(sch.Schema)
+	s, err = newAvroSchema(text)
 	if err != nil {
 		return nil, &MalformedError{Part: "schema", Err: err}
 	}

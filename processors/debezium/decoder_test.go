@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
+	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/canon"
 	"github.com/cdcrecon/cdcrecon/processors/debezium"
 )
@@ -186,7 +187,7 @@ func TestAvroLogicalTypes(t *testing.T) {
 	}
 	client, _ := sr.NewClient(sr.URLs(reg.URL()))
 	msg := append(binary.BigEndian.AppendUint32([]byte{0}, uint32(id)), bin...)
-	ev, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(client)}).Decode(context.Background(), nil, msg)
+	ev, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(registry.Fetcher{Client: client})}).Decode(context.Background(), nil, msg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,10 +212,10 @@ func TestAvroLogicalTypes(t *testing.T) {
 	// An unknown schema id is a permanent error; so is a body the schema
 	// cannot read.
 	bad := append(binary.BigEndian.AppendUint32([]byte{0}, 9999), bin...)
-	if _, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(client)}).Decode(context.Background(), nil, bad); !debezium.IsMalformed(err) {
+	if _, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(registry.Fetcher{Client: client})}).Decode(context.Background(), nil, bad); !debezium.IsMalformed(err) {
 		t.Errorf("unknown schema id: %v", err)
 	}
-	if _, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(client)}).Decode(context.Background(), nil, msg[:len(msg)-3]); !debezium.IsMalformed(err) {
+	if _, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(registry.Fetcher{Client: client})}).Decode(context.Background(), nil, msg[:len(msg)-3]); !debezium.IsMalformed(err) {
 		t.Errorf("truncated body: %v", err)
 	}
 }

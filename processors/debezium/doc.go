@@ -15,6 +15,7 @@
 // io.debezium.time type, Json, Uuid, geometries), and kept as JSON gives
 // them when it has none; processors/normalize applies the table's hints.
 //
-// Dependencies: canon (values) and franz-go's pkg/sr (Schema Registry
-// client); no Watermill, no Kafka client.
+// Dependencies: canon (values), goavro and fastjson; the Schema Registry
+// is reached through the SchemaFetcher interface. No Watermill, no Kafka
+// client.
 package debezium

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
+	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/canon"
 	"github.com/cdcrecon/cdcrecon/processors/debezium"
 )
@@ -107,7 +108,7 @@ func FuzzAvroDecoder(f *testing.F) {
 		bin, _ := codec.BinaryFromNative(nil, native)
 		f.Add(bin)
 	}
-	dec := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(client)})
+	dec := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(registry.Fetcher{Client: client})})
 	header := binary.BigEndian.AppendUint32([]byte{0}, uint32(id))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		msg := append(append([]byte(nil), header...), body...)

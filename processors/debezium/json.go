@@ -31,6 +31,7 @@ type jsonCtx struct {
 	// where scanning continues after a payload that preceded its schema.
 	env    bool
 	resume int
+	key    bool // decoding a message key
 	tmp    [64]byte
 }
 
@@ -205,6 +206,7 @@ func (d *Decoder) schemaFor(raw []byte) (*node, error) {
 
 func (d *Decoder) decodeJSONKey(b []byte, mongo bool) (Row, error) {
 	c := d.newCtx(b)
+	c.key = true
 	n, err := c.open()
 	if err != nil {
 		return nil, malformed("key", err)
@@ -556,7 +558,11 @@ func (c *jsonCtx) row(n *node, capHint int) (Row, error) {
 	}
 	row := make(Row, 0, capHint)
 	next := 0 // fields usually come in schema order: try that one first
-	names := c.d.lastNames
+	last := &c.d.lastNames[0]
+	if c.key {
+		last = &c.d.lastNames[1]
+	}
+	names := *last
 	for first := true; ; first = false {
 		raw, esc, ok := s.key(first)
 		if !ok {
@@ -606,10 +612,11 @@ func (c *jsonCtx) row(n *node, capHint int) (Row, error) {
 		row = append(row, canon.Column{Name: name, Value: val})
 	}
 	if n == nil && s.err == nil && !sameNames(names, row) {
-		c.d.lastNames = c.d.lastNames[:0]
+		names = names[:0]
 		for _, col := range row {
-			c.d.lastNames = append(c.d.lastNames, col.Name)
+			names = append(names, col.Name)
 		}
+		*last = names
 	}
 	return row, s.err
 }

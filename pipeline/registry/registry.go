@@ -1,0 +1,38 @@
+// Package registry connects cdcrecon to a Confluent-compatible Schema
+// Registry through franz-go's pkg/sr.
+//
+// Dependencies: franz-go's pkg/sr and processors/debezium (whose
+// SchemaFetcher it implements).
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/cdcrecon/cdcrecon/processors/debezium"
+)
+
+// Fetcher fetches Avro schemas by id. It implements debezium.SchemaFetcher.
+type Fetcher struct {
+	Client *sr.Client
+}
+
+// FetchSchema returns the text of schema id.
+func (f Fetcher) FetchSchema(ctx context.Context, id int) (string, error) {
+	s, err := f.Client.SchemaByID(ctx, id)
+	if err != nil {
+		var re *sr.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+			return "", fmt.Errorf("id %d: %w", id, debezium.ErrSchemaNotFound)
+		}
+		return "", fmt.Errorf("fetching schema id %d: %w", id, err)
+	}
+	if s.Type != sr.TypeAvro {
+		return "", fmt.Errorf("id %d is %s: %w", id, s.Type, debezium.ErrNotAvro)
+	}
+	return s.Schema, nil
+}
