@@ -158,14 +158,14 @@ func TestRowEncodingGolden(t *testing.T) {
 
 func TestDecodeRejectsNonCanonicalInput(t *testing.T) {
 	for _, in := range []string{
-		"",             // empty
-		"0102",         // bool 2
-		"020003303030", // number "000"
-		"02000231 30",  // number with a trailing zero digit
-		"0380",         // truncated length
-		"0c",           // unknown kind
+		"",                      // empty
+		"0102",                  // bool 2
+		"020003303030",          // number "000"
+		"02000231 30",           // number with a trailing zero digit
+		"0380",                  // truncated length
+		"0c",                    // unknown kind
 		"09020161000161" + "00", // object with repeated names
-		"058000 00",    // overlong varint
+		"058000 00",             // overlong varint
 	} {
 		b, _ := hex.DecodeString(stripSpaces(in))
 		if v, rest, err := DecodeBinary(b); err == nil && bytes.Equal(AppendBinary(nil, v), b[:len(b)-len(rest)]) && in != "" {

@@ -40,10 +40,10 @@ func newAvroSchema(text string) (*avroSchema, error) {
 // form and the schema's root node.
 func (d *Decoder) avroNative(ctx context.Context, part string, b []byte) (any, *node, error) {
 	if len(b) < 5 {
-		return nil, nil, &MalformedError{Part: part, Err: errors.New("Confluent wire format shorter than its 5-byte header")}
+		return nil, nil, &MalformedError{Part: part, Err: errors.New("shorter than the 5-byte header of the Confluent wire format")}
 	}
 	if d.cfg.Registry == nil {
-		return nil, nil, &MalformedError{Part: part, Err: errors.New("Avro message but no schema registry is configured")}
+		return nil, nil, &MalformedError{Part: part, Err: errors.New("an Avro message (Confluent wire format), but no schema registry is configured")}
 	}
 	id := int(binary.BigEndian.Uint32(b[1:5]))
 	s, err := d.cfg.Registry.schema(ctx, id)
@@ -97,7 +97,7 @@ func (d *Decoder) decodeAvroValue(ctx context.Context, b []byte, ev *Event) erro
 	}
 	m, ok := native.(map[string]any)
 	if !ok || root.typ != tStruct {
-		return malformed("value", errors.New("Avro value is not a record"))
+		return malformed("value", errors.New("the Avro value is not a record"))
 	}
 	if err := avroEvent(root, m, ev); err != nil {
 		return malformed("value", err)

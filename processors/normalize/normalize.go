@@ -327,7 +327,7 @@ func (t *Table) keyOf(side Side, msgKey, image debezium.Row) ([]canon.Value, err
 	plan := &t.sides[side]
 	key := make([]canon.Value, len(t.key))
 	var seenBuf [8]bool
-	seen := seenBuf[:0]
+	var seen []bool
 	if len(t.key) > len(seenBuf) {
 		seen = make([]bool, len(t.key))
 	} else {
