@@ -96,7 +96,7 @@ func (s *sourceBlock) source() Source {
 			}
 		}
 	}
-	var p Position
+	p := make(Position, 0, 4)
 	add := func(name, v string) {
 		if v != "" {
 			p = append(p, PosField{name, v})
@@ -127,7 +127,9 @@ func (s *sourceBlock) source() Source {
 		add("rs_id", s.rsID)
 		add("ssn", s.ssn)
 	}
-	src.Position = p
+	if len(p) > 0 {
+		src.Position = p
+	}
 	return src
 }
 
