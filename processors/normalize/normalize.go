@@ -322,33 +322,36 @@ func (t *Table) Map(side Side, ev *debezium.Event, raw []byte) (Change, error) {
 	return c, nil
 }
 
-// keyOf takes the key columns from the message key, else from the row.
+// keyOf takes the key columns from the message key, else from the row. A
+// name repeated within one of them counts by its last value, as everywhere.
 func (t *Table) keyOf(side Side, msgKey, image debezium.Row) ([]canon.Value, error) {
 	plan := &t.sides[side]
 	key := make([]canon.Value, len(t.key))
-	var seenBuf [8]bool
-	var seen []bool
-	if len(t.key) > len(seenBuf) {
-		seen = make([]bool, len(t.key))
+	var fromBuf [8]uint8 // which source (1: message key, 2: row) set each
+	var from []uint8
+	if len(t.key) > len(fromBuf) {
+		from = make([]uint8, len(t.key))
 	} else {
-		seen = seenBuf[:len(t.key)]
+		from = fromBuf[:len(t.key)]
 	}
 	found := 0
-	for _, src := range []debezium.Row{msgKey, image} {
+	for si, src := range []debezium.Row{msgKey, image} {
 		for _, col := range src {
 			name := plan.canon(col.Name)
 			i, ok := t.keyPos[name]
-			if !ok || seen[i] {
+			if !ok || from[i] != 0 && from[i] != uint8(si+1) {
 				continue
 			}
-			key[i], seen[i] = t.normalize(name, col.Value), true
-			found++
+			if from[i] == 0 {
+				found++
+			}
+			key[i], from[i] = t.normalize(name, col.Value), uint8(si+1)
 		}
 		if found == len(key) {
 			return key, nil
 		}
 	}
-	i := slices.Index(seen, false)
+	i := slices.Index(from, 0)
 	return nil, fmt.Errorf("%w: %s (%s name %s) is in neither the message key nor the row",
 		ErrKeyMissing, t.key[i], side, t.LocalName(side, t.key[i]))
 }
