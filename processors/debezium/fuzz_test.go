@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -70,7 +71,9 @@ func FuzzJSONDecoder(f *testing.F) {
 			col := canon.Column{Name: name, Value: v}
 			switch want := ref[col.Name].(type) {
 			case string:
-				if col.Value.Kind() == canon.String && col.Value.Str() != want {
+				// encoding/json turns invalid UTF-8 into U+FFFD; the decoder
+				// keeps bytes as they are, so only valid text compares.
+				if col.Value.Kind() == canon.String && utf8.ValidString(col.Value.Str()) && col.Value.Str() != want {
 					t.Fatalf("column %q = %q, encoding/json reads %q", col.Name, col.Value.Str(), want)
 				}
 			case json.Number:
