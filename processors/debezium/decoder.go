@@ -32,6 +32,7 @@ type Decoder struct {
 	// lastNames are the column names of the last schemaless value row and
 	// key, kept (outside any message's memory) for the next to reuse.
 	lastNames [2][]string
+	proj      Projector // set during DecodeProjected
 }
 
 // NewDecoder returns a Decoder.
@@ -53,6 +54,7 @@ func (d *Decoder) Decode(ctx context.Context, key, value []byte) (Event, error) 
 	if err := d.decodeValue(ctx, value, &ev); err != nil {
 		return Event{}, err
 	}
+	d.projectImages(&ev)
 	if len(key) > 0 {
 		k, err := d.decodeKey(ctx, key, ev.Source.Connector == "mongodb")
 		if err != nil {

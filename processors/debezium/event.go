@@ -79,8 +79,11 @@ type Event struct {
 	Key Row
 	// Before and After are the row images; nil when absent (an insert has
 	// no before, a delete no after, a PostgreSQL update without REPLICA
-	// IDENTITY FULL no before).
+	// IDENTITY FULL no before), and always nil from DecodeProjected.
 	Before, After Row
+	// HasBefore and HasAfter are set by DecodeProjected for the images the
+	// message held.
+	HasBefore, HasAfter bool
 	// Time is the event time in Unix milliseconds: source.ts_ms, else
 	// source.ts_sec × 1000 (old connectors), else the envelope's ts_ms
 	// (snapshot rows of old connectors carry a zero source time).

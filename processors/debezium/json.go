@@ -262,7 +262,24 @@ type envFields struct {
 	status, id    string
 	sb            sourceBlock
 	before, after Row
-	docImages     bool // an image was a string: MongoDB's extended JSON
+	docImages     bool    // an image was a string: MongoDB's extended JSON
+	projected     [2]bool // images decoded straight into the projector
+}
+
+// imageOrProject reads a before or after image: straight into the
+// projector when there is one and the image is an object, else as a Row.
+func (c *jsonCtx) imageOrProject(n *node, img Image, f *envFields) error {
+	if c.d.proj != nil && c.s.peek() == kObject {
+		f.projected[img] = true
+		return c.projectRow(n, img)
+	}
+	row, err := c.image(n, &f.docImages)
+	if img == BeforeImage {
+		f.before = row
+	} else {
+		f.after = row
+	}
+	return err
 }
 
 // payload decodes the payload at the scanner.
@@ -296,11 +313,9 @@ func (c *jsonCtx) payload(n *node, ev *Event) error {
 				s.skip(0)
 			}
 		case "before":
-			f.before, err = c.image(n.field("before"), &f.docImages)
-			err = atFieldIf("before", err)
+			err = atFieldIf("before", c.imageOrProject(n.field("before"), BeforeImage, &f))
 		case "after":
-			f.after, err = c.image(n.field("after"), &f.docImages)
-			err = atFieldIf("after", err)
+			err = atFieldIf("after", c.imageOrProject(n.field("after"), AfterImage, &f))
 		case "source":
 			err = atFieldIf("source", c.source(&f.sb))
 		case "ts_ms":
@@ -332,6 +347,12 @@ func (c *jsonCtx) payload(n *node, ev *Event) error {
 		}
 		ev.Kind, ev.Op = Change, Op(f.op[0])
 		ev.Before, ev.After = f.before, f.after
+		if f.projected[BeforeImage] {
+			ev.HasBefore = true
+		}
+		if f.projected[AfterImage] {
+			ev.HasAfter = true
+		}
 		if f.docImages && ev.Source.Connector != "mongodb" {
 			return errors.New("row is a string, not an object")
 		}
@@ -374,7 +395,7 @@ func atFieldIf(name string, err error) error {
 func checkImages(ev *Event) error {
 	switch ev.Op {
 	case Create, Read, Update:
-		if ev.After == nil {
+		if ev.After == nil && !ev.HasAfter {
 			return fmt.Errorf("op %q without after", string(ev.Op))
 		}
 	}
@@ -619,6 +640,54 @@ func (c *jsonCtx) row(n *node, capHint int) (Row, error) {
 		*last = names
 	}
 	return row, s.err
+}
+
+// projectRow decodes an object row straight into the projector: skipped
+// columns are not converted, and no row is built.
+func (c *jsonCtx) projectRow(n *node, img Image) error {
+	s, p := &c.s, c.d.proj
+	next := 0
+	for first := true; ; first = false {
+		raw, esc, ok := s.key(first)
+		if !ok {
+			break
+		}
+		name := raw
+		if esc {
+			name = appendUnescaped(nil, raw) // rare: its own copy, nested keys reuse c.tmp
+		}
+		var fn *node
+		if n != nil {
+			if next < len(n.fields) && n.fields[next].name == string(name) {
+				fn = n.fields[next].node
+				next++
+			} else {
+				fn = n.field(string(name))
+			}
+		}
+		h := p.Column(img, name)
+		if h < 0 {
+			s.skip(0)
+			continue
+		}
+		var val canon.Value
+		var err error
+		if fn == nil && s.peek() == kNumber { // the common schemaless number, inline
+			r := s.number()
+			num, ok := canon.ParseNumber(r)
+			if !ok && s.err == nil {
+				err = fmt.Errorf("bad number %s", r)
+			}
+			val = num
+		} else {
+			val, err = c.value(fn, 0)
+		}
+		if err != nil {
+			return atField(string(name), err)
+		}
+		p.Value(img, h, val)
+	}
+	return s.err
 }
 
 func sameNames(names []string, row Row) bool {

@@ -5,6 +5,10 @@
 // identity used to drop duplicates, and the digests and field-level
 // comparison of canonical rows.
 //
+// Table.Map maps an event decoded by debezium.Decoder.Decode; a Worker
+// does decoding and mapping in one pass (debezium.Decoder.DecodeProjected),
+// the per-event path of the pipeline. Both give the same Change.
+//
 // The rules are those of DESIGN.md's reference semantics; see the package
 // tests for each one.
 //

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	mathbits "math/bits"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -147,7 +145,7 @@ type Table struct {
 	redact  map[string]bool
 	loose   bool         // some column has a tolerance
 	caches  [3]sideCache // indexed by Side
-	scratch sync.Pool    // *canon.Row, for rowOf
+	states  [3]sync.Pool // *mapState by Side, for Map
 }
 
 type sidePlan struct {
@@ -175,7 +173,6 @@ type column struct {
 
 func newTable(tc *config.Table) (*Table, error) {
 	t := &Table{
-		scratch: sync.Pool{New: func() any { return new(canon.Row) }},
 		name:    tc.Name,
 		key:     tc.Key,
 		keyPos:  map[string]int{},
@@ -231,6 +228,8 @@ func newTable(tc *config.Table) (*Table, error) {
 		}
 		t.sides[s.side] = p
 		t.caches[s.side].cur.Store(&columnCache{byLocal: map[string]*colInfo{}})
+		side := s.side
+		t.states[side].New = func() any { return newMapState(t, side) }
 	}
 	return t, nil
 }
@@ -281,139 +280,21 @@ var ErrKeyMissing = errors.New("key column missing")
 // Map maps a decoded event of a side of t. raw is the message value, whose
 // hash identifies events of connectors without a position. An error is a
 // permanent problem with the event (it belongs in the dead-letter queue).
-//
-// Map consumes ev: the canonical row reuses the memory of ev's row image,
-// which is overwritten.
+// Map is safe for concurrent use; Worker.Map does the same work with less
+// of it.
 func (t *Table) Map(side Side, ev *debezium.Event, raw []byte) (Change, error) {
-	c := Change{Table: t.name, Side: side, Op: ev.Op, Time: ev.Time}
-	switch ev.Kind {
-	case debezium.Heartbeat:
-		c.Kind = Heartbeat
-		return c, nil
-	case debezium.Change:
-	default:
-		return c, nil // Skip
-	}
-	if ev.Op == debezium.Truncate {
-		c.Kind = Truncate
-		c.Identity = t.identity(side, nil, ev, raw)
-		return c, nil
-	}
-	c.Kind = Row
-	image := ev.After
-	if ev.Op == debezium.Delete {
-		image = ev.Before
-	}
-	key, err := t.keyOf(side, ev.Key, image)
-	if err != nil {
-		return Change{}, err
-	}
-	c.Key = key
-	c.KeyBytes = canon.AppendKey(nil, key)
-	c.Identity = t.identity(side, c.KeyBytes, ev, raw)
-	if ev.Op == debezium.Delete {
-		return c, nil // absent
-	}
-	row, unresolved, deleted := t.rowOf(side, image)
-	if deleted {
-		return c, nil
-	}
-	c.Row, c.Unresolved = row, unresolved
-	return c, nil
-}
-
-// keyOf takes the key columns from the message key, else from the row. A
-// name repeated within one of them counts by its last value, as everywhere.
-func (t *Table) keyOf(side Side, msgKey, image debezium.Row) ([]canon.Value, error) {
-	plan := &t.sides[side]
-	key := make([]canon.Value, len(t.key))
-	var fromBuf [8]uint8 // which source (1: message key, 2: row) set each
-	var from []uint8
-	if len(t.key) > len(fromBuf) {
-		from = make([]uint8, len(t.key))
-	} else {
-		from = fromBuf[:len(t.key)]
-	}
-	found := 0
-	for si, src := range []debezium.Row{msgKey, image} {
-		for _, col := range src {
-			name := plan.canon(col.Name)
-			i, ok := t.keyPos[name]
-			if !ok || from[i] != 0 && from[i] != uint8(si+1) {
-				continue
-			}
-			if from[i] == 0 {
-				found++
-			}
-			key[i], from[i] = t.normalize(name, col.Value), uint8(si+1)
+	st := t.states[side].Get().(*mapState)
+	defer t.states[side].Put(st)
+	for {
+		st.begin()
+		debezium.Project(st, ev)
+		if !st.stale {
+			c, err := st.finish(ev, raw)
+			st.end()
+			return c, err
 		}
-		if found == len(key) {
-			return key, nil
-		}
+		st.end() // a column was learnt: map again with the new ranks
 	}
-	i := slices.Index(from, 0)
-	return nil, fmt.Errorf("%w: %s (%s name %s) is in neither the message key nor the row",
-		ErrKeyMissing, t.key[i], side, t.LocalName(side, t.key[i]))
-}
-
-// rowOf builds the canonical row of an image: renamed, without key,
-// soft-delete, ignored and null columns, normalised, sorted by name. Each
-// column goes to the slot of its rank among the side's known names, so no
-// comparison sort is needed.
-func (t *Table) rowOf(side Side, image debezium.Row) (row canon.Row, unresolved, deleted bool) {
-	infos, cache := t.infosOf(side, image)
-	if cache == nil {
-		return canon.Row{}, false, false
-	}
-	// Place kept columns by rank in a pooled scratch row, then copy them
-	// in order over the image, which Map consumes.
-	sp := t.scratch.Get().(*canon.Row)
-	if cap(*sp) < cache.n {
-		*sp = make(canon.Row, cache.n)
-	}
-	slots := (*sp)[:cache.n]
-	var usedBuf [4]uint64
-	used := usedBuf[:]
-	if cache.n > 256 {
-		used = make([]uint64, (cache.n+63)/64)
-	}
-	plan := &t.sides[side]
-	for i := range image {
-		ci := infos[i]
-		if ci.soft {
-			if canon.Equal(t.apply(ci.col, image[i].Value), plan.softValue) {
-				deleted = true
-			}
-			continue
-		}
-		if ci.key >= 0 || ci.drop {
-			continue
-		}
-		v := image[i].Value
-		if ci.col != nil {
-			v = t.apply(ci.col, v)
-		}
-		switch v.Kind() {
-		case canon.Null:
-			continue // null and absent are the same
-		case canon.Unavailable:
-			unresolved = true
-		}
-		slots[ci.rank] = canon.Column{Name: ci.name, Value: v}
-		used[ci.rank/64] |= 1 << (ci.rank % 64)
-	}
-	row = canon.Row(image[:0])
-	for w, bits := range used {
-		for bits != 0 {
-			r := w*64 + mathbits.TrailingZeros64(bits)
-			bits &= bits - 1
-			row = append(row, slots[r])
-			slots[r] = canon.Column{}
-		}
-	}
-	t.scratch.Put(sp)
-	clear(image[len(row):]) // drop references the row no longer holds
-	return row, unresolved, deleted
 }
 
 // identity hashes (side, table, key, op, position) with xxh3-128, or
