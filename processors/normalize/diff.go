@@ -67,3 +67,69 @@ func (t *Table) Equal(a canon.Row, da uint64, b canon.Row, db uint64) bool {
 	}
 	return len(t.Diff(a, b)) == 0
 }
+
+// Summary is a canonical row reduced to its column names and value
+// digests: enough for a field-level diff without a second copy of the
+// values. Columns compared with a tolerance, and unresolved
+// unchanged-TOAST placeholders, keep their value, which digests cannot
+// compare.
+type Summary []SummaryColumn
+
+// SummaryColumn is one column of a Summary.
+type SummaryColumn struct {
+	Name   string
+	Digest uint64
+	// Value is set for tolerance columns and placeholders only.
+	Value canon.Value
+}
+
+// Summarize reduces a row to its Summary.
+func (t *Table) Summarize(h *canon.Hasher, row canon.Row) Summary {
+	s := make(Summary, len(row))
+	for i, c := range row {
+		s[i] = SummaryColumn{Name: c.Name, Digest: h.Value(c.Value)}
+		if col := t.columns[c.Name]; col != nil && col.loose || c.Value.Kind() == canon.Unavailable {
+			s[i].Value = c.Value
+		}
+	}
+	return s
+}
+
+// DiffSummaries is Diff over two rows' Summaries.
+func (t *Table) DiffSummaries(a, b Summary) []string {
+	var out []string
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j >= len(b) || i < len(a) && a[i].Name < b[j].Name:
+			if a[i].Value.Kind() != canon.Unavailable {
+				out = append(out, a[i].Name)
+			}
+			i++
+		case i >= len(a) || b[j].Name < a[i].Name:
+			if b[j].Value.Kind() != canon.Unavailable {
+				out = append(out, b[j].Name)
+			}
+			j++
+		default:
+			if a[i].Digest != b[j].Digest && !t.sameSummarized(a[i], b[j]) {
+				out = append(out, a[i].Name)
+			}
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+// sameSummarized compares columns whose digests differ: equal only when
+// one is an unknown placeholder or both are within a tolerance.
+func (t *Table) sameSummarized(x, y SummaryColumn) bool {
+	if x.Value.Kind() == canon.Unavailable || y.Value.Kind() == canon.Unavailable {
+		return true
+	}
+	if col := t.columns[x.Name]; col != nil && col.loose {
+		return canon.WithinTolerance(x.Value, y.Value, col.tolerance)
+	}
+	return false
+}

@@ -2,8 +2,12 @@ package normalize_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/cdcrecon/cdcrecon/processors/canon"
 )
 
 // Each case writes one column on both sides, as two schemaless events
@@ -49,5 +53,34 @@ func TestHints(t *testing.T) {
 				t.Errorf("equal = %v, want %v (diff %v)", got, c.equal, diff)
 			}
 		})
+	}
+}
+
+// A diff over Summaries — names and digests — names the same columns as a
+// diff over the rows themselves.
+func TestDiffSummariesMatchesDiff(t *testing.T) {
+	m := loadMapper(t, "testdata/orders.yaml")
+	tbl, _, _ := m.Route("pg.public.orders")
+	values := []string{`null`, `"gift"`, `"GIFT "`, `1.5`, `1.504`, `1.6`, `"__debezium_unavailable_value"`, `true`, `12.30`}
+	cols := []string{"note", "weight", "total", "paid", "extra"}
+	rnd := rand.New(rand.NewPCG(3, 4))
+	row := func(lsn int) string {
+		parts := []string{`"id":1`}
+		for _, c := range cols {
+			if rnd.IntN(4) > 0 {
+				parts = append(parts, fmt.Sprintf("%q:%s", c, values[rnd.IntN(len(values))]))
+			}
+		}
+		return fmt.Sprintf(`{"op":"c","after":{%s},"source":{"connector":"postgresql","lsn":%d}}`, strings.Join(parts, ","), lsn)
+	}
+	var h canon.Hasher
+	for i := range 500 {
+		a := mapMessage(t, m, "pg.public.orders", "", row(i))
+		b := mapMessage(t, m, "pg.public.orders", "", row(i))
+		want := tbl.Diff(a.Row, b.Row)
+		got := tbl.DiffSummaries(tbl.Summarize(&h, a.Row), tbl.Summarize(&h, b.Row))
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s / %s: summaries diff %v, rows diff %v", canon.AppendRowJSON(nil, a.Row), canon.AppendRowJSON(nil, b.Row), got, want)
+		}
 	}
 }
