@@ -268,7 +268,9 @@ var timestampLayouts = []string{
 	"2006-01-02",
 }
 
-// ParseTimestamp is parseTimestamp for other packages' hints.
+// ParseTimestamp parses an ISO-8601 timestamp into an Instant: with a zone
+// offset or Z, or without one (read as UTC), 'T' or ' ' between date and
+// time, or a date alone. normalize uses it for the as: timestamp hint.
 func ParseTimestamp(s string) (canon.Value, error) { return parseTimestamp(s) }
 
 // parseZonedTime parses "HH:MM:SS[.fraction](Z|±HH:MM)" into the time of
@@ -334,12 +336,3 @@ func parseClock(s string) (int64, bool) {
 	return ((h*60+m)*60+sec)*int64(time.Second) + frac, true
 }
 
-// ParseClock parses a time of day "[-]HH:MM[:SS[.fraction]]" into
-// nanoseconds, for hints on schemaless input.
-func ParseClock(s string) (int64, bool) {
-	if strings.HasPrefix(s, "-") {
-		d, ok := parseClock(s[1:])
-		return -d, ok
-	}
-	return parseClock(s)
-}
