@@ -335,4 +335,3 @@ func parseClock(s string) (int64, bool) {
 	}
 	return ((h*60+m)*60+sec)*int64(time.Second) + frac, true
 }
-
