@@ -6,11 +6,9 @@ import (
 	"github.com/zeebo/xxh3"
 )
 
-// Column is one named value of a Row.
-type Column struct {
-	Name  string
-	Value Value
-}
+// Column is one named value of a Row: the same as an Object's Field, so
+// a row encodes, decodes and displays as an object's fields do.
+type Column = Field
 
 // Row is a canonical row: its compared columns, sorted by canonical name.
 type Row []Column
@@ -38,22 +36,14 @@ func (r Row) Get(name string) (Value, bool) {
 // A value's digest is the 64-bit xxh3 of its encoding (AppendBinary). A
 // row's digest is the xxh3 of, for each included column in name order,
 // the uvarint length of the name, the name and the value's encoding: one
-// pass over the row, whatever its width. Column digests serve field-level
-// comparisons of rows kept only as digests.
+// pass over the row, whatever its width. Value digests of single columns
+// serve field-level comparisons of rows kept only as digests.
 type Hasher struct{ buf []byte }
 
 // Value returns the digest of v.
 func (h *Hasher) Value(v Value) uint64 {
 	h.buf = AppendBinary(h.buf[:0], v)
 	return xxh3.Hash(h.buf)
-}
-
-// Columns appends the digest of each column of r to dst and returns it.
-func (h *Hasher) Columns(dst []uint64, r Row) []uint64 {
-	for _, c := range r {
-		dst = append(dst, h.Value(c.Value))
-	}
-	return dst
 }
 
 // Row returns the digest of r, leaving out column i when skip is non-nil
@@ -104,35 +94,13 @@ func DecodeKey(b []byte) ([]Value, error) {
 
 // AppendRow appends the encoding of r to b: a uvarint column count, then per
 // column the uvarint length of its name, the name and the value's encoding.
-func AppendRow(b []byte, r Row) []byte {
-	b = binary.AppendUvarint(b, uint64(len(r)))
-	for _, c := range r {
-		b = appendString(b, c.Name)
-		b = AppendBinary(b, c.Value)
-	}
-	return b
-}
+func AppendRow(b []byte, r Row) []byte { return appendFields(b, r) }
 
 // DecodeRow decodes a row written by AppendRow.
 func DecodeRow(b []byte) (Row, error) {
-	n, b, err := uvarint(b)
+	r, b, err := decodeFields(b, 0)
 	if err != nil {
 		return nil, err
-	}
-	if n > uint64(len(b))/2 {
-		return nil, errTruncated
-	}
-	r := make(Row, n)
-	for i := range r {
-		if r[i].Name, b, err = str(b); err != nil {
-			return nil, err
-		}
-		if i > 0 && r[i].Name <= r[i-1].Name {
-			return nil, errOrder
-		}
-		if r[i].Value, b, err = DecodeBinary(b); err != nil {
-			return nil, err
-		}
 	}
 	if len(b) != 0 {
 		return nil, errTrailing

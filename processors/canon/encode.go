@@ -49,16 +49,49 @@ func AppendBinary(b []byte, v Value) []byte {
 			b = AppendBinary(b, e)
 		}
 	case Object:
-		b = binary.AppendUvarint(b, uint64(len(v.Fields())))
-		for _, f := range v.Fields() {
-			b = appendString(b, f.Name)
-			b = AppendBinary(b, f.Value)
-		}
+		b = appendFields(b, v.Fields())
 	case Geometry:
 		b = binary.AppendVarint(b, v.i)
 		b = appendString(b, v.s)
 	}
 	return b
+}
+
+// appendFields encodes an Object's fields or a Row's columns: a uvarint
+// count, then per field the uvarint length of its name, the name and the
+// value's encoding.
+func appendFields(b []byte, fs []Field) []byte {
+	b = binary.AppendUvarint(b, uint64(len(fs)))
+	for _, f := range fs {
+		b = appendString(b, f.Name)
+		b = AppendBinary(b, f.Value)
+	}
+	return b
+}
+
+// decodeFields decodes what appendFields wrote; names must be in strictly
+// increasing order.
+func decodeFields(b []byte, depth int) ([]Field, []byte, error) {
+	n, b, err := uvarint(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	if n > uint64(len(b))/2 { // a field takes at least two bytes
+		return nil, nil, errTruncated
+	}
+	fields := make([]Field, n)
+	for i := range fields {
+		if fields[i].Name, b, err = str(b); err != nil {
+			return nil, nil, err
+		}
+		if i > 0 && fields[i].Name <= fields[i-1].Name {
+			return nil, nil, errOrder
+		}
+		if fields[i].Value, b, err = decodeBinary(b, depth); err != nil {
+			return nil, nil, err
+		}
+	}
+	return fields, b, nil
 }
 
 func appendString(b []byte, s string) []byte {
@@ -154,24 +187,9 @@ func decodeBinary(b []byte, depth int) (Value, []byte, error) {
 		}
 		v.x = &composite{elems: elems}
 	case Object:
-		var n uint64
-		if n, b, err = uvarint(b); err != nil {
+		var fields []Field
+		if fields, b, err = decodeFields(b, depth+1); err != nil {
 			return Value{}, nil, err
-		}
-		if n > uint64(len(b))/2 {
-			return Value{}, nil, errTruncated
-		}
-		fields := make([]Field, n)
-		for i := range fields {
-			if fields[i].Name, b, err = str(b); err != nil {
-				return Value{}, nil, err
-			}
-			if i > 0 && fields[i].Name <= fields[i-1].Name {
-				return Value{}, nil, errOrder
-			}
-			if fields[i].Value, b, err = decodeBinary(b, depth+1); err != nil {
-				return Value{}, nil, err
-			}
 		}
 		v.x = &composite{fields: fields}
 	case Geometry:

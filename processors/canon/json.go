@@ -57,16 +57,7 @@ func AppendJSON(b []byte, v Value) []byte {
 		}
 		return append(b, ']')
 	case Object:
-		b = append(b, '{')
-		for i, f := range v.Fields() {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, f.Name)
-			b = append(b, ':')
-			b = AppendJSON(b, f.Value)
-		}
-		return append(b, '}')
+		return appendFieldsJSON(b, v.Fields())
 	case Geometry:
 		b = append(b, `{"srid":`...)
 		if v.i < 0 {
@@ -84,15 +75,17 @@ func AppendJSON(b []byte, v Value) []byte {
 }
 
 // AppendRowJSON appends r as a JSON object of display forms.
-func AppendRowJSON(b []byte, r Row) []byte {
+func AppendRowJSON(b []byte, r Row) []byte { return appendFieldsJSON(b, r) }
+
+func appendFieldsJSON(b []byte, fs []Field) []byte {
 	b = append(b, '{')
-	for i, c := range r {
+	for i, f := range fs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, c.Name)
+		b = appendJSONString(b, f.Name)
 		b = append(b, ':')
-		b = AppendJSON(b, c.Value)
+		b = AppendJSON(b, f.Value)
 	}
 	return append(b, '}')
 }
