@@ -23,23 +23,46 @@ func (t *Table) Digest(h *canon.Hasher, row canon.Row) uint64 {
 // differ when further apart than it. Columns holding an unresolved
 // unchanged-TOAST placeholder on either side are unknown and not compared.
 func (t *Table) Diff(a, b canon.Row) []string {
+	return mergeDiff(len(a), len(b),
+		func(inB bool, i int) (string, bool) {
+			if inB {
+				return b[i].Name, b[i].Value.Kind() == canon.Unavailable
+			}
+			return a[i].Name, a[i].Value.Kind() == canon.Unavailable
+		},
+		func(i, j int) bool { return t.same(a[i].Name, a[i].Value, b[j].Value) })
+}
+
+// mergeDiff walks two column lists sorted by name, of lengths na and nb,
+// and returns the names in which they differ: a name only one list has,
+// unless unknown there, and a shared name for which same is false. col
+// returns a column's name and whether its value is unknown.
+func mergeDiff(na, nb int, col func(inB bool, i int) (name string, unknown bool), same func(i, j int) bool) []string {
 	var out []string
 	i, j := 0, 0
-	for i < len(a) || j < len(b) {
+	for i < na || j < nb {
+		var an, bn string
+		var au, bu bool
+		if i < na {
+			an, au = col(false, i)
+		}
+		if j < nb {
+			bn, bu = col(true, j)
+		}
 		switch {
-		case j >= len(b) || i < len(a) && a[i].Name < b[j].Name:
-			if a[i].Value.Kind() != canon.Unavailable {
-				out = append(out, a[i].Name)
+		case j >= nb || i < na && an < bn:
+			if !au {
+				out = append(out, an)
 			}
 			i++
-		case i >= len(a) || b[j].Name < a[i].Name:
-			if b[j].Value.Kind() != canon.Unavailable {
-				out = append(out, b[j].Name)
+		case i >= na || bn < an:
+			if !bu {
+				out = append(out, bn)
 			}
 			j++
 		default:
-			if !t.same(a[i].Name, a[i].Value, b[j].Value) {
-				out = append(out, a[i].Name)
+			if !same(i, j) {
+				out = append(out, an)
 			}
 			i++
 			j++
@@ -97,29 +120,14 @@ func (t *Table) Summarize(h *canon.Hasher, row canon.Row) Summary {
 
 // DiffSummaries is Diff over two rows' Summaries.
 func (t *Table) DiffSummaries(a, b Summary) []string {
-	var out []string
-	i, j := 0, 0
-	for i < len(a) || j < len(b) {
-		switch {
-		case j >= len(b) || i < len(a) && a[i].Name < b[j].Name:
-			if a[i].Value.Kind() != canon.Unavailable {
-				out = append(out, a[i].Name)
+	return mergeDiff(len(a), len(b),
+		func(inB bool, i int) (string, bool) {
+			if inB {
+				return b[i].Name, b[i].Value.Kind() == canon.Unavailable
 			}
-			i++
-		case i >= len(a) || b[j].Name < a[i].Name:
-			if b[j].Value.Kind() != canon.Unavailable {
-				out = append(out, b[j].Name)
-			}
-			j++
-		default:
-			if a[i].Digest != b[j].Digest && !t.sameSummarized(a[i], b[j]) {
-				out = append(out, a[i].Name)
-			}
-			i++
-			j++
-		}
-	}
-	return out
+			return a[i].Name, a[i].Value.Kind() == canon.Unavailable
+		},
+		func(i, j int) bool { return a[i].Digest == b[j].Digest || t.sameSummarized(a[i], b[j]) })
 }
 
 // sameSummarized compares columns whose digests differ: equal only when
