@@ -128,11 +128,11 @@ func avroEvent(root *node, m map[string]any, ev *Event) error {
 			ev.Kind = Message
 			return nil
 		}
-		if len(op) != 1 || !strings.Contains("cudrt", op) {
-			return atField("op", fmt.Errorf("unknown operation %q", op))
+		o, err := changeOp(op)
+		if err != nil {
+			return atField("op", err)
 		}
-		ev.Kind, ev.Op = Change, Op(op[0])
-		var err error
+		ev.Kind, ev.Op = Change, o
 		if ev.Before, err = avroImage(root.field("before"), m["before"]); err != nil {
 			return atField("before", err)
 		}
@@ -140,49 +140,27 @@ func avroEvent(root *node, m map[string]any, ev *Event) error {
 			return atField("after", err)
 		}
 		return checkImages(ev)
-	case Transaction:
-		ev.Kind, ev.Time = Transaction, envMs
-		ev.TxStatus, _ = avroText(m["status"])
-		ev.TxID, _ = avroText(m["id"])
-		if ev.TxStatus != "BEGIN" && ev.TxStatus != "END" {
-			return atField("status", fmt.Errorf("unknown transaction status %q", ev.TxStatus))
-		}
-		return nil
-	case SchemaChange:
-		ev.Kind, ev.Source, ev.Time = SchemaChange, sb.source(), sb.time(envMs)
-		return nil
-	case Heartbeat:
-		ev.Kind, ev.Time = Heartbeat, envMs
-		return nil
+	case Transaction, SchemaChange, Heartbeat:
+		status, _ := avroText(m["status"])
+		id, _ := avroText(m["id"])
+		return nonRow(ev, sh.kind(), &sb, envMs, status, id)
 	}
 	if sh.badEnvelope() {
 		return atField("op", errors.New("envelope without source, before or after"))
 	}
 	// ExtractNewRecordState output.
 	ev.Kind, ev.Op, ev.Unwrapped = Change, Update, true
+	u := unwrapped{sb: sb, envMs: envMs}
 	var row Row
-	deleted := false
 	for _, f := range root.fields { // schema order, for a stable row
 		v, present := m[f.name]
 		if !present {
 			continue
 		}
-		if meta, ok := strings.CutPrefix(f.name, "__"); ok {
-			text, _ := avroText(v)
-			switch meta = strings.TrimPrefix(meta, "source_"); meta {
-			case "op":
-				if len(text) != 1 || !strings.Contains("cudrt", text) {
-					return atField(f.name, fmt.Errorf("unknown operation %q", text))
-				}
-				ev.Op = Op(text[0])
-			case "deleted":
-				deleted = text == "true"
-			case "ts_ms":
-				envMs, _ = strconv.ParseInt(text, 10, 64)
-			default:
-				if unwrapUnion(v) != nil {
-					sb.set(meta, text)
-				}
+		text, _ := avroText(v)
+		if isMeta, err := u.meta(ev, f.name, text); isMeta || err != nil {
+			if err != nil {
+				return err
 			}
 			continue
 		}
@@ -192,12 +170,7 @@ func avroEvent(root *node, m map[string]any, ev *Event) error {
 		}
 		row = append(row, canon.Column{Name: f.name, Value: val})
 	}
-	ev.Source, ev.Time = sb.source(), sb.time(envMs)
-	if deleted || ev.Op == Delete {
-		ev.Op, ev.Before = Delete, row
-	} else {
-		ev.After = row
-	}
+	u.finish(ev, row)
 	return nil
 }
 

@@ -342,10 +342,11 @@ func (c *jsonCtx) payload(n *node, ev *Event) error {
 			ev.Kind = Message
 			return nil
 		}
-		if len(f.op) != 1 || !strings.Contains("cudrt", f.op) {
-			return atField("op", fmt.Errorf("unknown operation %q", f.op))
+		op, err := changeOp(f.op)
+		if err != nil {
+			return atField("op", err)
 		}
-		ev.Kind, ev.Op = Change, Op(f.op[0])
+		ev.Kind, ev.Op = Change, op
 		ev.Before, ev.After = f.before, f.after
 		if f.projected[BeforeImage] {
 			ev.HasBefore = true
@@ -357,19 +358,8 @@ func (c *jsonCtx) payload(n *node, ev *Event) error {
 			return errors.New("row is a string, not an object")
 		}
 		return checkImages(ev)
-	case Transaction:
-		ev.Kind, ev.Time = Transaction, f.tsMs
-		ev.TxStatus, ev.TxID = f.status, f.id
-		if ev.TxStatus != "BEGIN" && ev.TxStatus != "END" {
-			return atField("status", fmt.Errorf("unknown transaction status %q", ev.TxStatus))
-		}
-		return nil
-	case SchemaChange:
-		ev.Kind, ev.Source, ev.Time = SchemaChange, f.sb.source(), f.sb.time(f.tsMs)
-		return nil
-	case Heartbeat:
-		ev.Kind, ev.Time = Heartbeat, f.tsMs
-		return nil
+	case Transaction, SchemaChange, Heartbeat:
+		return nonRow(ev, f.shape.kind(), &f.sb, f.tsMs, f.status, f.id)
 	}
 	if f.shape.badEnvelope() {
 		return atField("op", errors.New("envelope without source, before or after"))
@@ -468,10 +458,9 @@ func unsafeString(b []byte) string {
 func (c *jsonCtx) unwrapped(n *node, ev *Event) error {
 	s := &c.s
 	ev.Kind, ev.Op, ev.Unwrapped = Change, Update, true
-	var sb sourceBlock
+	var u unwrapped
 	row := make(Row, 0, 16)
-	var deleted, any bool
-	var envMs int64
+	any := false
 	for first := true; ; first = false {
 		raw, esc, ok := s.key(first)
 		if !ok {
@@ -479,23 +468,9 @@ func (c *jsonCtx) unwrapped(n *node, ev *Event) error {
 		}
 		any = true
 		key := c.keyBytes(raw, esc)
-		if meta, ok := bytes.CutPrefix(key, []byte("__")); ok {
-			m := strings.TrimPrefix(string(meta), "source_")
-			text := c.scalarText()
-			switch m {
-			case "op":
-				if len(text) != 1 || !strings.Contains("cudrt", text) {
-					return atField(string(key), fmt.Errorf("unknown operation %q", text))
-				}
-				ev.Op = Op(text[0])
-			case "deleted":
-				deleted = text == "true"
-			case "ts_ms":
-				envMs, _ = strconv.ParseInt(text, 10, 64)
-			default:
-				if text != "" {
-					sb.set(m, text)
-				}
+		if bytes.HasPrefix(key, []byte("__")) {
+			if _, err := u.meta(ev, string(key), c.scalarText()); err != nil {
+				return err
 			}
 			continue
 		}
@@ -512,12 +487,7 @@ func (c *jsonCtx) unwrapped(n *node, ev *Event) error {
 	if !any {
 		return errors.New("empty object is not a Debezium message")
 	}
-	ev.Source, ev.Time = sb.source(), sb.time(envMs)
-	if deleted || ev.Op == Delete {
-		ev.Op, ev.Before = Delete, row
-	} else {
-		ev.After = row
-	}
+	u.finish(ev, row)
 	return nil
 }
 
@@ -545,25 +515,12 @@ func (c *jsonCtx) source(sb *sourceBlock) error {
 		case "ts_sec":
 			sb.tsSec = c.int64()
 		case "snapshot":
-			switch s.peek() {
-			case kTrue:
-				s.literal("true")
-				sb.snapshot = true
-			case kString:
-				r, _ := s.str()
-				sb.snapshot = len(r) > 0 && string(r) != "false"
-			default:
-				s.skip(0)
-			}
-		case "connector", "db", "schema", "table", "collection", "lsn", "txId", "sequence",
-			"file", "pos", "row", "gtid", "change_lsn", "commit_lsn", "event_serial_no",
-			"ord", "scn", "commit_scn", "rs_id", "ssn":
-			if t := s.peek(); t == kNull {
-				s.literal("null")
-			} else {
-				sb.set(string(key), c.scalarText())
-			}
+			sb.setSnapshot(c.scalarText())
 		default:
+			if p := sb.text(string(key)); p != nil && s.peek() != kNull {
+				*p = c.scalarText()
+				continue
+			}
 			s.skip(0)
 		}
 	}
@@ -592,9 +549,12 @@ func (c *jsonCtx) row(n *node, capHint int) (Row, error) {
 		var name string
 		var fn *node
 		switch i := len(row); {
-		case n != nil && next < len(n.fields) && !esc && n.fields[next].name == string(raw):
-			name, fn = n.fields[next].name, n.fields[next].node
-			next++
+		case n != nil && !esc:
+			if f := n.fieldInOrder(&next, raw); f != nil {
+				name, fn = f.name, f.node
+			} else {
+				name = c.text(raw, esc)
+			}
 		case n == nil && i < len(names) && !esc && names[i] == string(raw):
 			name = names[i] // schemaless rows repeat their column names
 		case n == nil:
@@ -603,30 +563,7 @@ func (c *jsonCtx) row(n *node, capHint int) (Row, error) {
 			name = c.text(raw, esc)
 			fn = n.field(name)
 		}
-		var val canon.Value
-		var err error
-		if fn == nil { // the common schemaless scalars, inline
-			switch s.peek() {
-			case kString:
-				r, e := s.str()
-				if !e && string(r) == canon.UnavailablePlaceholder {
-					val = canon.UnavailableValue()
-				} else {
-					val = canon.StringValue(c.text(r, e))
-				}
-			case kNumber:
-				r := s.number()
-				num, ok := canon.ParseNumber(r)
-				if !ok && s.err == nil {
-					return nil, atField(name, fmt.Errorf("bad number %s", r))
-				}
-				val = num
-			default:
-				val, err = c.value(nil, 0)
-			}
-		} else {
-			val, err = c.value(fn, 0)
-		}
+		val, err := c.value(fn, 0)
 		if err != nil {
 			return nil, atField(name, err)
 		}
@@ -657,31 +594,15 @@ func (c *jsonCtx) projectRow(n *node, img Image) error {
 			name = appendUnescaped(nil, raw) // rare: its own copy, nested keys reuse c.tmp
 		}
 		var fn *node
-		if n != nil {
-			if next < len(n.fields) && n.fields[next].name == string(name) {
-				fn = n.fields[next].node
-				next++
-			} else {
-				fn = n.field(string(name))
-			}
+		if f := n.fieldInOrder(&next, name); f != nil {
+			fn = f.node
 		}
 		h := p.Column(img, name)
 		if h < 0 {
 			s.skip(0)
 			continue
 		}
-		var val canon.Value
-		var err error
-		if fn == nil && s.peek() == kNumber { // the common schemaless number, inline
-			r := s.number()
-			num, ok := canon.ParseNumber(r)
-			if !ok && s.err == nil {
-				err = fmt.Errorf("bad number %s", r)
-			}
-			val = num
-		} else {
-			val, err = c.value(fn, 0)
-		}
+		val, err := c.value(fn, 0)
 		if err != nil {
 			return atField(string(name), err)
 		}
@@ -823,49 +744,67 @@ func (c *jsonCtx) value(n *node, depth int) (canon.Value, error) {
 			s.skip(0)
 			return canon.Value{}, wrongType(n, t)
 		}
-		var elems []canon.Value
-		for first := true; s.elem(first); first = false {
-			e, err := c.value(n.items, depth+1)
-			if err != nil {
-				return canon.Value{}, atField(strconv.Itoa(len(elems)), err)
-			}
-			elems = append(elems, e)
-		}
-		if s.err != nil {
-			return canon.Value{}, s.err
-		}
-		if len(elems) == 1 && elems[0].Kind() == canon.Unavailable {
-			return elems[0], nil // an unchanged TOASTed array
-		}
-		return canon.ArrayValue(elems), nil
+		return c.array(n.items, depth)
 	case tMap, tStruct:
 		if t != kObject {
 			s.skip(0)
 			return canon.Value{}, wrongType(n, t)
 		}
-		var fields []canon.Field
-		for first := true; ; first = false {
-			raw, esc, ok := s.key(first)
-			if !ok {
-				break
-			}
-			name := c.text(raw, esc)
-			fn := n.items
-			if n.typ == tStruct {
-				fn = n.field(name)
-			}
-			fv, err := c.value(fn, depth+1)
-			if err != nil {
-				return canon.Value{}, atField(name, err)
-			}
-			fields = append(fields, canon.Field{Name: name, Value: fv})
-		}
-		if s.err != nil {
-			return canon.Value{}, s.err
+		fields, err := c.fields(n, depth)
+		if err != nil {
+			return canon.Value{}, err
 		}
 		return structValue(n, fields)
 	}
 	return c.schemaless(t, depth)
+}
+
+// array reads an array's elements by their schema (nil: schemaless). A
+// lone unchanged-TOAST placeholder stands for the whole array.
+func (c *jsonCtx) array(items *node, depth int) (canon.Value, error) {
+	s := &c.s
+	var elems []canon.Value
+	for first := true; s.elem(first); first = false {
+		e, err := c.value(items, depth+1)
+		if err != nil {
+			return canon.Value{}, atField(strconv.Itoa(len(elems)), err)
+		}
+		elems = append(elems, e)
+	}
+	if s.err != nil {
+		return canon.Value{}, s.err
+	}
+	if len(elems) == 1 && elems[0].Kind() == canon.Unavailable {
+		return elems[0], nil
+	}
+	return canon.ArrayValue(elems), nil
+}
+
+// fields reads an object's fields: by a struct's field schemas, a map's
+// value schema, or schemaless (n nil).
+func (c *jsonCtx) fields(n *node, depth int) ([]canon.Field, error) {
+	s := &c.s
+	var fields []canon.Field
+	for first := true; ; first = false {
+		raw, esc, ok := s.key(first)
+		if !ok {
+			break
+		}
+		name := c.text(raw, esc)
+		var fn *node
+		if n != nil {
+			fn = n.items
+			if n.typ == tStruct {
+				fn = n.field(name)
+			}
+		}
+		fv, err := c.value(fn, depth+1)
+		if err != nil {
+			return nil, atField(name, err)
+		}
+		fields = append(fields, canon.Field{Name: name, Value: fv})
+	}
+	return fields, s.err
 }
 
 // structValue turns decoded struct fields into one value: a decimal or a
@@ -919,37 +858,11 @@ func (c *jsonCtx) schemaless(t tok, depth int) (canon.Value, error) {
 		}
 		return canon.StringValue(c.text(raw, esc)), s.err
 	case kArray:
-		var elems []canon.Value
-		for first := true; s.elem(first); first = false {
-			e, err := c.schemaless(s.peek(), depth+1)
-			if err != nil {
-				return canon.Value{}, err
-			}
-			elems = append(elems, e)
-		}
-		if s.err != nil {
-			return canon.Value{}, s.err
-		}
-		if len(elems) == 1 && elems[0].Kind() == canon.Unavailable {
-			return elems[0], nil
-		}
-		return canon.ArrayValue(elems), nil
+		return c.array(nil, depth)
 	case kObject:
-		var fields []canon.Field
-		for first := true; ; first = false {
-			raw, esc, ok := s.key(first)
-			if !ok {
-				break
-			}
-			name := c.text(raw, esc)
-			fv, err := c.schemaless(s.peek(), depth+1)
-			if err != nil {
-				return canon.Value{}, atField(name, err)
-			}
-			fields = append(fields, canon.Field{Name: name, Value: fv})
-		}
-		if s.err != nil {
-			return canon.Value{}, s.err
+		fields, err := c.fields(nil, depth)
+		if err != nil {
+			return canon.Value{}, err
 		}
 		return canon.ObjectValue(fields), nil
 	}

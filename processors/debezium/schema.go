@@ -64,6 +64,24 @@ func (n *node) field(name string) *node {
 	return nil
 }
 
+// fieldInOrder finds a struct field by name, trying first the one after
+// the field found last (*next): payloads list fields in schema order, so
+// this usually costs one comparison instead of a lookup.
+func (n *node) fieldInOrder(next *int, name []byte) *field {
+	if n == nil {
+		return nil
+	}
+	if *next < len(n.fields) && n.fields[*next].name == string(name) {
+		*next++
+		return &n.fields[*next-1]
+	}
+	if i, ok := n.byName[string(name)]; ok {
+		*next = i + 1
+		return &n.fields[i]
+	}
+	return nil
+}
+
 func (n *node) index() {
 	n.byName = make(map[string]int, len(n.fields))
 	for i, f := range n.fields {
@@ -257,14 +275,7 @@ func (p *avroParser) complex(s map[string]any, ns string, depth int) (*node, err
 	var n *node
 	switch typ {
 	case "record", "error":
-		name, _ := s["name"].(string)
-		if sns, ok := s["namespace"].(string); ok {
-			ns = sns
-		}
-		full := name
-		if !strings.Contains(name, ".") && ns != "" {
-			full = ns + "." + name
-		}
+		full := fullName(s, ns)
 		n = &node{typ: tStruct, name: full}
 		p.named[full] = n
 		if i := strings.LastIndexByte(full, '.'); i >= 0 {
@@ -346,12 +357,18 @@ func (p *avroParser) complex(s map[string]any, ns string, depth int) (*node, err
 }
 
 func (p *avroParser) register(s map[string]any, ns string, n *node) {
+	p.named[fullName(s, ns)] = n
+}
+
+// fullName is a named type's full name: its name when dotted, else
+// prefixed by its namespace or the enclosing one.
+func fullName(s map[string]any, ns string) string {
 	name, _ := s["name"].(string)
 	if sns, ok := s["namespace"].(string); ok {
 		ns = sns
 	}
 	if !strings.Contains(name, ".") && ns != "" {
-		name = ns + "." + name
+		return ns + "." + name
 	}
-	p.named[name] = n
+	return name
 }

@@ -1,6 +1,10 @@
 package debezium
 
-import "strings"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
 
 // shape is what the top-level field names of a decoded value say about its
 // kind; JSON and Avro decoding classify through it alike.
@@ -53,3 +57,73 @@ func (s *shape) kind() Kind {
 // badEnvelope reports an "op" without any other envelope field and without
 // the "__" fields of an unwrapped row.
 func (s *shape) badEnvelope() bool { return s.op && !s.unwrapped }
+
+// nonRow completes an event of a kind without rows: a transaction marker
+// (status BEGIN or END, and its id), a schema change or a heartbeat.
+func nonRow(ev *Event, k Kind, sb *sourceBlock, envMs int64, status, id string) error {
+	ev.Kind, ev.Time = k, envMs
+	switch k {
+	case Transaction:
+		ev.TxStatus, ev.TxID = status, id
+		if status != "BEGIN" && status != "END" {
+			return atField("status", fmt.Errorf("unknown transaction status %q", status))
+		}
+	case SchemaChange:
+		ev.Source, ev.Time = sb.source(), sb.time(envMs)
+	}
+	return nil
+}
+
+// changeOp reads a row operation code: c, u, d, r or t.
+func changeOp(text string) (Op, error) {
+	if len(text) != 1 || !strings.Contains("cudrt", text) {
+		return 0, fmt.Errorf("unknown operation %q", text)
+	}
+	return Op(text[0]), nil
+}
+
+// unwrapped collects the "__"-prefixed metadata fields of an
+// ExtractNewRecordState row (__op, __deleted, __ts_ms, __source_*), which
+// JSON and Avro decoding read alike.
+type unwrapped struct {
+	sb      sourceBlock
+	deleted bool
+	envMs   int64
+}
+
+// meta records a field named name (with its "__") whose value reads as
+// text ("" for null). isMeta is false for the row's own columns.
+func (u *unwrapped) meta(ev *Event, name, text string) (isMeta bool, err error) {
+	m, ok := strings.CutPrefix(name, "__")
+	if !ok {
+		return false, nil
+	}
+	switch m = strings.TrimPrefix(m, "source_"); m {
+	case "op":
+		op, err := changeOp(text)
+		if err != nil {
+			return true, atField(name, err)
+		}
+		ev.Op = op
+	case "deleted":
+		u.deleted = text == "true"
+	case "ts_ms":
+		u.envMs, _ = strconv.ParseInt(text, 10, 64)
+	default:
+		if text != "" {
+			u.sb.set(m, text)
+		}
+	}
+	return true, nil
+}
+
+// finish completes the event with its row: a delete's before image, else
+// the after image.
+func (u *unwrapped) finish(ev *Event, row Row) {
+	ev.Source, ev.Time = u.sb.source(), u.sb.time(u.envMs)
+	if u.deleted || ev.Op == Delete {
+		ev.Op, ev.Before = Delete, row
+	} else {
+		ev.After = row
+	}
+}

@@ -9,67 +9,81 @@ type sourceBlock struct {
 	tsMs, tsSec                              int64
 	snapshot                                 bool
 	// position fields by name
-	lsn, txID, sequence                        string
-	file, pos, row, gtid                       string
-	changeLsn, commitLsn, serialNo             string
-	ord, scn, commitScn, rsID, ssn             string
-	hasLsn, hasFile, hasChange, hasScn, hasOrd bool
+	lsn, txID, sequence            string
+	file, pos, row, gtid           string
+	changeLsn, commitLsn, serialNo string
+	ord, scn, commitScn, rsID, ssn string
+}
+
+// text returns where the text of a source field goes, or nil for a field
+// cdcrecon does not use, so that decoders need not copy it.
+func (s *sourceBlock) text(name string) *string {
+	switch name {
+	case "connector":
+		return &s.connector
+	case "db":
+		return &s.db
+	case "schema":
+		return &s.schema
+	case "table":
+		return &s.table
+	case "collection":
+		return &s.collection
+	case "lsn":
+		return &s.lsn
+	case "txId":
+		return &s.txID
+	case "sequence":
+		return &s.sequence
+	case "file":
+		return &s.file
+	case "pos":
+		return &s.pos
+	case "row":
+		return &s.row
+	case "gtid":
+		return &s.gtid
+	case "change_lsn":
+		return &s.changeLsn
+	case "commit_lsn":
+		return &s.commitLsn
+	case "event_serial_no":
+		return &s.serialNo
+	case "ord":
+		return &s.ord
+	case "scn":
+		return &s.scn
+	case "commit_scn":
+		return &s.commitScn
+	case "rs_id":
+		return &s.rsID
+	case "ssn":
+		return &s.ssn
+	}
+	return nil
 }
 
 // set records one source field. text is the field's value as text (the
 // number's digits, the string's contents); null fields are not passed.
 func (s *sourceBlock) set(name, text string) {
 	switch name {
-	case "connector":
-		s.connector = text
-	case "db":
-		s.db = text
-	case "schema":
-		s.schema = text
-	case "table":
-		s.table = text
-	case "collection":
-		s.collection = text
 	case "ts_ms":
 		s.tsMs, _ = strconv.ParseInt(text, 10, 64)
 	case "ts_sec":
 		s.tsSec, _ = strconv.ParseInt(text, 10, 64)
 	case "snapshot":
-		// Boolean in old connectors; true/first/first_in_data_collection/
-		// last/last_in_data_collection/incremental/false in new ones.
-		s.snapshot = text != "false" && text != ""
-	case "lsn":
-		s.lsn, s.hasLsn = text, true
-	case "txId":
-		s.txID = text
-	case "sequence":
-		s.sequence = text
-	case "file":
-		s.file, s.hasFile = text, true
-	case "pos":
-		s.pos = text
-	case "row":
-		s.row = text
-	case "gtid":
-		s.gtid = text
-	case "change_lsn":
-		s.changeLsn, s.hasChange = text, true
-	case "commit_lsn":
-		s.commitLsn, s.hasChange = text, true
-	case "event_serial_no":
-		s.serialNo = text
-	case "ord":
-		s.ord, s.hasOrd = text, true
-	case "scn":
-		s.scn, s.hasScn = text, true
-	case "commit_scn":
-		s.commitScn = text
-	case "rs_id":
-		s.rsID = text
-	case "ssn":
-		s.ssn = text
+		s.setSnapshot(text)
+	default:
+		if p := s.text(name); p != nil {
+			*p = text
+		}
 	}
 }
+
+// setSnapshot reads the snapshot flag: a boolean in old connectors;
+// true/first/first_in_data_collection/last/last_in_data_collection/
+// incremental/false in new ones.
+func (s *sourceBlock) setSnapshot(text string) { s.snapshot = text != "false" && text != "" }
 
 // source builds the event's Source, recognising the connector by its
 // position fields when the block does not name it (old connectors).
@@ -80,15 +94,15 @@ func (s *sourceBlock) source() Source {
 	}
 	if src.Connector == "" {
 		switch {
-		case s.hasLsn:
+		case s.lsn != "":
 			src.Connector = "postgresql"
-		case s.hasFile:
+		case s.file != "":
 			src.Connector = "mysql"
-		case s.hasScn:
+		case s.scn != "":
 			src.Connector = "oracle"
-		case s.hasOrd:
+		case s.ord != "":
 			src.Connector = "mongodb"
-		case s.hasChange:
+		case s.changeLsn != "" || s.commitLsn != "":
 			if s.serialNo != "" {
 				src.Connector = "sqlserver"
 			} else {
