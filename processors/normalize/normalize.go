@@ -138,6 +138,7 @@ type Table struct {
 	name    string
 	key     []string
 	keyPos  map[string]int
+	keyCols []*column   // normalisation of each key column, nil for none
 	sides   [3]sidePlan // indexed by Side
 	columns map[string]*column
 	compare map[string]bool // nil: all columns but ignored ones
@@ -155,6 +156,7 @@ type sidePlan struct {
 	local map[string]string
 	// softColumn is the canonical soft-delete column ("" for none).
 	softColumn string
+	softCol    *column // its normalisation
 	softValue  canon.Value
 }
 
@@ -205,6 +207,10 @@ func newTable(tc *config.Table) (*Table, error) {
 		}
 		t.columns[name] = c
 	}
+	t.keyCols = make([]*column, len(t.key))
+	for i, k := range t.key {
+		t.keyCols[i] = t.columns[k]
+	}
 	for _, s := range []struct {
 		side Side
 		cfg  *config.Side
@@ -224,7 +230,8 @@ func newTable(tc *config.Table) (*Table, error) {
 			if err != nil {
 				return nil, fmt.Errorf("soft_delete value: %w", err)
 			}
-			p.softValue = t.normalize(p.softColumn, sv)
+			p.softCol = t.columns[p.softColumn]
+			p.softValue = t.apply(p.softCol, sv)
 		}
 		t.sides[s.side] = p
 		t.caches[s.side].cur.Store(&columnCache{byLocal: map[string]*colInfo{}})
@@ -315,11 +322,6 @@ func (t *Table) identity(side Side, key []byte, ev *debezium.Event, raw []byte) 
 		b = binary.BigEndian.AppendUint64(b, xxh3.Hash(raw))
 	}
 	return xxh3.Hash128(b).Bytes()
-}
-
-// normalize applies a column's configured normalisation.
-func (t *Table) normalize(name string, v canon.Value) canon.Value {
-	return t.apply(t.columns[name], v)
 }
 
 // apply applies the normalisation c (nil: none).

@@ -146,10 +146,10 @@ func (st *mapState) Value(img debezium.Image, h int, v canon.Value) {
 		is.used[h/64] |= bit
 	case h < n+len(st.t.key):
 		k := h - n
-		is.key[k], is.keySet[k] = st.t.normalize(st.t.key[k], v), true
+		is.key[k], is.keySet[k] = st.t.apply(st.t.keyCols[k], v), true
 	default:
 		plan := &st.t.sides[st.side]
-		is.soft = canon.Equal(st.t.normalize(plan.softColumn, v), plan.softValue)
+		is.soft = canon.Equal(st.t.apply(plan.softCol, v), plan.softValue)
 	}
 }
 
@@ -217,7 +217,7 @@ func (st *mapState) keyOf(msgKey debezium.Row, is *imageState) ([]canon.Value, e
 	for _, col := range msgKey {
 		name := plan.canon(col.Name)
 		if i, ok := t.keyPos[name]; ok {
-			key[i], set[i] = t.normalize(name, col.Value), true
+			key[i], set[i] = t.apply(t.keyCols[i], col.Value), true
 		}
 	}
 	for i := range key {
