@@ -1,8 +1,11 @@
 // Package registry connects cdcrecon to a Confluent-compatible Schema
-// Registry through franz-go's pkg/sr.
+// Registry through franz-go's pkg/sr: Fetcher gives the Debezium decoder
+// its input schemas, Serde encodes and decodes the output topics in the
+// Confluent wire format or, without a registry, Avro single-object
+// encoding.
 //
-// Dependencies: franz-go's pkg/sr and processors/debezium (whose
-// SchemaFetcher it implements).
+// Dependencies: franz-go's pkg/sr, processors/config, processors/debezium
+// (whose SchemaFetcher it implements) and schemas.
 package registry
 
 import (

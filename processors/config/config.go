@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"time"
 )
@@ -61,12 +62,47 @@ type SASL struct {
 
 // SchemaRegistry is the optional Confluent-compatible Schema Registry.
 type SchemaRegistry struct {
-	// URL of the registry; empty means none (Avro input is then rejected
-	// and outputs use Avro single-object encoding).
-	URL      string `yaml:"url"`
+	// URL of the registry, http or https; empty means none (Avro input is
+	// then rejected and outputs use Avro single-object encoding).
+	URL string `yaml:"url"`
+	// Username and Password: HTTP basic auth. Default none.
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
-	Token    string `yaml:"token"`
+	// Token: bearer auth, instead of basic. Default none.
+	Token string `yaml:"token"`
+}
+
+// Validate checks the registry settings on their own, for a registry given
+// outside a file; Config.Validate reports the same problems with their
+// line.
+func (r SchemaRegistry) Validate() error {
+	var errs []error
+	for _, p := range r.problems() {
+		errs = append(errs, fmt.Errorf("%s: %s", p.field, p.msg))
+	}
+	return errors.Join(errs...)
+}
+
+type problem struct{ field, msg string }
+
+func (r SchemaRegistry) problems() []problem {
+	var ps []problem
+	if r.URL == "" {
+		if r.Username != "" || r.Password != "" || r.Token != "" {
+			ps = append(ps, problem{"url", "credentials are set but no url"})
+		}
+		return ps
+	}
+	if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		ps = append(ps, problem{"url", fmt.Sprintf("want an http:// or https:// URL, got %q", r.URL)})
+	}
+	if r.Token != "" && (r.Username != "" || r.Password != "") {
+		ps = append(ps, problem{"token", "set a token or a username and password, not both"})
+	}
+	if (r.Username == "") != (r.Password == "") {
+		ps = append(ps, problem{"username", "username and password go together"})
+	}
+	return ps
 }
 
 // State is where the worker keeps its Pebble state.
@@ -253,6 +289,9 @@ func (c *Config) Validate() error {
 		default:
 			add(c.errorAt("kafka.sasl.mechanism", "unknown mechanism %q (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", s.Mechanism))
 		}
+	}
+	for _, p := range c.SchemaRegistry.problems() {
+		add(c.errorAt("schema_registry."+p.field, "%s", p.msg))
 	}
 	if c.Window.Size <= 0 {
 		add(c.errorAt("window.size", "must be positive, got %s", c.Window.Size))
