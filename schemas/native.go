@@ -108,12 +108,14 @@ func field[T any](r *nativeReader, name, want string) T {
 	return t
 }
 
-func (r *nativeReader) str(name string) string     { return field[string](r, name, "string") }
-func (r *nativeReader) long(name string) int64     { return field[int64](r, name, "long") }
-func (r *nativeReader) int32(name string) int32    { return field[int32](r, name, "int") }
-func (r *nativeReader) bool(name string) bool      { return field[bool](r, name, "boolean") }
-func (r *nativeReader) bytes(name string) []byte   { return field[[]byte](r, name, "bytes") }
-func (r *nativeReader) time(name string) time.Time { return field[time.Time](r, name, "timestamp").UTC() }
+func (r *nativeReader) str(name string) string   { return field[string](r, name, "string") }
+func (r *nativeReader) long(name string) int64   { return field[int64](r, name, "long") }
+func (r *nativeReader) int32(name string) int32  { return field[int32](r, name, "int") }
+func (r *nativeReader) bool(name string) bool    { return field[bool](r, name, "boolean") }
+func (r *nativeReader) bytes(name string) []byte { return field[[]byte](r, name, "bytes") }
+func (r *nativeReader) time(name string) time.Time {
+	return field[time.Time](r, name, "timestamp").UTC()
+}
 
 func (r *nativeReader) optTime(name string) *time.Time {
 	if _, ok := r.get(name, false); !ok {

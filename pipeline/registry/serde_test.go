@@ -25,12 +25,12 @@ func drift() *schemas.Drift {
 	at := time.UnixMilli(1709287260500).UTC()
 	return &schemas.Drift{
 		ID: "d-1", Table: "orders",
-		Key:     schemas.Columns{{Name: "id", Value: "1", Digest: "00000000000000aa"}},
-		Kind:    schemas.ValueMismatch,
-		Status:  schemas.Resolved,
-		Columns: []string{"total"},
-		Source:  schemas.Columns{{Name: "total", Value: "12.3", Digest: "00000000000000bb"}},
-		Target:  schemas.Columns{{Name: "total", Value: "12.4", Digest: "00000000000000cc"}},
+		Key:      schemas.Columns{{Name: "id", Value: "1", Digest: "00000000000000aa"}},
+		Kind:     schemas.ValueMismatch,
+		Status:   schemas.Resolved,
+		Columns:  []string{"total"},
+		Source:   schemas.Columns{{Name: "total", Value: "12.3", Digest: "00000000000000bb"}},
+		Target:   schemas.Columns{{Name: "total", Value: "12.4", Digest: "00000000000000cc"}},
 		OpenedAt: time.UnixMilli(1709287200000).UTC(), ResolvedAt: &at,
 		Reason: "total differs",
 	}
