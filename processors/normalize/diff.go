@@ -81,6 +81,10 @@ func (t *Table) same(name string, x, y canon.Value) bool {
 	return false
 }
 
+// Loose reports whether some column is compared with a tolerance: row
+// digests then leave it out, and only Equal can tell equal rows.
+func (t *Table) Loose() bool { return t.loose }
+
 // Equal reports whether two present rows, with their digests, are
 // consistent: equal digests and no tolerance column apart, or no column in
 // Diff.

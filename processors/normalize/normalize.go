@@ -280,6 +280,14 @@ func (t *Table) LocalName(side Side, col string) string {
 	return col
 }
 
+// SoftDelete returns a side's soft-delete column, by its canonical name,
+// and the value that marks a row deleted; ok is false when the side has
+// none.
+func (t *Table) SoftDelete(side Side) (column string, value canon.Value, ok bool) {
+	p := &t.sides[side]
+	return p.softColumn, p.softValue, p.softColumn != ""
+}
+
 // ErrKeyMissing reports an event whose key columns are in neither the
 // message key nor the row.
 var ErrKeyMissing = errors.New("key column missing")

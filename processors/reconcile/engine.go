@@ -1,0 +1,418 @@
+package reconcile
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/cdcrecon/cdcrecon/processors/canon"
+	"github.com/cdcrecon/cdcrecon/processors/config"
+	"github.com/cdcrecon/cdcrecon/processors/normalize"
+	"github.com/cdcrecon/cdcrecon/schemas"
+)
+
+// Kind is what a change does to its key's state on its side.
+type Kind uint8
+
+// Kinds of change.
+const (
+	Upsert   Kind = iota + 1 // the row is Row
+	Absent                   // deleted, soft-deleted
+	Truncate                 // every row of the table on the side is removed
+)
+
+// Origin is where a change was read. At one event time, a side's changes
+// apply in Origin order.
+type Origin struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+func (o Origin) compare(p Origin) int {
+	switch {
+	case o.Topic != p.Topic:
+		if o.Topic < p.Topic {
+			return -1
+		}
+		return 1
+	case o.Partition != p.Partition:
+		return cmp(int64(o.Partition), int64(p.Partition))
+	}
+	return cmp(o.Offset, p.Offset)
+}
+
+func cmp(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Change is one deduplicated change of one side of one key (of every key
+// of the table, for Truncate).
+type Change struct {
+	Table string
+	Side  normalize.Side
+	Kind  Kind
+	// Key is the canonical key (canon.AppendKey); empty for Truncate.
+	Key []byte
+	// Row is the canonical row (canon.AppendRow) and Digest its digest
+	// (normalize.Table.Digest), for Upsert.
+	Row    []byte
+	Digest uint64
+	// Unresolved: Row holds unchanged-TOAST placeholders, to resolve
+	// against the side's previous row.
+	Unresolved bool
+	// Time is the effective event time, Unix ms.
+	Time   int64
+	Origin Origin
+}
+
+// Config configures an Engine.
+type Config struct {
+	// Config is the validated configuration: tables, window.size and
+	// window.grace.
+	Config *config.Config
+	// Mapper holds the configuration's tables (normalize.NewMapper).
+	Mapper *normalize.Mapper
+	// Partition is the changes-topic partition the engine owns; checksum
+	// records name it.
+	Partition int32
+	// Emit receives every output record, in the order decided. It must
+	// not retain the record's slices past the call unless it copies them.
+	Emit func(schemas.Record)
+}
+
+// Stats counts what an Engine saw and decided.
+type Stats struct {
+	Changes  int64 // changes applied
+	Late     int64 // changes older than an already decided instant, applied just after it
+	Opened   int64
+	Resolved int64
+	Open     int64 // drifts open now
+}
+
+// Engine reconciles the keys of one changes-topic partition. It is not
+// safe for concurrent use.
+type Engine struct {
+	cfg    Config
+	grace  int64
+	window int64
+	tables map[string]*tableState
+	keys   map[string]*keyState
+	timers timerHeap
+	closes windowHeap
+	marks  [3]map[string]int64 // by side: input -> latest event time
+	done   int64               // every instant up to done is decided
+	h      canon.Hasher
+	stats  Stats
+}
+
+type tableState struct {
+	t           *normalize.Table
+	targetTopic string
+	truncates   []Change // both sides, kept while they may meet new keys
+	windows     map[int64]*window
+}
+
+type window struct {
+	table  *tableState
+	start  int64
+	keys   map[string]*keyState
+	drifts []string
+}
+
+// New returns an Engine with no keys, nothing decided and no input
+// partitions known.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Config == nil || cfg.Mapper == nil || cfg.Emit == nil {
+		return nil, errors.New("reconcile: Config, Mapper and Emit are required")
+	}
+	e := &Engine{
+		cfg:    cfg,
+		grace:  cfg.Config.Window.Grace.Milliseconds(),
+		window: cfg.Config.Window.Size.Milliseconds(),
+		tables: map[string]*tableState{},
+		keys:   map[string]*keyState{},
+		done:   math.MinInt64,
+	}
+	if e.window <= 0 {
+		return nil, fmt.Errorf("reconcile: window.size must be at least 1ms, got %s", cfg.Config.Window.Size)
+	}
+	for i := range e.marks {
+		e.marks[i] = map[string]int64{}
+	}
+	for i, t := range cfg.Mapper.Tables() {
+		e.tables[t.Name()] = &tableState{t: t, targetTopic: cfg.Config.Tables[i].Target.Topic, windows: map[int64]*window{}}
+	}
+	return e, nil
+}
+
+// Stats returns the counts so far.
+func (e *Engine) Stats() Stats { return e.stats }
+
+// Expect declares input partitions of a side ("topic/partition"): the
+// side's watermark stays at -∞ until each has reported one.
+func (e *Engine) Expect(side normalize.Side, inputs ...string) {
+	for _, in := range inputs {
+		if _, ok := e.marks[side][in]; !ok {
+			e.marks[side][in] = math.MinInt64
+		}
+	}
+}
+
+// Watermark records that input, a partition of side, has delivered every
+// change with event time ≤ t (changes of later time may follow). A side's
+// watermark is the smallest over its inputs.
+func (e *Engine) Watermark(side normalize.Side, input string, t int64) {
+	if cur, ok := e.marks[side][input]; !ok || t > cur {
+		e.marks[side][input] = t
+	}
+}
+
+// bound is the last instant both sides have completed.
+func (e *Engine) bound() int64 {
+	b := int64(math.MaxInt64)
+	for _, side := range []normalize.Side{normalize.Source, normalize.Target} {
+		if len(e.marks[side]) == 0 {
+			return math.MinInt64
+		}
+		for _, t := range e.marks[side] {
+			b = min(b, t)
+		}
+	}
+	if b == math.MinInt64 {
+		return b
+	}
+	return b - 1 // a change at exactly the watermark may still come
+}
+
+// Apply hands the engine one change. An error is a permanent problem with
+// the change (an unknown table, a row that does not decode).
+func (e *Engine) Apply(c Change) error {
+	ts := e.tables[c.Table]
+	if ts == nil {
+		return fmt.Errorf("change of unknown table %q", c.Table)
+	}
+	if c.Side != normalize.Source && c.Side != normalize.Target {
+		return fmt.Errorf("change of table %s: invalid side %d", c.Table, c.Side)
+	}
+	if c.Time <= e.done {
+		c.Time = e.done + 1
+		e.stats.Late++
+	}
+	e.stats.Changes++
+	if c.Kind == Truncate {
+		ts.truncates = append(ts.truncates, c)
+		for _, ks := range e.keys {
+			if ks.table == ts {
+				e.pend(ks, c)
+			}
+		}
+		return nil
+	}
+	switch c.Kind {
+	case Upsert:
+		if _, err := canon.DecodeRow(c.Row); err != nil {
+			return fmt.Errorf("change of table %s: row: %w", c.Table, err)
+		}
+	case Absent:
+	default:
+		return fmt.Errorf("change of table %s: invalid kind %d", c.Table, c.Kind)
+	}
+	id := ts.t.Name() + "\x00" + string(c.Key)
+	ks := e.keys[id]
+	if ks == nil {
+		ks = newKeyState(ts, id, c.Key)
+		e.keys[id] = ks
+		for _, tr := range ts.truncates {
+			ks.insert(tr)
+		}
+	}
+	e.pend(ks, c)
+	return nil
+}
+
+func (e *Engine) pend(ks *keyState, c Change) {
+	ks.insert(c)
+	e.schedule(ks)
+}
+
+// schedule (re)sets the key's timer to its next change point.
+func (e *Engine) schedule(ks *keyState) {
+	next := ks.next(e.grace)
+	if next == ks.timer {
+		return
+	}
+	ks.timer = next
+	if next != math.MaxInt64 {
+		heap.Push(&e.timers, timer{at: next, ks: ks})
+	}
+}
+
+// Advance decides every instant both sides' watermarks have passed.
+func (e *Engine) Advance() { e.run(e.bound()) }
+
+// Finish is the end of input: the states are final, so every instant is
+// decided; drifts still open stay open.
+func (e *Engine) Finish() { e.run(math.MaxInt64) }
+
+func (e *Engine) run(bound int64) {
+	for {
+		kt, wt := int64(math.MaxInt64), int64(math.MaxInt64)
+		if len(e.timers) > 0 {
+			kt = e.timers[0].at
+		}
+		if len(e.closes) > 0 {
+			wt = e.closes[0].at
+		}
+		if min(kt, wt) > bound || min(kt, wt) == math.MaxInt64 {
+			break
+		}
+		if kt <= wt {
+			tm := heap.Pop(&e.timers).(timer)
+			if tm.ks.timer != tm.at {
+				continue // superseded
+			}
+			tm.ks.timer = math.MaxInt64
+			e.sweep(tm.ks, tm.at)
+			e.schedule(tm.ks)
+			continue
+		}
+		c := heap.Pop(&e.closes).(windowClose)
+		e.close(c.w, c.at)
+	}
+	if bound > e.done {
+		e.done = bound
+		for _, ts := range e.tables {
+			kept := ts.truncates[:0]
+			for _, tr := range ts.truncates {
+				if tr.Time > e.done {
+					kept = append(kept, tr)
+				}
+			}
+			ts.truncates = kept
+		}
+	}
+}
+
+// sweep moves one key's decisions forward to instant t, through every
+// change point on the way.
+func (e *Engine) sweep(ks *keyState, t int64) {
+	for {
+		at := ks.next(e.grace)
+		if at > t {
+			return
+		}
+		for len(ks.pending) > 0 && ks.pending[0].Time == at {
+			c := ks.pending[0]
+			ks.pending = ks.pending[1:]
+			e.apply(ks, c)
+		}
+		ks.prune(at, e.grace)
+		ks.at = at
+		e.evaluate(ks, at)
+	}
+}
+
+// apply makes a change the key's current state on its side.
+func (e *Engine) apply(ks *keyState, c Change) {
+	st := state{start: c.Time}
+	if c.Kind == Upsert {
+		st.row, st.digest = c.Row, c.Digest
+		if c.Unresolved {
+			st.row, st.digest, st.partial = e.resolve(ks.table.t, c.Row, ks.current(c.Side).row)
+		}
+	}
+	if c.Side == normalize.Source {
+		ks.src = append(ks.src, st)
+	} else {
+		ks.tgt = st
+	}
+	ts := ks.table
+	start := c.Time - mod(c.Time, e.window)
+	w := ts.windows[start]
+	if w == nil {
+		w = &window{table: ts, start: start, keys: map[string]*keyState{}}
+		ts.windows[start] = w
+		heap.Push(&e.closes, windowClose{at: start + e.window + e.grace, w: w})
+	}
+	w.keys[ks.id] = ks
+}
+
+func mod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
+
+// resolve fills a row's unchanged-TOAST placeholders from the side's
+// previous row; partial tells that some stay.
+func (e *Engine) resolve(t *normalize.Table, row, prev []byte) (_ []byte, _ uint64, partial bool) {
+	r, err := canon.DecodeRow(row)
+	if err != nil {
+		return row, 0, true // Apply checked it
+	}
+	var p canon.Row
+	if prev != nil {
+		p, _ = canon.DecodeRow(prev)
+	}
+	c := normalize.Change{Row: r, Unresolved: true}
+	c.Resolve(p)
+	return canon.AppendRow(nil, c.Row), t.Digest(&e.h, c.Row), c.Unresolved
+}
+
+// evaluate applies the consistency rule at instant t, the key's states
+// being those of t.
+func (e *Engine) evaluate(ks *keyState, t int64) {
+	consistent := false
+	for i := range ks.src {
+		if ks.acceptable(i, t, e.grace) && e.equal(ks.table.t, &ks.src[i], &ks.tgt) {
+			consistent = true
+			break
+		}
+	}
+	switch {
+	case !consistent && ks.drift == nil:
+		e.open(ks, t)
+	case consistent && ks.drift != nil:
+		e.resolveDrift(ks, t)
+	}
+}
+
+func (e *Engine) equal(t *normalize.Table, a, b *state) bool {
+	switch {
+	case a.row == nil || b.row == nil:
+		return a.row == nil && b.row == nil
+	case !t.Loose() && !a.partial && !b.partial:
+		return a.digest == b.digest
+	}
+	ra, err1 := canon.DecodeRow(a.row)
+	rb, err2 := canon.DecodeRow(b.row)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return t.Equal(ra, a.digest, rb, b.digest)
+}
+
+// sortedKeys returns map keys in order, for deterministic output.
+func sortedKeys(m map[string]*keyState) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// ms turns an event time into the output records' time.
+func ms(t int64) time.Time { return time.UnixMilli(t).UTC() }
