@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"container/heap"
 	"errors"
 	"fmt"
 	"math"
@@ -107,8 +106,8 @@ type Engine struct {
 	window int64
 	tables map[string]*tableState
 	keys   map[string]*keyState
-	timers timerHeap
-	closes windowHeap
+	timers queue[timer]
+	closes queue[windowClose]
 	marks  [3]map[string]int64 // by side: input -> latest event time
 	done   int64               // every instant up to done is decided
 	h      canon.Hasher
@@ -142,6 +141,8 @@ func New(cfg Config) (*Engine, error) {
 		tables: map[string]*tableState{},
 		keys:   map[string]*keyState{},
 		done:   math.MinInt64,
+		timers: queue[timer]{less: timerFirst},
+		closes: queue[windowClose]{less: closeFirst},
 	}
 	if e.window <= 0 {
 		return nil, fmt.Errorf("reconcile: window.size must be at least 1ms, got %s", cfg.Config.Window.Size)
@@ -253,7 +254,7 @@ func (e *Engine) schedule(ks *keyState) {
 	}
 	ks.timer = next
 	if next != math.MaxInt64 {
-		heap.Push(&e.timers, timer{at: next, ks: ks})
+		e.timers.push(timer{at: next, ks: ks})
 	}
 }
 
@@ -267,17 +268,17 @@ func (e *Engine) Finish() { e.run(math.MaxInt64) }
 func (e *Engine) run(bound int64) {
 	for {
 		kt, wt := int64(math.MaxInt64), int64(math.MaxInt64)
-		if len(e.timers) > 0 {
-			kt = e.timers[0].at
+		if !e.timers.empty() {
+			kt = e.timers.first().at
 		}
-		if len(e.closes) > 0 {
-			wt = e.closes[0].at
+		if !e.closes.empty() {
+			wt = e.closes.first().at
 		}
 		if min(kt, wt) > bound || min(kt, wt) == math.MaxInt64 {
 			break
 		}
 		if kt <= wt {
-			tm := heap.Pop(&e.timers).(timer)
+			tm := e.timers.pop()
 			if tm.ks.timer != tm.at {
 				continue // superseded
 			}
@@ -286,7 +287,7 @@ func (e *Engine) run(bound int64) {
 			e.schedule(tm.ks)
 			continue
 		}
-		c := heap.Pop(&e.closes).(windowClose)
+		c := e.closes.pop()
 		e.close(c.w, c.at)
 	}
 	if bound > e.done {
@@ -342,7 +343,7 @@ func (e *Engine) apply(ks *keyState, c Change) {
 	if w == nil {
 		w = &window{table: ts, start: start, keys: map[string]*keyState{}}
 		ts.windows[start] = w
-		heap.Push(&e.closes, windowClose{at: start + e.window + e.grace, w: w})
+		e.closes.push(windowClose{at: start + e.window + e.grace, w: w})
 	}
 	w.keys[ks.id] = ks
 }
