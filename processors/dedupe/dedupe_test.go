@@ -1,0 +1,92 @@
+package dedupe_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/cdcrecon/cdcrecon/processors/dedupe"
+	"github.com/cdcrecon/cdcrecon/processors/state"
+)
+
+func id(n byte) [16]byte { return [16]byte{n, 1, 2, 3} }
+
+func seen(t *testing.T, w *dedupe.Window, n byte, at int64) bool {
+	t.Helper()
+	dup, err := w.Seen(id(n), at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dup
+}
+
+// TestMarksAreDurableWithTheirBatch: a mark counts within its batch at
+// once, survives a restart once committed, and is lost with an
+// uncommitted batch.
+func TestMarksAreDurableWithTheirBatch(t *testing.T) {
+	fs := vfs.NewMem()
+	st, err := state.Open("db", state.Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := dedupe.New(st, dedupe.Config{Retention: time.Hour})
+	if seen(t, w, 1, 1000) || !seen(t, w, 1, 1000) {
+		t.Fatal("a repeated identity within one batch is a duplicate")
+	}
+	if seen(t, w, 2, 1000) {
+		t.Fatal("a new identity is not a duplicate")
+	}
+	b := st.NewBatch()
+	w.Flush(b)
+	b.SetOffset("in", 0, 3)
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	seen(t, w, 3, 2000) // marked, never committed
+
+	w2, _ := dedupe.New(st, dedupe.Config{Retention: time.Hour})
+	if !seen(t, w2, 1, 1000) || !seen(t, w2, 2, 1000) {
+		t.Error("committed marks are gone after a restart")
+	}
+	if seen(t, w2, 3, 2000) {
+		t.Error("an uncommitted mark survived")
+	}
+	if w.Duplicates() != 1 || w2.Duplicates() != 2 {
+		t.Errorf("duplicates counted %d and %d, want 1 and 2", w.Duplicates(), w2.Duplicates())
+	}
+	if off, ok, err := st.Offset("in", 0); err != nil || !ok || off != 3 {
+		t.Errorf("offset %d %v %v", off, ok, err)
+	}
+}
+
+// TestExpiryByBucket: once the latest event time is a retention past a
+// bucket, the bucket's marks are deleted and its events are new again.
+func TestExpiryByBucket(t *testing.T) {
+	st, err := state.Open("db", state.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hour := time.Hour.Milliseconds()
+	w, _ := dedupe.New(st, dedupe.Config{Retention: 4 * time.Hour, Buckets: 4}) // 1h buckets
+	commit := func() {
+		b := st.NewBatch()
+		w.Flush(b)
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen(t, w, 1, 10)       // bucket 0
+	seen(t, w, 2, hour+10)  // bucket 1
+	seen(t, w, 3, -hour+10) // bucket -1: negative times bucket too
+	commit()
+	seen(t, w, 4, 5*hour+30) // horizon 1h+30: buckets before 1h expire
+	commit()
+	w2, _ := dedupe.New(st, dedupe.Config{Retention: 4 * time.Hour, Buckets: 4})
+	if seen(t, w2, 1, 10) || seen(t, w2, 3, -hour+10) {
+		t.Error("marks of expired buckets survived")
+	}
+	if !seen(t, w2, 2, hour+10) || !seen(t, w2, 4, 5*hour+30) {
+		t.Error("marks within the retention were expired")
+	}
+}

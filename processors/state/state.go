@@ -1,0 +1,156 @@
+// Package state is cdcrecon's Pebble store: dedupe marks, reconciler state
+// and the input offsets they describe live in one database and are written
+// in one batch, so that after a crash they agree.
+//
+// Stages declare the two or three methods they need as interfaces; Store
+// and Batch are the concrete types behind them.
+//
+// Key spaces (the first byte): 'd' dedupe marks, 'o' offsets.
+//
+// Dependencies: Pebble. It imports nothing of ours.
+package state
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Options configure Open.
+type Options struct {
+	// FS is the filesystem; default the disk. Tests pass vfs.NewMem().
+	FS vfs.FS
+	// Sync makes every Commit wait for the disk. Default false: a crash
+	// of the process loses nothing, a crash of the machine may lose the
+	// last commits, which the input offsets stored with them then replay.
+	Sync bool
+}
+
+// Store is an open Pebble database. It is safe for concurrent use.
+type Store struct {
+	db   *pebble.DB
+	sync *pebble.WriteOptions
+}
+
+// Open opens (creating when missing) the store in dir.
+func Open(dir string, o Options) (*Store, error) {
+	opts := &pebble.Options{FS: o.FS, Logger: quiet{}}
+	opts.EnsureDefaults()
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("opening state in %s: %w", dir, err)
+	}
+	wo := pebble.NoSync
+	if o.Sync {
+		wo = pebble.Sync
+	}
+	return &Store{db: db, sync: wo}, nil
+}
+
+// Close closes the store; it is safe to call twice.
+func (s *Store) Close() error {
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	return err
+}
+
+// Get returns a copy of key's value, and whether it exists.
+func (s *Store) Get(key []byte) ([]byte, bool, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("reading state: %w", err)
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), true, nil
+}
+
+// Has reports whether key exists.
+func (s *Store) Has(key []byte) (bool, error) {
+	_, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading state: %w", err)
+	}
+	closer.Close()
+	return true, nil
+}
+
+// NewBatch starts a batch of writes, applied atomically by Commit.
+func (s *Store) NewBatch() *Batch { return &Batch{s: s, b: s.db.NewBatch()} }
+
+// Batch is a set of writes committed together. It is not safe for
+// concurrent use.
+type Batch struct {
+	s *Store
+	b *pebble.Batch
+}
+
+// Set writes key.
+func (b *Batch) Set(key, value []byte) { _ = b.b.Set(key, value, nil) }
+
+// Delete removes key.
+func (b *Batch) Delete(key []byte) { _ = b.b.Delete(key, nil) }
+
+// DeleteRange removes every key in [start, end).
+func (b *Batch) DeleteRange(start, end []byte) { _ = b.b.DeleteRange(start, end, nil) }
+
+// SetOffset records the next offset to read of an input partition.
+func (b *Batch) SetOffset(topic string, partition int32, next int64) {
+	b.Set(offsetKey(topic, partition), binary.BigEndian.AppendUint64(nil, uint64(next)))
+}
+
+// Commit applies the batch and readies it for reuse.
+func (b *Batch) Commit() error {
+	if err := b.b.Commit(b.s.sync); err != nil {
+		return fmt.Errorf("committing state: %w", err)
+	}
+	b.b.Reset()
+	return nil
+}
+
+// Close discards what was not committed.
+func (b *Batch) Close() { _ = b.b.Close() }
+
+// Offset returns the next offset to read of an input partition, and
+// whether one was recorded.
+func (s *Store) Offset(topic string, partition int32) (int64, bool, error) {
+	v, ok, err := s.Get(offsetKey(topic, partition))
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("reading offset of %s/%d: %d bytes", topic, partition, len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), true, nil
+}
+
+func offsetKey(topic string, partition int32) []byte {
+	k := append([]byte{'o'}, topic...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint32(k, uint32(partition))
+}
+
+// quiet keeps Pebble's informational logging off stderr; errors reach us
+// as returned errors.
+type quiet struct{}
+
+func (quiet) Infof(string, ...any)  {}
+func (quiet) Errorf(string, ...any) {}
+func (quiet) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}
