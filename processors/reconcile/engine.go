@@ -122,10 +122,9 @@ type tableState struct {
 }
 
 type window struct {
-	table  *tableState
-	start  int64
-	keys   map[string]*keyState
-	drifts []string
+	table *tableState
+	start int64
+	keys  map[string]*keyState
 }
 
 // New returns an Engine with no keys, nothing decided and no input

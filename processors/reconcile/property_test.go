@@ -64,9 +64,6 @@ func (h *history) all() []reconcile.Change {
 // sometimes early; TOAST placeholders, deletes and truncates included.
 func generate(r *rand.Rand, m *normalize.Mapper) *history {
 	const grace = 50
-	type ev struct {
-		c reconcile.Change
-	}
 	var raw []reconcile.Change
 	var h canon.Hasher
 	row := func(t *normalize.Table, v, w int64, toast bool) ([]byte, uint64, bool) {
