@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -84,6 +85,13 @@ func messageRecord(topic string, msg *message.Message) (*kgo.Record, error) {
 		switch {
 		case k == MetaKey:
 			r.Key = []byte(v)
+		case k == MetaPartition:
+			n, err := strconv.ParseInt(v, 10, 32)
+			if err != nil || n < 0 {
+				return nil, errInvalidMetadata(k, v)
+			}
+			r.Partition = int32(n)
+			r.Context = context.WithValue(context.Background(), explicitPartition{}, true)
 		case k == MetaTimestamp:
 			ms, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {

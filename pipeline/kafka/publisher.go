@@ -45,6 +45,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 		kgo.AllowAutoTopicCreation(),
+		kgo.RecordPartitioner(partitioner{kgo.StickyKeyPartitioner(nil)}),
 	}, cfg.ClientOpts()...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -55,8 +56,10 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 
 // Publish produces msgs to topic, in order, and returns once the broker
 // acknowledged all of them, or with the first error. The record key is the
-// MetaKey metadata entry; the timestamp is MetaTimestamp when set; other
-// metadata entries outside the "kafka." prefix become headers.
+// MetaKey metadata entry; the partition is MetaPartition when set (it must
+// exist), else chosen by Kafka's default hash of the key; the timestamp is
+// MetaTimestamp when set; other metadata entries outside the "kafka."
+// prefix become headers.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -77,6 +80,38 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		return fmt.Errorf("publishing to %s: %w", topic, err)
 	}
 	return nil
+}
+
+// explicitPartition marks, in a record's Context, a partition chosen by
+// the message (MetaPartition).
+type explicitPartition struct{}
+
+func isExplicit(r *kgo.Record) bool {
+	return r.Context != nil && r.Context.Value(explicitPartition{}) != nil
+}
+
+// partitioner keeps a record's explicit partition, and hashes the key of
+// every other as Kafka's default partitioner does.
+type partitioner struct{ kgo.Partitioner }
+
+func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	return topicPartitioner{p.Partitioner.ForTopic(topic)}
+}
+
+type topicPartitioner struct{ kgo.TopicPartitioner }
+
+func (p topicPartitioner) RequiresConsistency(r *kgo.Record) bool {
+	return isExplicit(r) || p.TopicPartitioner.RequiresConsistency(r)
+}
+
+func (p topicPartitioner) Partition(r *kgo.Record, n int) int {
+	if isExplicit(r) {
+		if int(r.Partition) >= n {
+			return int(r.Partition) % n // a partition that does not exist: the caller's bug, kept deterministic
+		}
+		return int(r.Partition)
+	}
+	return p.TopicPartitioner.Partition(r, n)
 }
 
 // Close waits for Publish calls under way, then closes the client. It is safe

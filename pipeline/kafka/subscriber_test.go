@@ -458,3 +458,57 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		}
 	}
 }
+
+// TestExplicitPartition: MetaPartition places a record; records without it
+// keep Kafka's key hashing, so one key always lands in one partition.
+func TestExplicitPartition(t *testing.T) {
+	addr := startBroker(t, 4)
+	pub, err := kafka.NewPublisher(kafka.PublisherConfig{ClientConfig: testClient(addr)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	var msgs []*message.Message
+	for p := range 4 {
+		m := message.NewMessage(fmt.Sprintf("explicit-%d", p), []byte("mark"))
+		m.Metadata.Set(kafka.MetaKey, "same-key")
+		m.Metadata.Set(kafka.MetaPartition, strconv.Itoa(p))
+		msgs = append(msgs, m)
+	}
+	for i := range 3 {
+		m := message.NewMessage(fmt.Sprintf("hashed-%d", i), []byte("change"))
+		m.Metadata.Set(kafka.MetaKey, "same-key")
+		msgs = append(msgs, m)
+	}
+	if err := pub.Publish("p", msgs...); err != nil {
+		t.Fatal(err)
+	}
+	bad := message.NewMessage("bad", nil)
+	bad.Metadata.Set(kafka.MetaPartition, "-1")
+	if err := pub.Publish("p", bad); err == nil {
+		t.Error("a negative partition was accepted")
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("p"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	var recs []*kgo.Record
+	for len(recs) < 7 && ctx.Err() == nil {
+		recs = append(recs, cl.PollFetches(ctx).Records()...)
+	}
+	marks := map[int32]int{}
+	hashed := map[int32]int{}
+	for _, r := range recs {
+		if string(r.Value) == "mark" {
+			marks[r.Partition]++
+		} else {
+			hashed[r.Partition]++
+		}
+	}
+	if len(marks) != 4 || len(hashed) != 1 {
+		t.Errorf("marks by partition %v (want one in each of 4), hashed %v (want all 3 in one)", marks, hashed)
+	}
+}
