@@ -69,7 +69,7 @@ error.`),
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitFailure, err: fmt.Errorf("%w (see --help)", err)}
 	})
-	root.AddCommand(newBrokerCmd(g), newProduceCmd(g), newTailCmd(g))
+	root.AddCommand(newBrokerCmd(g), newProduceCmd(g), newTailCmd(g), newCheckCmd(g))
 	return root
 }
 

@@ -19,6 +19,10 @@ import (
 	"github.com/cdcrecon/cdcrecon/processors/debezium"
 )
 
+// ErrUnavailable marks a registry failure that may pass: the registry out
+// of reach or erring. Input that needs it is retried, not set aside.
+var ErrUnavailable = errors.New("schema registry unavailable")
+
 // Fetcher fetches Avro schemas by id. It implements debezium.SchemaFetcher.
 type Fetcher struct {
 	Client *sr.Client
@@ -32,7 +36,7 @@ func (f Fetcher) FetchSchema(ctx context.Context, id int) (string, error) {
 		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
 			return "", fmt.Errorf("id %d: %w", id, debezium.ErrSchemaNotFound)
 		}
-		return "", fmt.Errorf("fetching schema id %d: %w", id, err)
+		return "", fmt.Errorf("fetching schema id %d: %w: %w", id, ErrUnavailable, err)
 	}
 	if s.Type != sr.TypeAvro {
 		return "", fmt.Errorf("id %d is %s: %w", id, s.Type, debezium.ErrNotAvro)

@@ -102,6 +102,10 @@ func (w *Window) key(identity [16]byte, t int64) [25]byte {
 	return k
 }
 
+// Discard forgets the marks made since the last Flush: their events were
+// not handled, and will be seen again.
+func (w *Window) Discard() { clear(w.pending) }
+
 // Flush writes the marks made since the last Flush into b, and deletes the
 // buckets that fell out of the retention. The caller commits b together
 // with the offsets of the events Seen looked at.

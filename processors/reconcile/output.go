@@ -68,7 +68,7 @@ func (e *Engine) open(ks *keyState, t int64) {
 		a, _ := canon.DecodeRow(src.row)
 		b, _ := canon.DecodeRow(tgt.row)
 		d.Columns = ts.t.Diff(a, b)
-		d.Reason = fmt.Sprintf("%s differ from every source state of the %s grace", strings.Join(d.Columns, ", "), grace)
+		d.Reason = fmt.Sprintf("%s: no source state of the last %s matches", strings.Join(d.Columns, ", "), grace)
 	}
 	ks.drift = &openDrift{rec: d}
 	e.stats.Opened++

@@ -1,0 +1,423 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdcrecon/cdcrecon/pipeline/broker"
+	"github.com/cdcrecon/cdcrecon/pipeline/dump"
+	"github.com/cdcrecon/cdcrecon/pipeline/ingest"
+	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/registry"
+	"github.com/cdcrecon/cdcrecon/pipeline/topology"
+	"github.com/cdcrecon/cdcrecon/processors/config"
+	"github.com/cdcrecon/cdcrecon/processors/debezium"
+	"github.com/cdcrecon/cdcrecon/processors/state"
+	"github.com/cdcrecon/cdcrecon/schemas"
+)
+
+func newCheckCmd(g *globals) *cobra.Command {
+	var (
+		cfgFile, reportFile, dlqFile string
+		history                      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "check --config FILE [--history] [--report FILE] [--dlq FILE] DUMP...",
+		Short: "Reconcile topic dumps offline and print the drift",
+		Long: strings.TrimSpace(`
+Runs the reconciliation pipeline over dumps of the source and target topics
+in kcat's -J line format, as the streaming worker would over the topics:
+the same stages, over a Kafka-protocol broker started in this process, with
+its state in a temporary directory (a check always starts clean). The end
+of the dumps is the end of input: final states are compared.
+
+Prints one JSON object per drift still open at the end (with --history,
+every opened and resolved record, in order of their instants): id, table,
+key, kind, columns, status, opened_at, resolved_at, the source and target
+rows (redacted columns as digests), and a reason.
+
+Malformed messages are named on stderr by topic/partition/offset with the
+reason, written to --dlq as kcat -J lines (with a cdcrecon.reason header),
+counted as invalid, and never stop the run. Exit status: 0 when no drift is
+open, 1 when drift is open, 2 on usage, configuration or I/O errors (a dump
+line that cannot be read included).`),
+		Example: examples(`
+  cdcrecon check --config examples/orders.yaml examples/dumps/source.jsonl examples/dumps/target.jsonl
+  cdcrecon check --config examples/orders.yaml --history --report report.json --dlq bad.jsonl examples/dumps/*.jsonl`),
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, dumps []string) error {
+			if cfgFile == "" {
+				return usageError("--config is required")
+			}
+			cfg, err := config.Load(cfgFile)
+			if err != nil {
+				return &exitError{code: exitFailure, err: err}
+			}
+			return check(cmd.Context(), g, cfg, dumps, history, reportFile, dlqFile)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfgFile, "config", "", "configuration file (required)")
+	f.BoolVar(&history, "history", false, "print every opened and resolved drift record, in order, not only the drift open at the end")
+	f.StringVar(&reportFile, "report", "", "write a JSON summary (events, duplicates, invalid, open_drift, resolved_drift, ...) to this file")
+	f.StringVar(&dlqFile, "dlq", "", "write malformed messages to this file as kcat -J lines")
+	return cmd
+}
+
+// Report is the --report summary.
+type Report struct {
+	Events        int64            `json:"events"`
+	Duplicates    int64            `json:"duplicates"`
+	Invalid       int64            `json:"invalid"`
+	Changes       int64            `json:"changes"`
+	OpenDrift     int64            `json:"open_drift"`
+	ResolvedDrift int64            `json:"resolved_drift"`
+	OpenByTable   map[string]int64 `json:"open_drift_by_table"`
+	Seconds       float64          `json:"seconds"`
+}
+
+func check(ctx context.Context, g *globals, cfg *config.Config, dumps []string, history bool, reportFile, dlqFile string) error {
+	started := time.Now()
+	log, err := g.logger()
+	if err != nil {
+		return usageError("%v", err)
+	}
+	fail := func(err error) error { return &exitError{code: exitFailure, err: err} }
+
+	var dlq *bufio.Writer
+	if dlqFile != "" {
+		f, err := os.Create(dlqFile)
+		if err != nil {
+			return fail(fmt.Errorf("creating --dlq file: %w", err))
+		}
+		defer f.Close()
+		dlq = bufio.NewWriter(f)
+		defer dlq.Flush()
+	}
+
+	b, err := broker.Start(broker.Config{})
+	if err != nil {
+		return fail(err)
+	}
+	defer b.Close()
+	cc := kafka.ClientConfig{Brokers: []string{b.Addr()}, Logger: log}
+
+	// Load the dumps into their topics.
+	p, err := newProducer(cc)
+	if err != nil {
+		return fail(err)
+	}
+	defer p.close()
+	stop := progress(g.stderr, "loaded", &p.produced)
+	badLines := 0
+	for _, name := range dumps {
+		n, err := p.loadFile(ctx, g, name)
+		badLines += n
+		if err != nil {
+			stop()
+			return fail(err)
+		}
+	}
+	if err := p.flush(ctx); err != nil {
+		stop()
+		return fail(err)
+	}
+	stop()
+	partitions, ends, err := prepareTopics(ctx, p.adm, cfg)
+	if err != nil {
+		return fail(err)
+	}
+
+	dir, err := os.MkdirTemp("", "cdcrecon-check")
+	if err != nil {
+		return fail(fmt.Errorf("creating state directory: %w", err))
+	}
+	defer os.RemoveAll(dir)
+	st, err := state.Open(dir, state.Options{})
+	if err != nil {
+		return fail(err)
+	}
+	defer st.Close()
+
+	rc, err := registry.NewClient(cfg.SchemaRegistry)
+	if err != nil {
+		return fail(err)
+	}
+	var dec debezium.Config
+	if rc != nil {
+		dec.Registry = debezium.NewRegistry(registry.Fetcher{Client: rc})
+	}
+	serde := registry.NewSerde(nil) // outputs stay in this process: single-object encoding
+
+	var mu sync.Mutex
+	finished := map[int32]bool{}
+	allDone := make(chan struct{})
+	pl, err := topology.New(topology.Options{
+		Config: cfg, Client: cc, Store: st, Serde: serde, Decoder: dec,
+		Partitions: partitions, Ends: ends, Logger: log,
+		OnInvalid: func(d *schemas.DeadLetter) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(g.stderr, "cdcrecon: invalid message %s/%d/%d: %s\n", d.Topic, d.Partition, d.Offset, d.Reason)
+			if dlq != nil {
+				rec := dump.Record{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, Timestamp: d.Timestamp, Key: d.Key, Value: d.Value}
+				for _, h := range d.Headers {
+					rec.Headers = append(rec.Headers, dump.Header{Key: h.Key, Value: h.Value})
+				}
+				rec.Headers = append(rec.Headers, dump.Header{Key: "cdcrecon.reason", Value: []byte(d.Reason)})
+				_, _ = dlq.Write(dump.AppendLine(nil, rec))
+			}
+		},
+		OnFinish: func(part int32) {
+			mu.Lock()
+			defer mu.Unlock()
+			finished[part] = true
+			if len(finished) == cfg.Kafka.Partitions {
+				close(allDone)
+			}
+		},
+	})
+	if err != nil {
+		return fail(err)
+	}
+	defer pl.Close()
+	runErr := make(chan error, 1)
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	go func() { runErr <- pl.Run(runCtx) }()
+	<-pl.Router.Running()
+	for name, end := range ends {
+		if end == 0 {
+			topic, part := splitInput(name)
+			if err := pl.Ingest.Finish(ctx, topic, part); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	stop = progress(g.stderr, "events", &pl.Ingest.Stats.Events)
+	select {
+	case <-allDone:
+	case err := <-runErr:
+		stop()
+		if err == nil {
+			err = errors.New("the pipeline stopped before the end of input")
+		}
+		return fail(err)
+	case <-ctx.Done():
+		stop()
+		return fail(fmt.Errorf("interrupted: %w", ctx.Err()))
+	}
+	stop()
+	cancelRun()
+	if err := pl.Close(); err != nil {
+		log.Warn("closing the pipeline", "err", err)
+	}
+	<-runErr
+
+	drifts, err := readDrift(ctx, cc, cfg.Topics.Drift, serde)
+	if err != nil {
+		return fail(err)
+	}
+	out := bufio.NewWriter(g.stdout)
+	defer out.Flush()
+	open := openAtEnd(drifts)
+	shown := open
+	if history {
+		shown = drifts
+	}
+	for _, d := range shown {
+		line, err := json.Marshal(d)
+		if err != nil {
+			return fail(err)
+		}
+		out.Write(append(line, '\n'))
+	}
+	if err := out.Flush(); err != nil {
+		return fail(fmt.Errorf("writing output: %w", err))
+	}
+
+	rep := Report{
+		Events: pl.Ingest.Stats.Events.Load(), Duplicates: pl.Ingest.Stats.Duplicates.Load(),
+		Invalid: pl.Ingest.Stats.Invalid.Load(), Changes: pl.Reconciler.Stats().Changes,
+		OpenDrift: int64(len(open)), OpenByTable: map[string]int64{}, Seconds: time.Since(started).Seconds(),
+	}
+	for _, d := range drifts {
+		if d.Status == schemas.Resolved {
+			rep.ResolvedDrift++
+		}
+	}
+	for _, d := range open {
+		rep.OpenByTable[d.Table]++
+	}
+	if reportFile != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(reportFile, append(b, '\n'), 0o644); err != nil {
+			return fail(fmt.Errorf("writing --report: %w", err))
+		}
+	}
+	switch {
+	case badLines > 0:
+		return fail(fmt.Errorf("%d dump lines could not be read and were skipped", badLines))
+	case len(open) > 0:
+		return &exitError{code: exitDrift}
+	}
+	return nil
+}
+
+// prepareTopics creates what the pipeline needs that the dumps did not:
+// empty input topics, the changes topic, the output topics. It returns
+// the partition count of every input topic and the end offset of every
+// input partition.
+func prepareTopics(ctx context.Context, adm *kadm.Client, cfg *config.Config) (map[string]int32, map[string]int64, error) {
+	create := func(topic string, n int32) error {
+		resp, err := adm.CreateTopic(ctx, n, -1, nil, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil {
+			return fmt.Errorf("creating topic %s: %w", topic, err)
+		}
+		return nil
+	}
+	var inputs []string
+	for _, t := range cfg.Tables {
+		inputs = append(inputs, t.Source.Topic, t.Target.Topic)
+	}
+	details, err := adm.ListTopics(ctx, inputs...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing topics: %w", err)
+	}
+	partitions := map[string]int32{}
+	for _, topic := range inputs {
+		if d, ok := details[topic]; ok && d.Err == nil {
+			partitions[topic] = int32(len(d.Partitions))
+			continue
+		}
+		if err := create(topic, 1); err != nil {
+			return nil, nil, err
+		}
+		partitions[topic] = 1
+	}
+	ends := map[string]int64{}
+	offs, err := adm.ListEndOffsets(ctx, inputs...)
+	if err == nil {
+		err = offs.Error()
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing end offsets: %w", err)
+	}
+	for _, topic := range inputs {
+		for p := range partitions[topic] {
+			o, _ := offs.Lookup(topic, p)
+			ends[ingest.InputName(topic, p)] = o.Offset
+		}
+	}
+	if err := create(cfg.Topics.Changes, int32(cfg.Kafka.Partitions)); err != nil {
+		return nil, nil, err
+	}
+	for _, topic := range []string{cfg.Topics.Drift, cfg.Topics.Compensation, cfg.Topics.Checksums, cfg.Topics.DLQ} {
+		if err := create(topic, 1); err != nil {
+			return nil, nil, err
+		}
+	}
+	return partitions, ends, nil
+}
+
+func splitInput(name string) (string, int32) {
+	i := strings.LastIndexByte(name, '/')
+	var p int32
+	fmt.Sscan(name[i+1:], &p)
+	return name[:i], p
+}
+
+// readDrift reads the drift topic to its end and returns its records in
+// history order: by the instant each record is about (opening or
+// resolution), then table, key and id; an opening before its resolution.
+func readDrift(ctx context.Context, cc kafka.ClientConfig, topic string, serde *registry.Serde) ([]*schemas.Drift, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, cc.ClientOpts()...)...)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", topic, err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", topic, err)
+	}
+	want := int64(0)
+	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
+	var out []*schemas.Drift
+	for read := int64(0); read < want; {
+		fetches := cl.PollFetches(ctx)
+		if err := fetches.Err0(); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", topic, err)
+		}
+		for it := fetches.RecordIter(); !it.Done(); {
+			r := it.Next()
+			read++
+			rec, _, _, err := serde.Decode(ctx, r.Value)
+			if err != nil {
+				return nil, fmt.Errorf("reading %s offset %d: %w", topic, r.Offset, err)
+			}
+			if d, ok := rec.(*schemas.Drift); ok {
+				out = append(out, d)
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return historyLess(out[i], out[j]) })
+	return out, nil
+}
+
+func instant(d *schemas.Drift) time.Time {
+	if d.Status == schemas.Resolved && d.ResolvedAt != nil {
+		return *d.ResolvedAt
+	}
+	return d.OpenedAt
+}
+
+func historyLess(a, b *schemas.Drift) bool {
+	if ia, ib := instant(a), instant(b); !ia.Equal(ib) {
+		return ia.Before(ib)
+	}
+	if a.Table != b.Table {
+		return a.Table < b.Table
+	}
+	ka, _ := json.Marshal(a.Key)
+	kb, _ := json.Marshal(b.Key)
+	if string(ka) != string(kb) {
+		return string(ka) < string(kb)
+	}
+	if a.Status != b.Status {
+		return a.Status == schemas.Open
+	}
+	return a.ID < b.ID
+}
+
+// openAtEnd returns the drifts whose last record is an opening.
+func openAtEnd(history []*schemas.Drift) []*schemas.Drift {
+	last := map[string]*schemas.Drift{}
+	for _, d := range history {
+		last[d.ID] = d
+	}
+	var open []*schemas.Drift
+	for _, d := range history {
+		if last[d.ID] == d && d.Status == schemas.Open {
+			open = append(open, d)
+		}
+	}
+	return open
+}

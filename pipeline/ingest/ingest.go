@@ -1,0 +1,337 @@
+// Package ingest is the first stage: it reads the Debezium topics of both
+// sides, decodes and maps each message onto its table, drops duplicates,
+// and repartitions the changes onto the changes topic by (table, key), so
+// that both sides of a key meet in one reconciler. After each batch of an
+// input partition it sends every changes partition a watermark: how far
+// in event time that input is complete.
+//
+// Event times are made non-decreasing within each input partition here,
+// the one place that sees the partition whole: a change never takes effect
+// before the one it follows.
+//
+// A batch is handled as a whole: its changes, watermarks and dead letters
+// are published, then its dedupe marks are committed to the state store
+// with its next offset, then it is acked. A failure before the commit
+// nacks the batch and forgets its marks, so the redelivery is handled the
+// same way.
+//
+// Dependencies: pipeline/kafka (batch messages), pipeline/registry (dead
+// letters), processors/{normalize,debezium,dedupe,reconcile,state},
+// schemas, Watermill.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/zeebo/xxh3"
+
+	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/registry"
+	"github.com/cdcrecon/cdcrecon/processors/canon"
+	"github.com/cdcrecon/cdcrecon/processors/debezium"
+	"github.com/cdcrecon/cdcrecon/processors/dedupe"
+	"github.com/cdcrecon/cdcrecon/processors/normalize"
+	"github.com/cdcrecon/cdcrecon/processors/reconcile"
+	"github.com/cdcrecon/cdcrecon/processors/state"
+	"github.com/cdcrecon/cdcrecon/schemas"
+)
+
+// Config configures a Stage.
+type Config struct {
+	Mapper  *normalize.Mapper
+	Decoder debezium.Config
+	Store   *state.Store
+	Dedupe  dedupe.Config
+	// Publisher publishes changes, watermarks and dead letters.
+	Publisher message.Publisher
+	// Serde encodes dead letters.
+	Serde *registry.Serde
+	// ChangesTopic and its partition count; DLQTopic.
+	ChangesTopic string
+	Partitions   int
+	DLQTopic     string
+	// Ends, when set, gives for input partitions ("topic/partition") the
+	// offset after their last record: reaching it sends the input's end
+	// (an offline run's end of input).
+	Ends map[string]int64
+	// OnInvalid, when set, is called with every dead letter; it may be
+	// called from several goroutines at once.
+	OnInvalid func(*schemas.DeadLetter)
+}
+
+// Stats counts what a Stage handled.
+type Stats struct {
+	Events     atomic.Int64 // input records read
+	Duplicates atomic.Int64
+	Invalid    atomic.Int64
+}
+
+// Stage is the ingest stage. Handle is safe for concurrent use by the
+// handlers of different input partitions.
+type Stage struct {
+	cfg   Config
+	Stats Stats
+	mu    sync.Mutex
+	parts map[string]*input
+}
+
+// input is the stage's state for one input partition.
+type input struct {
+	name   string
+	topic  string
+	part   int32
+	side   normalize.Side
+	worker *normalize.Worker
+	window *dedupe.Window
+	latest int64 // effective event time so far
+	ended  bool
+	h      canon.Hasher
+}
+
+// New returns a Stage.
+func New(cfg Config) (*Stage, error) {
+	if cfg.Mapper == nil || cfg.Store == nil || cfg.Publisher == nil || cfg.Serde == nil {
+		return nil, errors.New("ingest: Mapper, Store, Publisher and Serde are required")
+	}
+	if cfg.ChangesTopic == "" || cfg.DLQTopic == "" || cfg.Partitions <= 0 {
+		return nil, errors.New("ingest: ChangesTopic, DLQTopic and a positive Partitions are required")
+	}
+	return &Stage{cfg: cfg, parts: map[string]*input{}}, nil
+}
+
+// InputName names an input partition as watermarks do: "topic/partition".
+func InputName(topic string, partition int32) string {
+	return topic + "/" + strconv.FormatInt(int64(partition), 10)
+}
+
+func (s *Stage) input(topic string, partition int32) (*input, error) {
+	name := InputName(topic, partition)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if in := s.parts[name]; in != nil {
+		return in, nil
+	}
+	_, side, ok := s.cfg.Mapper.Route(topic)
+	if !ok {
+		return nil, fmt.Errorf("topic %s: %w", topic, normalize.ErrUnknownTopic)
+	}
+	w, err := dedupe.New(s.cfg.Store, s.cfg.Dedupe)
+	if err != nil {
+		return nil, err
+	}
+	in := &input{name: name, topic: topic, part: partition, side: side,
+		worker: s.cfg.Mapper.NewWorker(debezium.NewDecoder(s.cfg.Decoder)), window: w, latest: math.MinInt64}
+	s.parts[name] = in
+	return in, nil
+}
+
+// Handle handles one batch message of an input partition (a Watermill
+// no-publish handler).
+func (s *Stage) Handle(msg *message.Message) error {
+	topic := msg.Metadata.Get(kafka.MetaTopic)
+	p, err := strconv.ParseInt(msg.Metadata.Get(kafka.MetaPartition), 10, 32)
+	if err != nil {
+		return fmt.Errorf("ingest: message without a partition: %w", err)
+	}
+	in, err := s.input(topic, int32(p))
+	if err != nil {
+		return err
+	}
+	recs, err := kafka.DecodeBatch(msg.Payload)
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	ctx := msg.Context()
+	latest, ended := in.latest, in.ended
+	fail := func(err error) error { // the redelivery must find things as they were
+		in.window.Discard()
+		in.latest, in.ended = latest, ended
+		return err
+	}
+	out, dead, err := s.batch(ctx, in, recs)
+	if err != nil {
+		return fail(err)
+	}
+	if err := s.publish(ctx, in, out, dead); err != nil {
+		return fail(err)
+	}
+	b := s.cfg.Store.NewBatch()
+	defer b.Close()
+	in.window.Flush(b)
+	b.SetOffset(topic, int32(p), recs[len(recs)-1].Offset+1)
+	if err := b.Commit(); err != nil {
+		return fail(fmt.Errorf("ingest %s: %w", in.name, err))
+	}
+	return nil
+}
+
+// batch maps a batch's records: the changes messages to publish, and the
+// dead letters.
+func (s *Stage) batch(ctx context.Context, in *input, recs []kafka.Record) (out []*message.Message, dead []*schemas.DeadLetter, err error) {
+	before := in.latest
+	var buf []byte
+	for i := range recs {
+		r := &recs[i]
+		s.Stats.Events.Add(1)
+		c, err := in.worker.Map(ctx, in.topic, r.Key, r.Value)
+		if err != nil {
+			if !permanent(err) {
+				return nil, nil, fmt.Errorf("ingest %s offset %d: %w", in.name, r.Offset, err)
+			}
+			dead = append(dead, s.deadLetter(in, r, err))
+			continue
+		}
+		switch c.Kind {
+		case normalize.Skip:
+			continue
+		case normalize.Heartbeat:
+			in.latest = max(in.latest, c.Time)
+			continue
+		}
+		eff := max(c.Time, in.latest)
+		in.latest = eff
+		dup, err := in.window.Seen(c.Identity, c.Time)
+		if err != nil {
+			return nil, nil, fmt.Errorf("ingest %s offset %d: %w", in.name, r.Offset, err)
+		}
+		if dup {
+			s.Stats.Duplicates.Add(1)
+			continue
+		}
+		rc := reconcile.Change{Table: c.Table, Side: c.Side, Time: eff, Key: c.KeyBytes,
+			Origin: reconcile.Origin{Topic: in.topic, Partition: in.part, Offset: r.Offset}}
+		switch {
+		case c.Kind == normalize.Truncate:
+			rc.Kind = reconcile.Truncate
+		case c.Row == nil:
+			rc.Kind = reconcile.Absent
+		default:
+			rc.Kind, rc.Unresolved = reconcile.Upsert, c.Unresolved
+			tbl, _, _ := s.cfg.Mapper.Route(in.topic)
+			rc.Row = canon.AppendRow(nil, c.Row)
+			rc.Digest = tbl.Digest(&in.h, c.Row)
+		}
+		buf = reconcile.AppendChange(buf[:0], &rc, c.Identity)
+		key := changeKey(c.Table, c.KeyBytes)
+		if rc.Kind == reconcile.Truncate {
+			for p := range s.cfg.Partitions {
+				out = append(out, changeMessage(key, p, buf))
+			}
+			continue
+		}
+		out = append(out, changeMessage(key, int(xxh3.Hash(key)%uint64(s.cfg.Partitions)), buf))
+	}
+	end, hasEnd := s.cfg.Ends[in.name]
+	last := recs[len(recs)-1].Offset
+	ended := hasEnd && last+1 >= end && !in.ended
+	if in.latest != before || ended {
+		m := reconcile.Mark{Side: in.side, Input: in.name, Time: in.latest}
+		if ended {
+			m.Time, in.ended = reconcile.End, true
+		}
+		out = append(out, s.marks(m)...)
+	}
+	return out, dead, nil
+}
+
+// Finish sends the end of an input that has no records, or none left to
+// read, on every changes partition (an offline run's end of input).
+func (s *Stage) Finish(ctx context.Context, topic string, partition int32) error {
+	in, err := s.input(topic, partition)
+	if err != nil {
+		return err
+	}
+	in.ended = true
+	return s.publish(ctx, in, s.marks(reconcile.Mark{Side: in.side, Input: in.name, Time: reconcile.End}), nil)
+}
+
+func (s *Stage) marks(m reconcile.Mark) []*message.Message {
+	b := reconcile.AppendMark(nil, m)
+	out := make([]*message.Message, s.cfg.Partitions)
+	for p := range out {
+		out[p] = changeMessage(nil, p, b)
+	}
+	return out
+}
+
+// changeKey is the changes topic's record key: table, NUL, canonical key.
+func changeKey(table string, key []byte) []byte {
+	k := make([]byte, 0, len(table)+1+len(key))
+	k = append(k, table...)
+	k = append(k, 0)
+	return append(k, key...)
+}
+
+func changeMessage(key []byte, partition int, payload []byte) *message.Message {
+	m := message.NewMessage("", append([]byte(nil), payload...))
+	if key != nil {
+		m.Metadata.Set(kafka.MetaKey, string(key))
+	}
+	m.Metadata.Set(kafka.MetaPartition, strconv.Itoa(partition))
+	return m
+}
+
+func (s *Stage) publish(ctx context.Context, in *input, out []*message.Message, dead []*schemas.DeadLetter) error {
+	if len(dead) > 0 {
+		msgs := make([]*message.Message, 0, len(dead))
+		for _, d := range dead {
+			v, err := s.cfg.Serde.Encode(ctx, nil, s.cfg.DLQTopic, d)
+			if err != nil {
+				return fmt.Errorf("ingest %s: encoding dead letter: %w", in.name, err)
+			}
+			m := message.NewMessage("", v)
+			m.Metadata.Set(kafka.MetaKey, in.name+"/"+strconv.FormatInt(d.Offset, 10))
+			m.Metadata.Set("cdcrecon.origin.topic", d.Topic)
+			m.Metadata.Set("cdcrecon.origin.partition", strconv.FormatInt(int64(d.Partition), 10))
+			m.Metadata.Set("cdcrecon.origin.offset", strconv.FormatInt(d.Offset, 10))
+			m.Metadata.Set("cdcrecon.reason", d.Reason)
+			msgs = append(msgs, m)
+		}
+		if err := s.cfg.Publisher.Publish(s.cfg.DLQTopic, msgs...); err != nil {
+			return fmt.Errorf("ingest %s: publishing dead letters: %w", in.name, err)
+		}
+		for _, d := range dead {
+			s.Stats.Invalid.Add(1)
+			if s.cfg.OnInvalid != nil {
+				s.cfg.OnInvalid(d)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	if err := s.cfg.Publisher.Publish(s.cfg.ChangesTopic, out...); err != nil {
+		return fmt.Errorf("ingest %s: publishing changes: %w", in.name, err)
+	}
+	return nil
+}
+
+func (s *Stage) deadLetter(in *input, r *kafka.Record, err error) *schemas.DeadLetter {
+	d := &schemas.DeadLetter{Topic: in.topic, Partition: in.part, Offset: r.Offset, Timestamp: r.Timestamp.UTC(),
+		Key: r.Key, Value: r.Value, Stage: "decode", Reason: err.Error()}
+	if !debezium.IsMalformed(err) {
+		d.Stage = "map"
+	}
+	for _, h := range r.Headers {
+		d.Headers = append(d.Headers, schemas.Header{Key: h.Key, Value: h.Value})
+	}
+	return d
+}
+
+// permanent tells the errors of bad input, which go to the dead-letter
+// queue, from transient ones — a registry out of reach, a cancelled
+// context — which are retried. Anything the decoder or mapper says about
+// a message is about the message.
+func permanent(err error) bool {
+	return !errors.Is(err, registry.ErrUnavailable) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,214 @@
+// Package reconciler is the second stage: it reads the changes topic and
+// runs one reconcile.Engine per partition, publishing what the engines
+// decide — drift, compensation and checksum records — on the output
+// topics in their Avro encoding.
+//
+// A batch is applied to its partition's engine, the engine advances as far
+// as the watermarks allow, and the records it decided are published before
+// the batch is acked. The engines hold their state in memory: a run starts
+// from the beginning of the changes topic (an offline check always does).
+//
+// Dependencies: pipeline/kafka, pipeline/registry,
+// processors/{reconcile,normalize,config}, schemas, Watermill.
+package reconciler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/registry"
+	"github.com/cdcrecon/cdcrecon/processors/config"
+	"github.com/cdcrecon/cdcrecon/processors/normalize"
+	"github.com/cdcrecon/cdcrecon/processors/reconcile"
+	"github.com/cdcrecon/cdcrecon/schemas"
+)
+
+// Config configures a Stage.
+type Config struct {
+	Config    *config.Config
+	Mapper    *normalize.Mapper
+	Publisher message.Publisher
+	Serde     *registry.Serde
+	// Inputs are the input partitions ("topic/partition") of each side;
+	// a side's watermark waits for all of them.
+	Inputs map[normalize.Side][]string
+	// OnFinish, when set, is called once per changes partition whose
+	// inputs have all ended, after its last records are published.
+	OnFinish func(partition int32)
+}
+
+// Stage is the reconcile stage. Handle is safe for concurrent use by the
+// handlers of different changes partitions.
+type Stage struct {
+	cfg     Config
+	mu      sync.Mutex
+	engines map[int32]*partition
+}
+
+type partition struct {
+	id       int32
+	next     int64 // next changes offset to apply: a redelivered batch is not applied twice
+	engine   *reconcile.Engine
+	out      []schemas.Record
+	ended    map[string]bool
+	inputs   int
+	finished bool
+}
+
+// New returns a Stage.
+func New(cfg Config) (*Stage, error) {
+	if cfg.Config == nil || cfg.Mapper == nil || cfg.Publisher == nil || cfg.Serde == nil {
+		return nil, errors.New("reconciler: Config, Mapper, Publisher and Serde are required")
+	}
+	return &Stage{cfg: cfg, engines: map[int32]*partition{}}, nil
+}
+
+// Stats adds up the engines' counts.
+func (s *Stage) Stats() reconcile.Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var total reconcile.Stats
+	for _, p := range s.engines {
+		st := p.engine.Stats()
+		total.Changes += st.Changes
+		total.Late += st.Late
+		total.Opened += st.Opened
+		total.Resolved += st.Resolved
+		total.Open += st.Open
+	}
+	return total
+}
+
+func (s *Stage) partition(id int32) (*partition, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.engines[id]; p != nil {
+		return p, nil
+	}
+	p := &partition{id: id, ended: map[string]bool{}}
+	e, err := reconcile.New(reconcile.Config{Config: s.cfg.Config, Mapper: s.cfg.Mapper, Partition: id,
+		Emit: func(r schemas.Record) { p.out = append(p.out, r) }})
+	if err != nil {
+		return nil, err
+	}
+	for side, ins := range s.cfg.Inputs {
+		e.Expect(side, ins...)
+		p.inputs += len(ins)
+	}
+	p.engine = e
+	s.engines[id] = p
+	return p, nil
+}
+
+// Handle handles one batch message of a changes partition (a Watermill
+// no-publish handler).
+func (s *Stage) Handle(msg *message.Message) error {
+	id, err := strconv.ParseInt(msg.Metadata.Get(kafka.MetaPartition), 10, 32)
+	if err != nil {
+		return fmt.Errorf("reconciler: message without a partition: %w", err)
+	}
+	p, err := s.partition(int32(id))
+	if err != nil {
+		return err
+	}
+	recs, err := kafka.DecodeBatch(msg.Payload)
+	if err != nil {
+		return fmt.Errorf("reconciler: %w", err)
+	}
+	for _, r := range recs {
+		if r.Offset < p.next {
+			continue // applied before a failed publish; its records are still in p.out
+		}
+		p.next = r.Offset + 1
+		c, _, m, err := reconcile.DecodeRecord(r.Value)
+		if err != nil {
+			// Our own topic: a record we cannot read is a bug or
+			// corruption; stopping beats deciding on partial input.
+			return fmt.Errorf("reconciler partition %d offset %d: %w", id, r.Offset, err)
+		}
+		if m != nil {
+			p.engine.Watermark(m.Side, m.Input, m.Time)
+			if m.Time == reconcile.End {
+				p.ended[m.Input] = true
+			}
+			continue
+		}
+		if err := p.engine.Apply(*c); err != nil {
+			return fmt.Errorf("reconciler partition %d offset %d: %w", id, r.Offset, err)
+		}
+	}
+	p.engine.Advance()
+	finishing := !p.finished && p.inputs > 0 && len(p.ended) == p.inputs
+	if finishing {
+		p.engine.Finish()
+	}
+	if err := s.publish(msg.Context(), p); err != nil {
+		return err
+	}
+	if finishing {
+		p.finished = true
+		if s.cfg.OnFinish != nil {
+			s.cfg.OnFinish(p.id)
+		}
+	}
+	return nil
+}
+
+func (s *Stage) publish(ctx context.Context, p *partition) error {
+	if len(p.out) == 0 {
+		return nil
+	}
+	byTopic := map[string][]*message.Message{}
+	var order []string
+	for _, r := range p.out {
+		topic, key := s.route(r)
+		v, err := s.cfg.Serde.Encode(ctx, nil, topic, r)
+		if err != nil {
+			return fmt.Errorf("reconciler partition %d: %w", p.id, err)
+		}
+		m := message.NewMessage("", v)
+		m.Metadata.Set(kafka.MetaKey, key)
+		if byTopic[topic] == nil {
+			order = append(order, topic)
+		}
+		byTopic[topic] = append(byTopic[topic], m)
+	}
+	for _, topic := range order {
+		if err := s.cfg.Publisher.Publish(topic, byTopic[topic]...); err != nil {
+			return fmt.Errorf("reconciler partition %d: publishing to %s: %w", p.id, topic, err)
+		}
+	}
+	p.out = p.out[:0]
+	return nil
+}
+
+// route returns an output record's topic and key: the table and key for
+// drift and compensation (so compaction keeps the latest per row), the
+// table, partition and window for checksums.
+func (s *Stage) route(r schemas.Record) (topic, key string) {
+	t := s.cfg.Config.Topics
+	switch x := r.(type) {
+	case *schemas.Drift:
+		return t.Drift, rowKey(x.Table, x.Key)
+	case *schemas.Compensation:
+		return t.Compensation, rowKey(x.Table, x.Key)
+	case *schemas.Checksum:
+		return t.Checksums, fmt.Sprintf(`{"table":%q,"partition":%d,"window_start":%q}`, x.Table, x.Partition, x.WindowStart.Format("2006-01-02T15:04:05.000Z"))
+	}
+	return t.DLQ, ""
+}
+
+func rowKey(table string, key schemas.Columns) string {
+	k, _ := json.Marshal(struct {
+		Table string          `json:"table"`
+		Key   schemas.Columns `json:"key"`
+	}{table, key})
+	return string(k)
+}

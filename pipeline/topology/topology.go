@@ -1,0 +1,151 @@
+// Package topology assembles cdcrecon's pipeline from its stages: one
+// Watermill router whose handlers are the ingest stage, on every input
+// topic, and the reconcile stage, on the changes topic, over the Kafka
+// transport. The offline check and the streaming worker run the same
+// topology.
+//
+// Dependencies: pipeline/{kafka,ingest,reconciler,registry},
+// processors/{config,normalize,debezium,dedupe,state}, Watermill.
+package topology
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/cdcrecon/cdcrecon/pipeline/ingest"
+	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/reconciler"
+	"github.com/cdcrecon/cdcrecon/pipeline/registry"
+	"github.com/cdcrecon/cdcrecon/processors/config"
+	"github.com/cdcrecon/cdcrecon/processors/debezium"
+	"github.com/cdcrecon/cdcrecon/processors/dedupe"
+	"github.com/cdcrecon/cdcrecon/processors/normalize"
+	"github.com/cdcrecon/cdcrecon/processors/state"
+	"github.com/cdcrecon/cdcrecon/schemas"
+)
+
+// Options configure a Pipeline.
+type Options struct {
+	Config *config.Config
+	Client kafka.ClientConfig
+	Store  *state.Store
+	Serde  *registry.Serde
+	// Decoder reads the input; its Registry is needed for Avro input.
+	Decoder debezium.Config
+	// Inputs are the partitions of every input topic, by topic.
+	Partitions map[string]int32
+	// Ends gives input partitions an end (see ingest.Config.Ends).
+	Ends      map[string]int64
+	OnInvalid func(*schemas.DeadLetter)
+	OnFinish  func(partition int32)
+	Logger    *slog.Logger
+}
+
+// Pipeline is a running topology's parts.
+type Pipeline struct {
+	Router     *message.Router
+	Ingest     *ingest.Stage
+	Reconciler *reconciler.Stage
+	Mapper     *normalize.Mapper
+	pub        *kafka.Publisher
+	subs       []*kafka.Subscriber
+}
+
+// New builds the pipeline; Run starts it.
+func New(o Options) (*Pipeline, error) {
+	cfg := o.Config
+	m, err := normalize.NewMapper(cfg)
+	if err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	pub, err := kafka.NewPublisher(kafka.PublisherConfig{ClientConfig: o.Client})
+	if err != nil {
+		return nil, err
+	}
+	p := &Pipeline{Mapper: m, pub: pub}
+	inputs := map[normalize.Side][]string{}
+	for _, t := range cfg.Tables {
+		for side, topic := range map[normalize.Side]string{normalize.Source: t.Source.Topic, normalize.Target: t.Target.Topic} {
+			n, ok := o.Partitions[topic]
+			if !ok {
+				p.Close()
+				return nil, fmt.Errorf("topology: no partition count for topic %s", topic)
+			}
+			for i := range n {
+				inputs[side] = append(inputs[side], ingest.InputName(topic, i))
+			}
+		}
+	}
+	for _, ins := range inputs {
+		sort.Strings(ins)
+	}
+	p.Ingest, err = ingest.New(ingest.Config{Mapper: m, Decoder: o.Decoder, Store: o.Store,
+		Dedupe: dedupe.Config{Retention: cfg.Dedupe.Retention}, Publisher: pub, Serde: o.Serde,
+		ChangesTopic: cfg.Topics.Changes, Partitions: cfg.Kafka.Partitions, DLQTopic: cfg.Topics.DLQ,
+		Ends: o.Ends, OnInvalid: o.OnInvalid})
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.Reconciler, err = reconciler.New(reconciler.Config{Config: cfg, Mapper: m, Publisher: pub, Serde: o.Serde,
+		Inputs: inputs, OnFinish: o.OnFinish})
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.Router, err = message.NewRouter(message.RouterConfig{}, watermill.NewSlogLogger(log))
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	sub := func(group string) (*kafka.Subscriber, error) {
+		s, err := kafka.NewSubscriber(kafka.SubscriberConfig{ClientConfig: o.Client, ConsumerGroup: group, Batch: true})
+		if err == nil {
+			p.subs = append(p.subs, s)
+		}
+		return s, err
+	}
+	for _, t := range cfg.Tables {
+		for _, topic := range []string{t.Source.Topic, t.Target.Topic} {
+			s, err := sub(cfg.Kafka.Group + ".ingest." + topic)
+			if err != nil {
+				p.Close()
+				return nil, err
+			}
+			p.Router.AddConsumerHandler("ingest "+topic, topic, s, p.Ingest.Handle)
+		}
+	}
+	s, err := sub(cfg.Kafka.Group + ".reconcile")
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.Router.AddConsumerHandler("reconcile", cfg.Topics.Changes, s, p.Reconciler.Handle)
+	return p, nil
+}
+
+// Run runs the router until ctx ends or Close.
+func (p *Pipeline) Run(ctx context.Context) error { return p.Router.Run(ctx) }
+
+// Close stops the router and closes the clients; safe to call twice.
+func (p *Pipeline) Close() error {
+	var errs []error
+	if p.Router != nil {
+		errs = append(errs, p.Router.Close())
+	}
+	for _, s := range p.subs {
+		errs = append(errs, s.Close())
+	}
+	errs = append(errs, p.pub.Close())
+	return errors.Join(errs...)
+}
