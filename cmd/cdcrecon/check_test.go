@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCheckExamplesAreConsistent runs the quick start's check: the
+// examples' source and target agree, so nothing is printed and the exit
+// status is 0.
+func TestCheckExamplesAreConsistent(t *testing.T) {
+	var out, errOut bytes.Buffer
+	report := filepath.Join(t.TempDir(), "report.json")
+	code := run(context.Background(), []string{"check", "--config", "../../examples/orders.yaml", "--report", report,
+		"../../examples/dumps/source.jsonl", "../../examples/dumps/target.jsonl"}, nil, &out, &errOut)
+	if code != exitOK || out.Len() != 0 {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+	var rep map[string]any
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]float64{"events": 6, "duplicates": 0, "invalid": 0, "open_drift": 0, "resolved_drift": 0} {
+		if rep[k] != want {
+			t.Errorf("report %s = %v, want %v", k, rep[k], want)
+		}
+	}
+}
+
+// TestCheckFindsDriftAndSetsAsidePoison tampers with the example target
+// (order 2's total), re-sends one source event (a duplicate) and adds a
+// message that is not JSON.
+func TestCheckFindsDriftAndSetsAsidePoison(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile("../../examples/dumps/source.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt, err := os.ReadFile("../../examples/dumps/target.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(src), "\n")
+	src = []byte(lines[0] + lines[1] + lines[2] + strings.Replace(lines[1], `"offset":1`, `"offset":3`, 1) +
+		`{"topic":"pg.public.orders","partition":0,"offset":4,"ts":1763700009000,"key":"{\"id\": 3}","payload":"not json"}` + "\n")
+	tgt = bytes.Replace(tgt, []byte(`5.0000`), []byte(`5.5000`), 1)
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	s, g := write("source.jsonl", src), write("target.jsonl", tgt)
+	dlq, report := filepath.Join(dir, "dlq.jsonl"), filepath.Join(dir, "report.json")
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"check", "--config", "../../examples/orders.yaml", "--history",
+		"--dlq", dlq, "--report", report, s, g}, nil, &out, &errOut)
+	if code != exitDrift {
+		t.Fatalf("exit %d, want %d; stderr %s", code, exitDrift, errOut.String())
+	}
+	var drifts []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var d map[string]any
+		if err := json.Unmarshal([]byte(l), &d); err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+		drifts = append(drifts, d)
+	}
+	if len(drifts) != 1 {
+		t.Fatalf("%d drift records, want 1:\n%s", len(drifts), out.String())
+	}
+	d := drifts[0]
+	// Order 2: the source wrote 5.00 at 1763700001000, the target 5.5000
+	// at 1763700001300.
+	want := map[string]any{"table": "orders", "kind": "value_mismatch", "status": "open",
+		"opened_at": "2025-11-21T04:40:01.3Z", "resolved_at": nil}
+	for k, v := range want {
+		if d[k] != v {
+			t.Errorf("%s = %v, want %v", k, d[k], v)
+		}
+	}
+	if k, _ := json.Marshal(d["key"]); string(k) != `{"id":2}` {
+		t.Errorf("key %s", k)
+	}
+	if c, _ := json.Marshal(d["columns"]); string(c) != `["total"]` {
+		t.Errorf("columns %s", c)
+	}
+	if !strings.Contains(errOut.String(), "invalid message pg.public.orders/0/4: malformed value") {
+		t.Errorf("stderr does not name the poison message: %s", errOut.String())
+	}
+	b, _ := os.ReadFile(dlq)
+	if !strings.Contains(string(b), `"payload":"not json"`) || !strings.Contains(string(b), `"cdcrecon.reason"`) {
+		t.Errorf("dlq file: %s", b)
+	}
+	var rep map[string]any
+	b, _ = os.ReadFile(report)
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]float64{"events": 8, "duplicates": 1, "invalid": 1, "open_drift": 1} {
+		if rep[k] != v {
+			t.Errorf("report %s = %v, want %v", k, rep[k], v)
+		}
+	}
+}
+
+func TestCheckUsage(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"check", "x.jsonl"}, "--config is required"},
+		{[]string{"check", "--config", "/no/such.yaml", "x.jsonl"}, "/no/such.yaml"},
+		{[]string{"check", "--config", "../../examples/orders.yaml"}, "requires at least 1 arg"},
+		{[]string{"check", "--config", "../../examples/orders.yaml", "/no/such.jsonl"}, "opening dump"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), c.args, nil, &out, &errOut); code != exitFailure {
+			t.Errorf("%v: exit %d", c.args, code)
+		}
+		if !strings.Contains(errOut.String(), c.want) {
+			t.Errorf("%v: stderr %q, want %q", c.args, errOut.String(), c.want)
+		}
+	}
+}
+
+// TestCheckSameHistoryWhateverThePartitions: one changes partition or
+// eight, the --history output is byte for byte the same.
+func TestCheckSameHistoryWhateverThePartitions(t *testing.T) {
+	dir := t.TempDir()
+	base, err := os.ReadFile("../../examples/orders.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt, err := os.ReadFile("../../examples/dumps/target.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := filepath.Join(dir, "target.jsonl")
+	// Target: order 2 wrong, order 1's last update lost.
+	lines := strings.SplitAfter(strings.Replace(string(tgt), "5.0000", "5.5000", 1), "\n")
+	if err := os.WriteFile(g, []byte(lines[0]+lines[1]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var outs []string
+	for _, n := range []string{"1", "8", "3"} {
+		cfg := filepath.Join(dir, "orders-"+n+".yaml")
+		if err := os.WriteFile(cfg, append([]byte("kafka: {partitions: "+n+"}\n"), base...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), []string{"check", "--config", cfg, "--history", "../../examples/dumps/source.jsonl", g}, nil, &out, &errOut)
+		if code != exitDrift {
+			t.Fatalf("%s partitions: exit %d, stderr %s", n, code, errOut.String())
+		}
+		outs = append(outs, out.String())
+	}
+	if strings.Count(outs[0], "\n") != 2 {
+		t.Errorf("want 2 drift records (order 2's total, order 1's lost update), got:\n%s", outs[0])
+	}
+	for i := 1; i < len(outs); i++ {
+		if outs[i] != outs[0] {
+			t.Errorf("history differs with another partition count:\n%s\nvs\n%s", outs[0], outs[i])
+		}
+	}
+}
