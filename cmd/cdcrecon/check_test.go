@@ -174,3 +174,49 @@ func TestCheckSameHistoryWhateverThePartitions(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckWorkedExample runs examples/lag, the worked example of
+// processors/reconcile/SEMANTICS.md: the target applies an update 40s
+// late with a grace of 30s, so a drift opens at 40s and resolves at 50s.
+func TestCheckWorkedExample(t *testing.T) {
+	var out, errOut bytes.Buffer
+	args := []string{"check", "--config", "../../examples/lag/lag.yaml", "../../examples/lag/source.jsonl", "../../examples/lag/target.jsonl"}
+	if code := run(context.Background(), args, nil, &out, &errOut); code != exitOK || out.Len() != 0 {
+		t.Fatalf("without --history: exit %d, stdout %q, stderr %s", code, out.String(), errOut.String())
+	}
+	args = append(args, "--history")
+	if code := run(context.Background(), args, nil, &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d, stderr %s", code, errOut.String())
+	}
+	type rec struct {
+		ID, Kind, Status, OpenedAt string
+		ResolvedAt                 *string
+		Columns                    []string
+	}
+	var got []rec
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var r struct {
+			ID         string   `json:"id"`
+			Kind       string   `json:"kind"`
+			Status     string   `json:"status"`
+			OpenedAt   string   `json:"opened_at"`
+			ResolvedAt *string  `json:"resolved_at"`
+			Columns    []string `json:"columns"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, rec{r.ID, r.Kind, r.Status, r.OpenedAt, r.ResolvedAt, r.Columns})
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d records, want the opening and the resolution:\n%s", len(got), out.String())
+	}
+	open, res := got[0], got[1]
+	if open.Status != "open" || open.Kind != "value_mismatch" || open.OpenedAt != "2025-11-21T04:40:40Z" || open.ResolvedAt != nil ||
+		len(open.Columns) != 1 || open.Columns[0] != "status" {
+		t.Errorf("opening: %+v", open)
+	}
+	if res.Status != "resolved" || res.ID != open.ID || res.ResolvedAt == nil || *res.ResolvedAt != "2025-11-21T04:40:50Z" {
+		t.Errorf("resolution: %+v", res)
+	}
+}
