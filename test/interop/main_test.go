@@ -5,36 +5,20 @@ package interop
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cdcrecon/cdcrecon/test/testbin"
 )
 
 var cdcrecon string // path of the binary built for this run
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "cdcrecon-interop")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	cdcrecon = filepath.Join(dir, "cdcrecon")
-	build := exec.Command("go", "build", "-o", cdcrecon, "github.com/cdcrecon/cdcrecon/cmd/cdcrecon")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building cdcrecon:", err)
-		os.Exit(2)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, &cdcrecon) }
 
 func needKcat(t *testing.T) {
 	t.Helper()
