@@ -120,6 +120,7 @@ func check(ctx context.Context, g *globals, cfg *config.Config, dumps []string, 
 		return fail(err)
 	}
 	defer p.close()
+	p.offsets = map[string][]int64{}
 	stop := progress(g.stderr, "loaded", &p.produced)
 	badLines := 0
 	for _, name := range dumps {
@@ -170,6 +171,9 @@ func check(ctx context.Context, g *globals, cfg *config.Config, dumps []string, 
 		OnInvalid: func(d *schemas.DeadLetter) {
 			mu.Lock()
 			defer mu.Unlock()
+			if offs := p.offsets[ingest.InputName(d.Topic, d.Partition)]; d.Offset >= 0 && d.Offset < int64(len(offs)) {
+				d.Offset = offs[d.Offset] // the dump's offset, not the in-process broker's
+			}
 			fmt.Fprintf(g.stderr, "cdcrecon: invalid message %s/%d/%d: %s\n", d.Topic, d.Partition, d.Offset, d.Reason)
 			if dlq != nil {
 				rec := dump.Record{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, Timestamp: d.Timestamp, Key: d.Key, Value: d.Value}

@@ -51,7 +51,7 @@ func TestCheckFindsDriftAndSetsAsidePoison(t *testing.T) {
 	}
 	lines := strings.SplitAfter(string(src), "\n")
 	src = []byte(lines[0] + lines[1] + lines[2] + strings.Replace(lines[1], `"offset":1`, `"offset":3`, 1) +
-		`{"topic":"pg.public.orders","partition":0,"offset":4,"ts":1763700009000,"key":"{\"id\": 3}","payload":"not json"}` + "\n")
+		`{"topic":"pg.public.orders","partition":0,"offset":40,"ts":1763700009000,"key":"{\"id\": 3}","payload":"not json"}` + "\n")
 	tgt = bytes.Replace(tgt, []byte(`5.0000`), []byte(`5.5000`), 1)
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
@@ -95,11 +95,11 @@ func TestCheckFindsDriftAndSetsAsidePoison(t *testing.T) {
 	if c, _ := json.Marshal(d["columns"]); string(c) != `["total"]` {
 		t.Errorf("columns %s", c)
 	}
-	if !strings.Contains(errOut.String(), "invalid message pg.public.orders/0/4: malformed value") {
+	if !strings.Contains(errOut.String(), "invalid message pg.public.orders/0/40: malformed value") {
 		t.Errorf("stderr does not name the poison message: %s", errOut.String())
 	}
 	b, _ := os.ReadFile(dlq)
-	if !strings.Contains(string(b), `"payload":"not json"`) || !strings.Contains(string(b), `"cdcrecon.reason"`) {
+	if !strings.Contains(string(b), `"offset":40,`) || !strings.Contains(string(b), `"payload":"not json"`) || !strings.Contains(string(b), `"cdcrecon.reason"`) {
 		t.Errorf("dlq file: %s", b)
 	}
 	var rep map[string]any

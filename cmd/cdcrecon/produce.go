@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/dump"
+	"github.com/cdcrecon/cdcrecon/pipeline/ingest"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 )
 
@@ -88,6 +89,11 @@ type producer struct {
 	produced atomic.Int64
 	mu       sync.Mutex
 	errs     []error
+
+	// offsets, when not nil, records per "topic/partition" the dump's own
+	// offset of each record in produce order: the broker numbers them
+	// afresh from 0, and check reports the dump's.
+	offsets map[string][]int64
 }
 
 func newProducer(cc kafka.ClientConfig) (*producer, error) {
@@ -142,6 +148,10 @@ func (p *producer) loadFile(ctx context.Context, g *globals, name string) (int, 
 			return bad, err
 		}
 		line := dr.Line()
+		if p.offsets != nil {
+			k := ingest.InputName(rec.Topic, rec.Partition)
+			p.offsets[k] = append(p.offsets[k], rec.Offset)
+		}
 		p.cl.Produce(ctx, rec.ToKafka(), func(_ *kgo.Record, err error) {
 			if err != nil {
 				p.mu.Lock()
