@@ -382,7 +382,7 @@ func readDrift(ctx context.Context, cc kafka.ClientConfig, topic string, serde *
 			}
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return historyLess(out[i], out[j]) })
+	sortHistory(out)
 	return out, nil
 }
 
@@ -393,22 +393,36 @@ func instant(d *schemas.Drift) time.Time {
 	return d.OpenedAt
 }
 
-func historyLess(a, b *schemas.Drift) bool {
-	if ia, ib := instant(a), instant(b); !ia.Equal(ib) {
-		return ia.Before(ib)
+// sortHistory orders drift records by instant, table, key (as JSON), an
+// opening before its resolution, then id. Each key's JSON is made once.
+func sortHistory(ds []*schemas.Drift) {
+	type entry struct {
+		d   *schemas.Drift
+		at  time.Time
+		key string
 	}
-	if a.Table != b.Table {
-		return a.Table < b.Table
+	es := make([]entry, len(ds))
+	for i, d := range ds {
+		k, _ := json.Marshal(d.Key)
+		es[i] = entry{d, instant(d), string(k)}
 	}
-	ka, _ := json.Marshal(a.Key)
-	kb, _ := json.Marshal(b.Key)
-	if string(ka) != string(kb) {
-		return string(ka) < string(kb)
+	sort.SliceStable(es, func(i, j int) bool {
+		a, b := es[i], es[j]
+		switch {
+		case !a.at.Equal(b.at):
+			return a.at.Before(b.at)
+		case a.d.Table != b.d.Table:
+			return a.d.Table < b.d.Table
+		case a.key != b.key:
+			return a.key < b.key
+		case a.d.Status != b.d.Status:
+			return a.d.Status == schemas.Open
+		}
+		return a.d.ID < b.d.ID
+	})
+	for i, e := range es {
+		ds[i] = e.d
 	}
-	if a.Status != b.Status {
-		return a.Status == schemas.Open
-	}
-	return a.ID < b.ID
 }
 
 // openAtEnd returns the drifts whose last record is an opening.

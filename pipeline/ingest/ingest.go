@@ -85,6 +85,7 @@ type Stage struct {
 // input is the stage's state for one input partition.
 type input struct {
 	name   string
+	table  *normalize.Table
 	topic  string
 	part   int32
 	side   normalize.Side
@@ -118,7 +119,7 @@ func (s *Stage) input(topic string, partition int32) (*input, error) {
 	if in := s.parts[name]; in != nil {
 		return in, nil
 	}
-	_, side, ok := s.cfg.Mapper.Route(topic)
+	table, side, ok := s.cfg.Mapper.Route(topic)
 	if !ok {
 		return nil, fmt.Errorf("topic %s: %w", topic, normalize.ErrUnknownTopic)
 	}
@@ -126,7 +127,7 @@ func (s *Stage) input(topic string, partition int32) (*input, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &input{name: name, topic: topic, part: partition, side: side,
+	in := &input{name: name, table: table, topic: topic, part: partition, side: side,
 		worker: s.cfg.Mapper.NewWorker(debezium.NewDecoder(s.cfg.Decoder)), window: w, latest: math.MinInt64}
 	s.parts[name] = in
 	return in, nil
@@ -217,9 +218,8 @@ func (s *Stage) batch(ctx context.Context, in *input, recs []kafka.Record) (out 
 			rc.Kind = reconcile.Absent
 		default:
 			rc.Kind, rc.Unresolved = reconcile.Upsert, c.Unresolved
-			tbl, _, _ := s.cfg.Mapper.Route(in.topic)
 			rc.Row = canon.AppendRow(nil, c.Row)
-			rc.Digest = tbl.Digest(&in.h, c.Row)
+			rc.Digest = in.table.Digest(&in.h, c.Row)
 		}
 		buf = reconcile.AppendChange(buf[:0], &rc, c.Identity)
 		key := changeKey(c.Table, c.KeyBytes)

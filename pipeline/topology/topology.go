@@ -38,7 +38,7 @@ type Options struct {
 	Serde  *registry.Serde
 	// Decoder reads the input; its Registry is needed for Avro input.
 	Decoder debezium.Config
-	// Inputs are the partitions of every input topic, by topic.
+	// Partitions is the partition count of every input topic, by topic.
 	Partitions map[string]int32
 	// Ends gives input partitions an end (see ingest.Config.Ends).
 	Ends      map[string]int64

@@ -95,7 +95,7 @@ func (w *Window) Seen(identity [16]byte, eventTime int64) (bool, error) {
 // sort by time), then the identity.
 func (w *Window) key(identity [16]byte, t int64) [25]byte {
 	var k [25]byte
-	start := t - ((t%w.bucket)+w.bucket)%w.bucket
+	start := w.bucketOf(t)
 	k[0] = 'd'
 	binary.BigEndian.PutUint64(k[1:9], uint64(start)^(1<<63))
 	copy(k[9:], identity[:])
@@ -105,6 +105,12 @@ func (w *Window) key(identity [16]byte, t int64) [25]byte {
 // Discard forgets the marks made since the last Flush: their events were
 // not handled, and will be seen again.
 func (w *Window) Discard() { clear(w.pending) }
+
+// bucketOf returns the start of the bucket holding t, negative times
+// included.
+func (w *Window) bucketOf(t int64) int64 {
+	return t - ((t%w.bucket)+w.bucket)%w.bucket
+}
 
 // Flush writes the marks made since the last Flush into b, and deletes the
 // buckets that fell out of the retention. The caller commits b together
@@ -118,7 +124,7 @@ func (w *Window) Flush(b Writer) {
 		return
 	}
 	horizon := w.latest - w.retention
-	cut := horizon - ((horizon%w.bucket)+w.bucket)%w.bucket // buckets before cut hold only expired marks
+	cut := w.bucketOf(horizon) // buckets before cut hold only expired marks
 	if cut > w.expired {
 		lo := [9]byte{'d'}
 		hi := [9]byte{'d'}
