@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -107,7 +108,14 @@ func check(ctx context.Context, g *globals, cfg *config.Config, dumps []string, 
 		defer dlq.Flush()
 	}
 
-	b, err := broker.Start(broker.Config{})
+	// The run's broker log and state live in one temporary directory: on
+	// disk, not in memory, so that dumps larger than memory fit.
+	dir, err := os.MkdirTemp("", "cdcrecon-check")
+	if err != nil {
+		return fail(fmt.Errorf("creating state directory: %w", err))
+	}
+	defer os.RemoveAll(dir)
+	b, err := broker.Start(broker.Config{DataDir: filepath.Join(dir, "broker")})
 	if err != nil {
 		return fail(err)
 	}
@@ -141,12 +149,7 @@ func check(ctx context.Context, g *globals, cfg *config.Config, dumps []string, 
 		return fail(err)
 	}
 
-	dir, err := os.MkdirTemp("", "cdcrecon-check")
-	if err != nil {
-		return fail(fmt.Errorf("creating state directory: %w", err))
-	}
-	defer os.RemoveAll(dir)
-	st, err := state.Open(dir, state.Options{})
+	st, err := state.Open(filepath.Join(dir, "state"), state.Options{})
 	if err != nil {
 		return fail(err)
 	}

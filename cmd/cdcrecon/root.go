@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,6 +18,8 @@ type globals struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	logLevel       string
+	cpuProfile     string
+	stopProfile    func() // set while a CPU profile is being written
 }
 
 func (g *globals) logger() (*slog.Logger, error) {
@@ -41,7 +45,10 @@ func (g *globals) clientConfig(brokers []string) (kafka.ClientConfig, error) {
 }
 
 func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
-	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
+	return newRootCmdWith(&globals{stdin: stdin, stdout: stdout, stderr: stderr})
+}
+
+func newRootCmdWith(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "cdcrecon",
 		Short: "Reconcile Debezium change streams of a source database and its replica",
@@ -62,14 +69,31 @@ error.`),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetIn(g.stdin)
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level of the JSON logs on stderr: debug, info, warn or error")
+	root.PersistentFlags().StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file (for go tool pprof)")
+	_ = root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if g.cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(g.cpuProfile)
+		if err != nil {
+			return usageError("--cpuprofile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return usageError("--cpuprofile: %v", err)
+		}
+		g.stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+		return nil
+	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitFailure, err: fmt.Errorf("%w (see --help)", err)}
 	})
-	root.AddCommand(newBrokerCmd(g), newProduceCmd(g), newTailCmd(g), newCheckCmd(g))
+	root.AddCommand(newBrokerCmd(g), newProduceCmd(g), newTailCmd(g), newCheckCmd(g), newSimulateCmd(g))
 	return root
 }
 

@@ -16,7 +16,6 @@ package dump
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -104,92 +103,6 @@ func (r *Reader) Next() (Record, error) {
 		return Record{}, fmt.Errorf("reading %s: %w", r.name, err)
 	}
 	return Record{}, io.EOF
-}
-
-type line struct {
-	Topic     *string         `json:"topic"`
-	Partition *int32          `json:"partition"`
-	Offset    *int64          `json:"offset"`
-	TSType    string          `json:"tstype"`
-	TS        *int64          `json:"ts"`
-	Broker    json.RawMessage `json:"broker"`
-	// Written by kcat -s avro; the schema ids stay in the payload bytes.
-	KeySchemaID   json.RawMessage   `json:"key_schema_id"`
-	ValueSchemaID json.RawMessage   `json:"value_schema_id"`
-	Headers       []json.RawMessage `json:"headers"`
-	Key           json.RawMessage   `json:"key"`
-	Payload       json.RawMessage   `json:"payload"`
-}
-
-// ParseLine parses one dump line. The record's byte slices do not alias b.
-func ParseLine(b []byte) (Record, error) {
-	var l line
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&l); err != nil {
-		return Record{}, fmt.Errorf("parsing JSON: %w", err)
-	}
-	if dec.More() {
-		return Record{}, errors.New("parsing JSON: more than one value on the line")
-	}
-	var rec Record
-	switch {
-	case l.Topic == nil || *l.Topic == "":
-		return rec, errors.New(`field "topic": missing or empty`)
-	case l.Partition == nil:
-		return rec, errors.New(`field "partition": missing`)
-	case *l.Partition < 0:
-		return rec, fmt.Errorf(`field "partition": negative (%d)`, *l.Partition)
-	}
-	rec.Topic, rec.Partition = *l.Topic, *l.Partition
-	if l.Offset != nil {
-		rec.Offset = *l.Offset
-	}
-	if l.TS != nil {
-		rec.Timestamp = time.UnixMilli(*l.TS)
-	}
-	switch l.TSType {
-	case "", "create", "unknown":
-	case "logappend":
-		rec.LogAppendTime = true
-	default:
-		return rec, fmt.Errorf(`field "tstype": unknown value %q`, l.TSType)
-	}
-	var err error
-	if rec.Key, err = nullableString(l.Key); err != nil {
-		return rec, fmt.Errorf(`field "key": %w`, err)
-	}
-	if rec.Value, err = nullableString(l.Payload); err != nil {
-		return rec, fmt.Errorf(`field "payload": %w`, err)
-	}
-	if len(l.Headers)%2 != 0 {
-		return rec, errors.New(`field "headers": odd number of elements, want name/value pairs`)
-	}
-	for i := 0; i < len(l.Headers); i += 2 {
-		k, err := nullableString(l.Headers[i])
-		if err != nil || k == nil {
-			return rec, fmt.Errorf(`field "headers": element %d: want a header name string`, i)
-		}
-		v, err := nullableString(l.Headers[i+1])
-		if err != nil {
-			return rec, fmt.Errorf(`field "headers": element %d: %w`, i+1, err)
-		}
-		rec.Headers = append(rec.Headers, Header{Key: string(k), Value: v})
-	}
-	return rec, nil
-}
-
-// nullableString decodes a raw JSON token that must be a string or null,
-// keeping the string's bytes exactly (invalid UTF-8 included).
-func nullableString(raw json.RawMessage) ([]byte, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	if raw[0] != '"' || len(raw) < 2 || raw[len(raw)-1] != '"' {
-		return nil, fmt.Errorf("want a string or null, got %.20s", raw)
-	}
-	return unquote(raw[1 : len(raw)-1])
 }
 
 // unquote resolves JSON escapes in s, copying every other byte unchanged.

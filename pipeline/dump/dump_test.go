@@ -2,6 +2,7 @@ package dump_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -180,6 +181,10 @@ func FuzzParseLine(f *testing.F) {
 	f.Add([]byte(`{"topic":"t","partition":1,"payload":"\ud83d\ude00\u0001"}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		rec, err := dump.ParseLine(line)
+		// The scanner accepts only what a JSON parser accepts.
+		if valid := json.Valid(line); err == nil && !valid {
+			t.Fatalf("accepted invalid JSON %q", line)
+		}
 		if err != nil {
 			return
 		}

@@ -123,7 +123,9 @@ func (s *Stage) input(topic string, partition int32) (*input, error) {
 	if !ok {
 		return nil, fmt.Errorf("topic %s: %w", topic, normalize.ErrUnknownTopic)
 	}
-	w, err := dedupe.New(s.cfg.Store, s.cfg.Dedupe)
+	dc := s.cfg.Dedupe
+	dc.Name = name
+	w, err := dedupe.New(s.cfg.Store, dc)
 	if err != nil {
 		return nil, err
 	}

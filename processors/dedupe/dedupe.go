@@ -3,6 +3,13 @@
 // state store: each mark is keyed by the start of its time bucket, so
 // expiry deletes whole buckets by range, never by scanning.
 //
+// Each Window serves one input partition and keeps its horizon: the
+// latest event time among its marks. A re-sent event is never later than
+// its first delivery, which made a mark no later than the horizon, so an
+// event later than the horizon is new without a lookup; only events at or
+// before it (re-sends, and events sharing an instant with earlier ones)
+// are looked up. The horizon is written with the marks.
+//
 // A mark is written only into the batch the caller commits with the input
 // offsets of the events that made it (Flush), so it becomes durable
 // together with them and never before: after a crash, events whose marks
@@ -21,6 +28,7 @@ import (
 // Reader is what a Window reads of the state store.
 type Reader interface {
 	Has(key []byte) (bool, error)
+	Get(key []byte) ([]byte, bool, error)
 }
 
 // Writer is the batch a Window writes its marks into.
@@ -37,6 +45,9 @@ type Config struct {
 	// Buckets is how many time buckets the retention is split into;
 	// expiry removes a bucket at a time. Default 24.
 	Buckets int
+	// Name names the input partition the Window serves; its horizon is
+	// stored under it.
+	Name string
 }
 
 // Window is a deduplication window. It is not safe for concurrent use.
@@ -48,6 +59,11 @@ type Window struct {
 	latest    int64 // latest event time seen
 	expired   int64 // marks of buckets before this are deleted
 	dups      int64
+	// horizon is the latest event time among the marks, pending ones
+	// included; committed is its value as last flushed.
+	horizon, committed int64
+	horizonKey         []byte
+	lookups            int64
 }
 
 // New returns a Window over store.
@@ -62,9 +78,24 @@ func New(store Reader, cfg Config) (*Window, error) {
 		return nil, fmt.Errorf("dedupe: negative retention or buckets")
 	}
 	bucket := max(cfg.Retention.Milliseconds()/int64(cfg.Buckets), 1)
-	return &Window{store: store, retention: cfg.Retention.Milliseconds(), bucket: bucket,
-		pending: map[[25]byte]struct{}{}, latest: math.MinInt64, expired: math.MinInt64}, nil
+	w := &Window{store: store, retention: cfg.Retention.Milliseconds(), bucket: bucket,
+		pending: map[[25]byte]struct{}{}, latest: math.MinInt64, expired: math.MinInt64,
+		horizon: math.MinInt64, horizonKey: append([]byte{'h'}, cfg.Name...)}
+	v, ok, err := store.Get(w.horizonKey)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("dedupe: reading the horizon of %s: %w", cfg.Name, err)
+	case ok && len(v) != 8:
+		return nil, fmt.Errorf("dedupe: the stored horizon of %s is %d bytes, want 8", cfg.Name, len(v))
+	case ok:
+		w.horizon = int64(binary.BigEndian.Uint64(v))
+	}
+	w.committed = w.horizon
+	return w, nil
 }
+
+// Lookups returns how many events Seen looked up in the store.
+func (w *Window) Lookups() int64 { return w.lookups }
 
 // Duplicates returns how many events Seen reported as duplicates.
 func (w *Window) Duplicates() int64 { return w.dups }
@@ -75,10 +106,16 @@ func (w *Window) Duplicates() int64 { return w.dups }
 func (w *Window) Seen(identity [16]byte, eventTime int64) (bool, error) {
 	w.latest = max(w.latest, eventTime)
 	k := w.key(identity, eventTime)
+	if eventTime > w.horizon {
+		w.horizon = eventTime
+		w.pending[k] = struct{}{}
+		return false, nil
+	}
 	if _, ok := w.pending[k]; ok {
 		w.dups++
 		return true, nil
 	}
+	w.lookups++
 	found, err := w.store.Has(k[:])
 	if err != nil {
 		return false, fmt.Errorf("looking up dedupe mark: %w", err)
@@ -104,7 +141,10 @@ func (w *Window) key(identity [16]byte, t int64) [25]byte {
 
 // Discard forgets the marks made since the last Flush: their events were
 // not handled, and will be seen again.
-func (w *Window) Discard() { clear(w.pending) }
+func (w *Window) Discard() {
+	clear(w.pending)
+	w.horizon = w.committed
+}
 
 // bucketOf returns the start of the bucket holding t, negative times
 // included.
@@ -120,6 +160,12 @@ func (w *Window) Flush(b Writer) {
 		b.Set(k[:], nil)
 	}
 	clear(w.pending)
+	if w.horizon != w.committed {
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], uint64(w.horizon))
+		b.Set(w.horizonKey, v[:])
+		w.committed = w.horizon
+	}
 	if w.latest == math.MinInt64 {
 		return
 	}

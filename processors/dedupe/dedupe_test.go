@@ -90,3 +90,56 @@ func TestExpiryByBucket(t *testing.T) {
 		t.Error("marks within the retention were expired")
 	}
 }
+
+// TestHorizonSkipsLookupsOnlyForLaterEvents: events later than every mark
+// of their input are not looked up; a re-send, at or before the horizon,
+// is, and is found, also after a restart restored the horizon; a
+// discarded batch gives back its horizon, and each input has its own.
+func TestHorizonSkipsLookupsOnlyForLaterEvents(t *testing.T) {
+	fs := vfs.NewMem()
+	st, err := state.Open("db", state.Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := dedupe.Config{Retention: time.Hour, Name: "pg.public.orders/0"}
+	w, _ := dedupe.New(st, cfg)
+	for n, at := range []int64{1000, 2000, 3000} {
+		if seen(t, w, byte(n), at) {
+			t.Fatalf("event %d is new", n)
+		}
+	}
+	if w.Lookups() != 0 {
+		t.Fatalf("%d lookups for events each later than the last", w.Lookups())
+	}
+	if seen(t, w, 9, 3000) || w.Lookups() != 1 {
+		t.Fatalf("a new event at the horizon is looked up and new (lookups %d)", w.Lookups())
+	}
+	b := st.NewBatch()
+	w.Flush(b)
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+
+	w2, _ := dedupe.New(st, cfg)
+	if !seen(t, w2, 2, 3000) || !seen(t, w2, 1, 2000) || w2.Lookups() != 2 {
+		t.Errorf("re-sends after a restart: duplicates %d, lookups %d, want 2 and 2", w2.Duplicates(), w2.Lookups())
+	}
+	if seen(t, w2, 5, 4000) || w2.Lookups() != 2 {
+		t.Error("an event later than the restored horizon is new without a lookup")
+	}
+	w2.Discard()
+	if seen(t, w2, 5, 4000) || w2.Lookups() != 2 {
+		t.Error("a discarded event, seen again, is new without a lookup")
+	}
+	w2.Discard()
+	if seen(t, w2, 6, 2500) || w2.Lookups() != 3 {
+		t.Error("after a discard the horizon is the committed one: an earlier event is looked up")
+	}
+
+	other, _ := dedupe.New(st, dedupe.Config{Retention: time.Hour, Name: "mysql.shop.orders/0"})
+	if seen(t, other, 1, 1000) || other.Lookups() != 0 {
+		t.Error("another input's horizon starts empty")
+	}
+}

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -195,7 +196,8 @@ func (e *Engine) bound() int64 {
 }
 
 // Apply hands the engine one change. An error is a permanent problem with
-// the change (an unknown table, a row that does not decode).
+// the change (an unknown table, a row that does not decode). The engine
+// copies what it keeps of c; c may alias a buffer the caller reuses.
 func (e *Engine) Apply(c Change) error {
 	ts := e.tables[c.Table]
 	if ts == nil {
@@ -210,6 +212,7 @@ func (e *Engine) Apply(c Change) error {
 	}
 	e.stats.Changes++
 	if c.Kind == Truncate {
+		c.Key = nil // a truncate is of the whole table
 		ts.truncates = append(ts.truncates, c)
 		for _, ks := range e.keys {
 			if ks.table == ts {
@@ -227,15 +230,19 @@ func (e *Engine) Apply(c Change) error {
 	default:
 		return fmt.Errorf("change of table %s: invalid kind %d", c.Table, c.Kind)
 	}
+	// What the engine keeps must not alias the caller's buffer (a whole
+	// fetched batch, kept alive by one row otherwise).
+	c.Row = bytes.Clone(c.Row)
 	id := ts.t.Name() + "\x00" + string(c.Key)
 	ks := e.keys[id]
 	if ks == nil {
-		ks = newKeyState(ts, id, c.Key)
+		ks = newKeyState(ts, id, []byte(id[len(ts.t.Name())+1:]))
 		e.keys[id] = ks
 		for _, tr := range ts.truncates {
 			ks.insert(tr)
 		}
 	}
+	c.Key = ks.key
 	e.pend(ks, c)
 	return nil
 }

@@ -5,7 +5,8 @@
 // Stages declare the two or three methods they need as interfaces; Store
 // and Batch are the concrete types behind them.
 //
-// Key spaces (the first byte): 'd' dedupe marks, 'o' offsets.
+// Key spaces (the first byte): 'd' dedupe marks, 'h' dedupe horizons, 'o'
+// offsets.
 //
 // Dependencies: Pebble. It imports nothing of ours.
 package state
@@ -32,26 +33,43 @@ type Options struct {
 
 // Store is an open Pebble database. It is safe for concurrent use.
 type Store struct {
-	db   *pebble.DB
-	sync *pebble.WriteOptions
+	db    *pebble.DB
+	cache *pebble.Cache
+	sync  *pebble.WriteOptions
 }
+
+// Sizes of the block cache and of each memtable (Pebble's defaults are 8
+// and 4 MiB). Pebble reserves the memory of its memtables, the one being
+// written and those being flushed, inside the block cache, so the cache
+// must be well above twice the memtable size or nothing stays cached.
+const (
+	cacheSize    = 96 << 20
+	memTableSize = 16 << 20
+)
 
 // Open opens (creating when missing) the store in dir.
 func Open(dir string, o Options) (*Store, error) {
-	opts := &pebble.Options{FS: o.FS, Logger: quiet{}}
+	// A block cache big enough for the filter and index blocks of the
+	// dedupe marks: nearly every lookup is a miss, answered by a table's
+	// bloom filter when its blocks are cached, by disk reads when not.
+	// The cache is released after the database is closed, not before:
+	// Pebble frees it when the last reference goes.
+	cache := pebble.NewCache(cacheSize)
+	opts := &pebble.Options{FS: o.FS, Logger: quiet{}, Cache: cache, MemTableSize: memTableSize}
 	opts.EnsureDefaults()
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
+		cache.Unref()
 		return nil, fmt.Errorf("opening state in %s: %w", dir, err)
 	}
 	wo := pebble.NoSync
 	if o.Sync {
 		wo = pebble.Sync
 	}
-	return &Store{db: db, sync: wo}, nil
+	return &Store{db: db, cache: cache, sync: wo}, nil
 }
 
 // Close closes the store; it is safe to call twice.
@@ -60,6 +78,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	err := s.db.Close()
+	s.cache.Unref()
 	s.db = nil
 	return err
 }
