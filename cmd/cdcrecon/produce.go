@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -123,7 +124,8 @@ func (p *producer) loadFile(ctx context.Context, g *globals, name string) (int, 
 	} else {
 		name = "<stdin>"
 	}
-	dr := dump.NewReader(r, name)
+	dr := dump.NewParallelReader(r, name, runtime.GOMAXPROCS(0))
+	defer dr.Close()
 	bad := 0
 	for {
 		rec, err := dr.Next()

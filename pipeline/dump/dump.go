@@ -64,6 +64,7 @@ type Reader struct {
 	name string
 	sc   *bufio.Scanner
 	line int
+	par  *parallel // set by NewParallelReader
 }
 
 // maxLine bounds one dump line; Debezium messages with large schemas run to
@@ -78,12 +79,20 @@ func NewReader(r io.Reader, name string) *Reader {
 }
 
 // Line is the number of the line last read.
-func (r *Reader) Line() int { return r.line }
+func (r *Reader) Line() int {
+	if r.par != nil {
+		return r.par.line
+	}
+	return r.line
+}
 
 // Next returns the next record, io.EOF at the end, a *LineError for a line
 // that is not a valid dump record (the reader can go on past it), or another
 // error when reading fails.
 func (r *Reader) Next() (Record, error) {
+	if r.par != nil {
+		return r.par.next()
+	}
 	for r.sc.Scan() {
 		r.line++
 		b := bytes.TrimSpace(r.sc.Bytes())
@@ -109,12 +118,13 @@ func (r *Reader) Next() (Record, error) {
 func unquote(s []byte) ([]byte, error) {
 	out := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '\\' {
-			out = append(out, c)
-			continue
+		// Copy the run up to the next escape in one go.
+		j := bytes.IndexByte(s[i:], '\\')
+		if j < 0 {
+			return append(out, s[i:]...), nil
 		}
-		i++
+		out = append(out, s[i:i+j]...)
+		i += j + 1
 		if i >= len(s) {
 			return nil, errors.New("string ends inside an escape")
 		}

@@ -1,6 +1,7 @@
 package dump
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -166,36 +167,46 @@ func (s *scanner) rawStr() (raw []byte, escaped bool, err error) {
 		return nil, false, err
 	}
 	start := s.i
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
+	for {
+		// Jump to the next quote or backslash; what lies between must
+		// hold no control byte.
+		rest := s.b[s.i:]
+		j := bytes.IndexByte(rest, '"')
+		if j < 0 {
+			s.i = len(s.b)
+			return nil, false, s.syntax(`'"' closing the string`)
+		}
+		if k := bytes.IndexByte(rest[:j], '\\'); k >= 0 {
+			j = k
+		}
+		for _, c := range rest[:j] {
+			if c < 0x20 {
+				s.i += bytes.IndexByte(rest, c)
+				return nil, false, s.syntax("a string character (control bytes must be escaped)")
+			}
+		}
+		s.i += j
+		if s.b[s.i] == '"' {
 			s.i++
 			return s.b[start : s.i-1], escaped, nil
-		case c == '\\':
-			escaped = true
+		}
+		escaped = true
+		s.i++
+		switch s.peek() {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			s.i++
-			switch s.peek() {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i++
-			case 'u':
-				s.i++
-				for range 4 {
-					if !isHex(s.peek()) {
-						return nil, false, s.syntax("a hex digit of a \\u escape")
-					}
-					s.i++
+		case 'u':
+			s.i++
+			for range 4 {
+				if !isHex(s.peek()) {
+					return nil, false, s.syntax("a hex digit of a \\u escape")
 				}
-			default:
-				return nil, false, s.syntax("an escape character")
+				s.i++
 			}
-		case c < 0x20:
-			return nil, false, s.syntax("a string character (control bytes must be escaped)")
 		default:
-			s.i++
+			return nil, false, s.syntax("an escape character")
 		}
 	}
-	return nil, false, s.syntax(`'"' closing the string`)
 }
 
 func isHex(c byte) bool {

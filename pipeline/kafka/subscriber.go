@@ -124,7 +124,7 @@ type subscription struct {
 	mu      sync.Mutex
 	workers map[int32]*partitionWorker
 
-	// queued counts records handed to workers and not yet taken by them;
+	// queued counts records handed to workers and not yet delivered by them;
 	// the poll loop waits on space while it is at MaxBufferedRecords.
 	queued atomic.Int64
 	space  chan struct{}
@@ -169,7 +169,7 @@ func (s *subscription) run() {
 }
 
 // waitForSpace blocks while the workers hold MaxBufferedRecords records not
-// yet taken, and reports false once the subscription ends. Holding back the
+// yet delivered, and reports false once the subscription ends. Holding back the
 // poll, rather than pausing partitions, keeps what franz-go already fetched:
 // a paused partition's buffered records are dropped and fetched again.
 func (s *subscription) waitForSpace() bool {
@@ -279,6 +279,8 @@ func (w *partitionWorker) push(rs []*kgo.Record) {
 }
 
 // take waits for queued records and takes them all; false when stopped.
+// They still count as buffered until delivered (run releases them), so
+// that MaxBufferedRecords bounds what the subscription holds in memory.
 func (w *partitionWorker) take() ([]*kgo.Record, bool) {
 	for {
 		w.mu.Lock()
@@ -286,7 +288,6 @@ func (w *partitionWorker) take() ([]*kgo.Record, bool) {
 		w.queue = nil
 		w.mu.Unlock()
 		if len(rs) > 0 {
-			w.sub.release(len(rs))
 			return rs, true
 		}
 		select {
@@ -309,18 +310,22 @@ func (w *partitionWorker) run() {
 				n := min(len(rs), w.sub.cfg.MaxBatchRecords)
 				chunk := rs[:n]
 				if !w.deliver(func() *message.Message { return w.batchMessage(chunk) }) {
+					w.sub.release(len(rs))
 					return
 				}
 				w.sub.cl.MarkCommitRecords(chunk[n-1])
+				w.sub.release(n)
 				rs = rs[n:]
 			}
 			continue
 		}
-		for _, r := range rs {
+		for i, r := range rs {
 			if !w.deliver(func() *message.Message { return recordMessage(r) }) {
+				w.sub.release(len(rs) - i)
 				return
 			}
 			w.sub.cl.MarkCommitRecords(r)
+			w.sub.release(1)
 		}
 	}
 }

@@ -5,8 +5,11 @@
 //
 // A batch is applied to its partition's engine, the engine advances as far
 // as the watermarks allow, and the records it decided are published before
-// the batch is acked. The engines hold their state in memory: a run starts
-// from the beginning of the changes topic (an offline check always does).
+// the batch is acked. Then the keys the engine no longer works on go to
+// the Pebble store, in one batch with the partition's next offset, so that
+// memory holds only the keys in flight. Those in-memory keys are not yet
+// recoverable: a run starts from the beginning of the changes topic with
+// an empty store (an offline check always does).
 //
 // Dependencies: pipeline/kafka, pipeline/registry,
 // processors/{reconcile,normalize,config}, schemas, Watermill.
@@ -27,6 +30,7 @@ import (
 	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
 	"github.com/cdcrecon/cdcrecon/processors/reconcile"
+	"github.com/cdcrecon/cdcrecon/processors/state"
 	"github.com/cdcrecon/cdcrecon/schemas"
 )
 
@@ -36,6 +40,15 @@ type Config struct {
 	Mapper    *normalize.Mapper
 	Publisher message.Publisher
 	Serde     *registry.Serde
+	// Store, when set, holds the keys the engines are not working on.
+	Store *state.Store
+	// KeysInMemory is how many keys the engines keep in memory, all
+	// partitions together, before idle ones go to the Store. Default
+	// 262,144 (a few hundred bytes each, with their rows).
+	KeysInMemory int
+	// Partitions is the changes topic's partition count, which the key
+	// budget is shared over. Default 1.
+	Partitions int
 	// Inputs are the input partitions ("topic/partition") of each side;
 	// a side's watermark waits for all of them.
 	Inputs map[normalize.Side][]string
@@ -60,12 +73,16 @@ type partition struct {
 	ended    map[string]bool
 	inputs   int
 	finished bool
+	broken   error // set when the partition's state was lost; sticky
 }
 
 // New returns a Stage.
 func New(cfg Config) (*Stage, error) {
 	if cfg.Config == nil || cfg.Mapper == nil || cfg.Publisher == nil || cfg.Serde == nil {
 		return nil, errors.New("reconciler: Config, Mapper, Publisher and Serde are required")
+	}
+	if cfg.KeysInMemory == 0 {
+		cfg.KeysInMemory = 1 << 18
 	}
 	return &Stage{cfg: cfg, engines: map[int32]*partition{}}, nil
 }
@@ -82,6 +99,9 @@ func (s *Stage) Stats() reconcile.Stats {
 		total.Opened += st.Opened
 		total.Resolved += st.Resolved
 		total.Open += st.Open
+		total.Keys += st.Keys
+		total.Spilled += st.Spilled
+		total.Loaded += st.Loaded
 	}
 	return total
 }
@@ -93,8 +113,13 @@ func (s *Stage) partition(id int32) (*partition, error) {
 		return p, nil
 	}
 	p := &partition{id: id, ended: map[string]bool{}}
-	e, err := reconcile.New(reconcile.Config{Config: s.cfg.Config, Mapper: s.cfg.Mapper, Partition: id,
-		Emit: func(r schemas.Record) { p.out = append(p.out, r) }})
+	rc := reconcile.Config{Config: s.cfg.Config, Mapper: s.cfg.Mapper, Partition: id,
+		Emit: func(r schemas.Record) { p.out = append(p.out, r) }}
+	if s.cfg.Store != nil {
+		rc.Store = s.cfg.Store
+		rc.MaxKeys = s.cfg.KeysInMemory / max(s.cfg.Partitions, 1)
+	}
+	e, err := reconcile.New(rc)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +142,9 @@ func (s *Stage) Handle(msg *message.Message) error {
 	p, err := s.partition(int32(id))
 	if err != nil {
 		return err
+	}
+	if p.broken != nil {
+		return p.broken
 	}
 	recs, err := kafka.DecodeBatch(msg.Payload)
 	if err != nil {
@@ -152,6 +180,9 @@ func (s *Stage) Handle(msg *message.Message) error {
 	if err := s.publish(msg.Context(), p); err != nil {
 		return err
 	}
+	if err := s.flush(p); err != nil {
+		return err
+	}
 	if finishing {
 		p.finished = true
 		if s.cfg.OnFinish != nil {
@@ -160,6 +191,29 @@ func (s *Stage) Handle(msg *message.Message) error {
 	}
 	return nil
 }
+
+// flush moves the partition's idle keys to the store with its next
+// offset. A failed commit leaves the engine without those keys, so it
+// stops the stage rather than let it decide on missing state.
+func (s *Stage) flush(p *partition) error {
+	if s.cfg.Store == nil {
+		return nil
+	}
+	b := s.cfg.Store.NewBatch()
+	defer b.Close()
+	if _, err := p.engine.Flush(b); err != nil {
+		return fmt.Errorf("reconciler partition %d: %w", p.id, err)
+	}
+	b.SetOffset(s.cfg.Config.Topics.Changes, p.id, p.next)
+	if err := b.Commit(); err != nil {
+		p.broken = fmt.Errorf("reconciler partition %d: %w: %w", p.id, errStateLost, err)
+		return p.broken
+	}
+	return nil
+}
+
+// errStateLost is a failed state commit: the partition cannot go on.
+var errStateLost = errors.New("storing idle keys failed; the partition's state is incomplete")
 
 func (s *Stage) publish(ctx context.Context, p *partition) error {
 	if len(p.out) == 0 {

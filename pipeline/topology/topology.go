@@ -97,8 +97,9 @@ func New(o Options) (*Pipeline, error) {
 		p.Close()
 		return nil, err
 	}
-	p.Reconciler, err = reconciler.New(reconciler.Config{Config: cfg, Mapper: m, Publisher: pub, Serde: o.Serde,
-		Inputs: inputs, OnFinish: o.OnFinish})
+	p.Reconciler, err = reconciler.New(reconciler.Config{Config: cfg, Mapper: m, Publisher: pub, Serde: o.Serde, Store: o.Store,
+		Partitions: cfg.Kafka.Partitions,
+		Inputs:     inputs, OnFinish: o.OnFinish})
 	if err != nil {
 		p.Close()
 		return nil, err

@@ -4,11 +4,14 @@
 // expiry deletes whole buckets by range, never by scanning.
 //
 // Each Window serves one input partition and keeps its horizon: the
-// latest event time among its marks. A re-sent event is never later than
-// its first delivery, which made a mark no later than the horizon, so an
-// event later than the horizon is new without a lookup; only events at or
-// before it (re-sends, and events sharing an instant with earlier ones)
-// are looked up. The horizon is written with the marks.
+// latest event time among its marks, and the identities marked at that
+// instant. A re-sent event is never later than its first delivery, which
+// made a mark no later than the horizon, so an event later than the
+// horizon is new without a lookup, and so is one at the horizon whose
+// identity is not among those marked there. Only events before the
+// horizon (re-sends, out-of-order commits) are looked up, and events at
+// it after a restart or a discarded batch, until the horizon moves on:
+// the horizon itself is written with the marks, its identities are not.
 //
 // A mark is written only into the batch the caller commits with the input
 // offsets of the events that made it (Flush), so it becomes durable
@@ -19,9 +22,11 @@
 package dedupe
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -63,7 +68,11 @@ type Window struct {
 	// included; committed is its value as last flushed.
 	horizon, committed int64
 	horizonKey         []byte
-	lookups            int64
+	// atHorizon holds the identities marked at the horizon, when known
+	// (complete).
+	atHorizon map[[16]byte]struct{}
+	complete  bool
+	lookups   int64
 }
 
 // New returns a Window over store.
@@ -80,7 +89,7 @@ func New(store Reader, cfg Config) (*Window, error) {
 	bucket := max(cfg.Retention.Milliseconds()/int64(cfg.Buckets), 1)
 	w := &Window{store: store, retention: cfg.Retention.Milliseconds(), bucket: bucket,
 		pending: map[[25]byte]struct{}{}, latest: math.MinInt64, expired: math.MinInt64,
-		horizon: math.MinInt64, horizonKey: append([]byte{'h'}, cfg.Name...)}
+		horizon: math.MinInt64, horizonKey: append([]byte{'h'}, cfg.Name...), atHorizon: map[[16]byte]struct{}{}}
 	v, ok, err := store.Get(w.horizonKey)
 	switch {
 	case err != nil:
@@ -89,6 +98,8 @@ func New(store Reader, cfg Config) (*Window, error) {
 		return nil, fmt.Errorf("dedupe: the stored horizon of %s is %d bytes, want 8", cfg.Name, len(v))
 	case ok:
 		w.horizon = int64(binary.BigEndian.Uint64(v))
+	default:
+		w.complete = true // no marks at all
 	}
 	w.committed = w.horizon
 	return w, nil
@@ -106,8 +117,20 @@ func (w *Window) Duplicates() int64 { return w.dups }
 func (w *Window) Seen(identity [16]byte, eventTime int64) (bool, error) {
 	w.latest = max(w.latest, eventTime)
 	k := w.key(identity, eventTime)
-	if eventTime > w.horizon {
+	switch {
+	case eventTime > w.horizon:
 		w.horizon = eventTime
+		clear(w.atHorizon)
+		w.atHorizon[identity] = struct{}{}
+		w.complete = true
+		w.pending[k] = struct{}{}
+		return false, nil
+	case eventTime == w.horizon && w.complete:
+		if _, ok := w.atHorizon[identity]; ok {
+			w.dups++
+			return true, nil
+		}
+		w.atHorizon[identity] = struct{}{}
 		w.pending[k] = struct{}{}
 		return false, nil
 	}
@@ -144,6 +167,7 @@ func (w *Window) key(identity [16]byte, t int64) [25]byte {
 func (w *Window) Discard() {
 	clear(w.pending)
 	w.horizon = w.committed
+	w.complete = false // the identities at the restored horizon are unknown
 }
 
 // bucketOf returns the start of the bucket holding t, negative times
@@ -156,8 +180,15 @@ func (w *Window) bucketOf(t int64) int64 {
 // buckets that fell out of the retention. The caller commits b together
 // with the offsets of the events Seen looked at.
 func (w *Window) Flush(b Writer) {
+	// In key order: Pebble's memtable inserts a sorted run much faster
+	// than random keys.
+	keys := make([][25]byte, 0, len(w.pending))
 	for k := range w.pending {
-		b.Set(k[:], nil)
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b [25]byte) int { return bytes.Compare(a[:], b[:]) })
+	for i := range keys {
+		b.Set(keys[i][:], nil)
 	}
 	clear(w.pending)
 	if w.horizon != w.committed {

@@ -88,6 +88,12 @@ type Config struct {
 	// Emit receives every output record, in the order decided. It must
 	// not retain the record's slices past the call unless it copies them.
 	Emit func(schemas.Record)
+	// Store, when set, holds the keys the engine is not working on (see
+	// Flush); without it every key stays in memory.
+	Store Store
+	// MaxKeys is how many keys Flush leaves in memory, idle ones
+	// included; 0 keeps only those the engine is working on.
+	MaxKeys int
 }
 
 // Stats counts what an Engine saw and decided.
@@ -97,6 +103,9 @@ type Stats struct {
 	Opened   int64
 	Resolved int64
 	Open     int64 // drifts open now
+	Keys     int64 // keys in memory
+	Spilled  int64 // keys written to the store by Flush
+	Loaded   int64 // keys read back from the store
 }
 
 // Engine reconciles the keys of one changes-topic partition. It is not
@@ -111,8 +120,13 @@ type Engine struct {
 	closes queue[windowClose]
 	marks  [3]map[string]int64 // by side: input -> latest event time
 	done   int64               // every instant up to done is decided
-	h      canon.Hasher
-	stats  Stats
+	idle   []*keyState         // keys whose last window closed, for Flush
+	// spilled holds the hashes of the keys Flush stored; preexisting is
+	// set when the store held keys of the partition before this engine.
+	spilled     map[uint64]struct{}
+	preexisting bool
+	h           canon.Hasher
+	stats       Stats
 }
 
 type tableState struct {
@@ -150,6 +164,9 @@ func New(cfg Config) (*Engine, error) {
 	for i := range e.marks {
 		e.marks[i] = map[string]int64{}
 	}
+	if err := e.openStore(); err != nil {
+		return nil, err
+	}
 	for i, t := range cfg.Mapper.Tables() {
 		e.tables[t.Name()] = &tableState{t: t, targetTopic: cfg.Config.Tables[i].Target.Topic, windows: map[int64]*window{}}
 	}
@@ -157,7 +174,11 @@ func New(cfg Config) (*Engine, error) {
 }
 
 // Stats returns the counts so far.
-func (e *Engine) Stats() Stats { return e.stats }
+func (e *Engine) Stats() Stats {
+	st := e.stats
+	st.Keys = int64(len(e.keys))
+	return st
+}
 
 // Expect declares input partitions of a side ("topic/partition"): the
 // side's watermark stays at -∞ until each has reported one.
@@ -212,6 +233,9 @@ func (e *Engine) Apply(c Change) error {
 	}
 	e.stats.Changes++
 	if c.Kind == Truncate {
+		if err := e.loadTable(ts); err != nil {
+			return err
+		}
 		c.Key = nil // a truncate is of the whole table
 		ts.truncates = append(ts.truncates, c)
 		for _, ks := range e.keys {
@@ -236,6 +260,20 @@ func (e *Engine) Apply(c Change) error {
 	id := ts.t.Name() + "\x00" + string(c.Key)
 	ks := e.keys[id]
 	if ks == nil {
+		loaded, err := e.load(ts, id)
+		if err != nil {
+			return err
+		}
+		if loaded != nil {
+			// Idle when stored: no pending change, timer or window. A
+			// truncate loads every stored key of its table, so a stored
+			// key has met every truncate already.
+			e.keys[id] = loaded
+			e.stats.Loaded++
+			c.Key = loaded.key
+			e.pend(loaded, c)
+			return nil
+		}
 		ks = newKeyState(ts, id, []byte(id[len(ts.t.Name())+1:]))
 		e.keys[id] = ks
 		for _, tr := range ts.truncates {
@@ -323,6 +361,9 @@ func (e *Engine) sweep(ks *keyState, t int64) {
 			ks.pending = ks.pending[1:]
 			e.apply(ks, c)
 		}
+		if len(ks.pending) == 0 {
+			ks.pending = nil // most keys wait idle: keep no array for them
+		}
 		ks.prune(at, e.grace)
 		ks.at = at
 		e.evaluate(ks, at)
@@ -351,7 +392,10 @@ func (e *Engine) apply(ks *keyState, c Change) {
 		ts.windows[start] = w
 		e.closes.push(windowClose{at: start + e.window + e.grace, w: w})
 	}
-	w.keys[ks.id] = ks
+	if w.keys[ks.id] == nil {
+		w.keys[ks.id] = ks
+		ks.windows++
+	}
 }
 
 func mod(a, b int64) int64 {

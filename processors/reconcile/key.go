@@ -31,6 +31,8 @@ type keyState struct {
 	at      int64 // decided through this instant
 	drift   *openDrift
 	timer   int64 // instant of the key's timer; MaxInt64 for none
+	windows int   // open checksum windows holding the key
+	queued  bool  // in the engine's idle list
 }
 
 func newKeyState(ts *tableState, id string, key []byte) *keyState {

@@ -182,6 +182,10 @@ func (e *Engine) close(w *window, at int64) {
 		if ks.drift != nil {
 			drifts = append(drifts, ks.drift.rec.ID)
 		}
+		if ks.windows--; ks.windows == 0 && !ks.queued {
+			ks.queued = true
+			e.idle = append(e.idle, ks)
+		}
 	}
 	delete(w.table.windows, w.start)
 	if drifts == nil {

@@ -9,10 +9,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/cdcrecon/cdcrecon/processors/canon"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
 	"github.com/cdcrecon/cdcrecon/processors/reconcile"
+	"github.com/cdcrecon/cdcrecon/processors/state"
 	"github.com/cdcrecon/cdcrecon/schemas"
 )
 
@@ -81,6 +84,11 @@ func generate(r *rand.Rand, m *normalize.Mapper) *history {
 			tm := int64(r.IntN(300))
 			for n := r.IntN(6); n >= 0; n-- {
 				tm += int64(r.IntN(120))
+				if r.IntN(5) == 0 {
+					// A pause longer than a window and the grace: the key
+					// goes idle (and, with a store, leaves memory).
+					tm += 300 + int64(r.IntN(400))
+				}
 				c := reconcile.Change{Table: t.Name(), Side: normalize.Source, Key: key, Time: tm, Kind: reconcile.Upsert}
 				v, w := int64(r.IntN(3)), int64(r.IntN(3))
 				if r.IntN(6) == 0 {
@@ -116,7 +124,7 @@ func generate(r *rand.Rand, m *normalize.Mapper) *history {
 		}
 		if r.IntN(5) == 0 {
 			side := normalize.Side(1 + r.IntN(2))
-			raw = append(raw, reconcile.Change{Table: t.Name(), Side: side, Kind: reconcile.Truncate, Time: int64(r.IntN(900))})
+			raw = append(raw, reconcile.Change{Table: t.Name(), Side: side, Kind: reconcile.Truncate, Time: int64(r.IntN(2000))})
 		}
 	}
 	// Spread over input partitions, each in time order.
@@ -138,7 +146,7 @@ func generate(r *rand.Rand, m *normalize.Mapper) *history {
 
 // feed runs a history through an engine, interleaving the input partitions
 // at random, reporting watermarks and advancing as it goes.
-func feed(t testing.TB, r *rand.Rand, e *reconcile.Engine, hist *history, inputs []string) {
+func feed(t testing.TB, r *rand.Rand, e *reconcile.Engine, hist *history, inputs []string, flush func()) {
 	t.Helper()
 	for _, in := range inputs {
 		e.Expect(hist.sides[in], in)
@@ -160,9 +168,17 @@ func feed(t testing.TB, r *rand.Rand, e *reconcile.Engine, hist *history, inputs
 		if err := e.Apply(c); err != nil {
 			t.Fatal(err)
 		}
-		if r.IntN(3) == 0 {
+		switch {
+		case pos[in] == len(hist.inputs[in]) && r.IntN(2) == 0:
+			// The input's end, told at once (as ingest does at the end
+			// of a dump), lets the others' watermarks decide.
+			e.Watermark(hist.sides[in], in, reconcile.End)
+			e.Advance()
+			flush()
+		case r.IntN(3) == 0:
 			e.Watermark(hist.sides[in], in, c.Time)
 			e.Advance()
+			flush()
 		}
 	}
 	e.Finish()
@@ -176,8 +192,11 @@ type gotDrift struct {
 
 // TestMatchesReferenceModel compares the engine with the reference model
 // over thousands of generated histories, each fed in a random order with
-// random watermark progress.
+// random watermark progress. Every other history runs with a Pebble store
+// (in memory), flushed after every advance, so that idle keys leave the
+// engine and come back.
 func TestMatchesReferenceModel(t *testing.T) {
+	var spilled, loaded int64
 	cfg, m := propertySetup(t)
 	tables := map[string]*normalize.Table{}
 	for _, tb := range m.Tables() {
@@ -201,7 +220,19 @@ func TestMatchesReferenceModel(t *testing.T) {
 		drifts := map[string]*gotDrift{}
 		sums := map[string]*schemas.Checksum{}
 		var failed []string
-		e, err := reconcile.New(reconcile.Config{Config: cfg, Mapper: m, Emit: func(rec schemas.Record) {
+		var st *state.Store
+		if seed%2 == 0 {
+			var err error
+			if st, err = state.Open("state", state.Options{FS: vfs.NewMem()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cfgE := reconcile.Config{Config: cfg, Mapper: m}
+		if st != nil {
+			cfgE.Store = st
+			cfgE.MaxKeys = (seed / 2) % 3 // also keep some idle keys in memory
+		}
+		cfgE.Emit = func(rec schemas.Record) {
 			switch x := rec.(type) {
 			case *schemas.Drift:
 				switch x.Status {
@@ -222,11 +253,29 @@ func TestMatchesReferenceModel(t *testing.T) {
 				c := *x
 				sums[fmt.Sprintf("%s@%d", x.Table, x.WindowStart.UnixMilli())] = &c
 			}
-		}})
+		}
+		e, err := reconcile.New(cfgE)
 		if err != nil {
 			t.Fatal(err)
 		}
-		feed(t, r, e, hist, inputs)
+		feed(t, r, e, hist, inputs, func() {
+			if st == nil {
+				return
+			}
+			b := st.NewBatch()
+			defer b.Close()
+			if _, err := e.Flush(b); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if st != nil {
+			spilled += e.Stats().Spilled
+			loaded += e.Stats().Loaded
+			st.Close()
+		}
 		if len(failed) > 0 {
 			t.Fatalf("seed %d: %s", seed, strings.Join(failed, "; "))
 		}
@@ -259,7 +308,10 @@ func TestMatchesReferenceModel(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("reference drifts over %d histories: %v", n, stats)
+	t.Logf("reference drifts over %d histories: %v; keys spilled %d, loaded back %d", n, stats, spilled, loaded)
+	if spilled == 0 || loaded == 0 {
+		t.Errorf("keys spilled %d, loaded back %d: the store is not exercised", spilled, loaded)
+	}
 	for _, k := range []string{"missing_in_target", "extra_in_target", "value_mismatch", "resolved"} {
 		if stats[k] == 0 {
 			t.Errorf("no %s drift generated: the generator does not cover every kind", k)

@@ -342,7 +342,6 @@ type writer struct {
 	offsets map[string]int64
 	// recent holds each partition's last messages, for re-sends.
 	recent map[string][]dump.Record
-	buf    []byte
 }
 
 const resendWindow = 16

@@ -5,8 +5,8 @@
 // Stages declare the two or three methods they need as interfaces; Store
 // and Batch are the concrete types behind them.
 //
-// Key spaces (the first byte): 'd' dedupe marks, 'h' dedupe horizons, 'o'
-// offsets.
+// Key spaces (the first byte): 'd' dedupe marks, 'h' dedupe horizons, 'k'
+// reconciler keys, 'o' offsets.
 //
 // Dependencies: Pebble. It imports nothing of ours.
 package state
@@ -29,6 +29,9 @@ type Options struct {
 	// of the process loses nothing, a crash of the machine may lose the
 	// last commits, which the input offsets stored with them then replay.
 	Sync bool
+	// NoWAL skips Pebble's write-ahead log: a crash loses everything not
+	// yet flushed. For runs that never resume (an offline check).
+	NoWAL bool
 }
 
 // Store is an open Pebble database. It is safe for concurrent use.
@@ -55,7 +58,7 @@ func Open(dir string, o Options) (*Store, error) {
 	// The cache is released after the database is closed, not before:
 	// Pebble frees it when the last reference goes.
 	cache := pebble.NewCache(cacheSize)
-	opts := &pebble.Options{FS: o.FS, Logger: quiet{}, Cache: cache, MemTableSize: memTableSize}
+	opts := &pebble.Options{FS: o.FS, Logger: quiet{}, Cache: cache, MemTableSize: memTableSize, DisableWAL: o.NoWAL}
 	opts.EnsureDefaults()
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
@@ -107,6 +110,25 @@ func (s *Store) Has(key []byte) (bool, error) {
 	}
 	closer.Close()
 	return true, nil
+}
+
+// Scan calls fn with every key in [lower, upper) and its value, in key
+// order. The slices are valid only during the call.
+func (s *Store) Scan(lower, upper []byte, fn func(key, value []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("reading state: %w", err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		if err := fn(it.Key(), it.Value()); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("reading state: %w", err)
+	}
+	return nil
 }
 
 // NewBatch starts a batch of writes, applied atomically by Commit.
