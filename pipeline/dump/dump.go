@@ -116,43 +116,45 @@ func (r *Reader) Next() (Record, error) {
 
 // unquote resolves JSON escapes in s, copying every other byte unchanged.
 func unquote(s []byte) ([]byte, error) {
-	out := make([]byte, 0, len(s))
+	out := make([]byte, len(s)) // escapes only shrink
+	n := 0
 	for i := 0; i < len(s); i++ {
-		// Copy the run up to the next escape in one go.
-		j := bytes.IndexByte(s[i:], '\\')
-		if j < 0 {
-			return append(out, s[i:]...), nil
+		c := s[i]
+		if c != '\\' {
+			out[n] = c
+			n++
+			continue
 		}
-		out = append(out, s[i:i+j]...)
-		i += j + 1
+		i++
 		if i >= len(s) {
 			return nil, errors.New("string ends inside an escape")
 		}
 		switch s[i] {
 		case '"', '\\', '/':
-			out = append(out, s[i])
+			out[n] = s[i]
 		case 'b':
-			out = append(out, '\b')
+			out[n] = '\b'
 		case 'f':
-			out = append(out, '\f')
+			out[n] = '\f'
 		case 'n':
-			out = append(out, '\n')
+			out[n] = '\n'
 		case 'r':
-			out = append(out, '\r')
+			out[n] = '\r'
 		case 't':
-			out = append(out, '\t')
+			out[n] = '\t'
 		case 'u':
-			r, n, err := unicodeEscape(s[i-1:])
+			r, k, err := unicodeEscape(s[i-1:])
 			if err != nil {
 				return nil, err
 			}
-			out = utf8.AppendRune(out, r)
-			i += n - 2
+			n += utf8.EncodeRune(out[n:], r) - 1 // a \u escape is longer than its UTF-8
+			i += k - 2
 		default:
 			return nil, fmt.Errorf("invalid escape \\%c", s[i])
 		}
+		n++
 	}
-	return out, nil
+	return out[:n:n], nil
 }
 
 // unicodeEscape reads \uXXXX (and a following low surrogate) at the start of

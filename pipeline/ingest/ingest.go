@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/zeebo/xxh3"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
@@ -49,8 +50,9 @@ type Config struct {
 	Decoder debezium.Config
 	Store   *state.Store
 	Dedupe  dedupe.Config
-	// Publisher publishes changes, watermarks and dead letters.
-	Publisher message.Publisher
+	// Publisher publishes changes and watermarks (as records) and dead
+	// letters (as messages).
+	Publisher Publisher
 	// Serde encodes dead letters.
 	Serde *registry.Serde
 	// ChangesTopic and its partition count; DLQTopic.
@@ -94,6 +96,13 @@ type input struct {
 	latest int64 // effective event time so far
 	ended  bool
 	h      canon.Hasher
+}
+
+// Publisher is a Watermill Publisher that also takes records.
+// *kafka.Publisher is one.
+type Publisher interface {
+	message.Publisher
+	PublishRecords(topic string, recs ...*kgo.Record) error
 }
 
 // New returns a Stage.
@@ -180,9 +189,10 @@ func (s *Stage) Handle(msg *message.Message) error {
 
 // batch maps a batch's records: the changes messages to publish, and the
 // dead letters.
-func (s *Stage) batch(ctx context.Context, in *input, recs []kafka.Record) (out []*message.Message, dead []*schemas.DeadLetter, err error) {
+func (s *Stage) batch(ctx context.Context, in *input, recs []kafka.Record) (out []*kgo.Record, dead []*schemas.DeadLetter, err error) {
 	before := in.latest
-	var buf []byte
+	var row []byte
+	arena := make([]byte, 0, 256*len(recs))
 	for i := range recs {
 		r := &recs[i]
 		s.Stats.Events.Add(1)
@@ -220,18 +230,27 @@ func (s *Stage) batch(ctx context.Context, in *input, recs []kafka.Record) (out 
 			rc.Kind = reconcile.Absent
 		default:
 			rc.Kind, rc.Unresolved = reconcile.Upsert, c.Unresolved
-			rc.Row = canon.AppendRow(nil, c.Row)
+			row = canon.AppendRow(row[:0], c.Row)
+			rc.Row = row
 			rc.Digest = in.table.Digest(&in.h, c.Row)
 		}
-		buf = reconcile.AppendChange(buf[:0], &rc, c.Identity)
-		key := changeKey(c.Table, c.KeyBytes)
+		// Keys and values of the batch's records share one arena: when it
+		// grows, earlier records keep the old array, never written again.
+		start := len(arena)
+		arena = append(arena, c.Table...)
+		arena = append(arena, 0)
+		arena = append(arena, c.KeyBytes...)
+		key := arena[start:len(arena):len(arena)]
+		start = len(arena)
+		arena = reconcile.AppendChange(arena, &rc, c.Identity)
+		value := arena[start:len(arena):len(arena)]
 		if rc.Kind == reconcile.Truncate {
 			for p := range s.cfg.Partitions {
-				out = append(out, changeMessage(key, p, buf))
+				out = append(out, kafka.PartitionRecord(key, value, int32(p)))
 			}
 			continue
 		}
-		out = append(out, changeMessage(key, int(xxh3.Hash(key)%uint64(s.cfg.Partitions)), buf))
+		out = append(out, kafka.PartitionRecord(key, value, int32(xxh3.Hash(key)%uint64(s.cfg.Partitions))))
 	}
 	end, hasEnd := s.cfg.Ends[in.name]
 	last := recs[len(recs)-1].Offset
@@ -257,33 +276,16 @@ func (s *Stage) Finish(ctx context.Context, topic string, partition int32) error
 	return s.publish(ctx, in, s.marks(reconcile.Mark{Side: in.side, Input: in.name, Time: reconcile.End}), nil)
 }
 
-func (s *Stage) marks(m reconcile.Mark) []*message.Message {
+func (s *Stage) marks(m reconcile.Mark) []*kgo.Record {
 	b := reconcile.AppendMark(nil, m)
-	out := make([]*message.Message, s.cfg.Partitions)
+	out := make([]*kgo.Record, s.cfg.Partitions)
 	for p := range out {
-		out[p] = changeMessage(nil, p, b)
+		out[p] = kafka.PartitionRecord(nil, b, int32(p))
 	}
 	return out
 }
 
-// changeKey is the changes topic's record key: table, NUL, canonical key.
-func changeKey(table string, key []byte) []byte {
-	k := make([]byte, 0, len(table)+1+len(key))
-	k = append(k, table...)
-	k = append(k, 0)
-	return append(k, key...)
-}
-
-func changeMessage(key []byte, partition int, payload []byte) *message.Message {
-	m := message.NewMessage("", append([]byte(nil), payload...))
-	if key != nil {
-		m.Metadata.Set(kafka.MetaKey, string(key))
-	}
-	m.Metadata.Set(kafka.MetaPartition, strconv.Itoa(partition))
-	return m
-}
-
-func (s *Stage) publish(ctx context.Context, in *input, out []*message.Message, dead []*schemas.DeadLetter) error {
+func (s *Stage) publish(ctx context.Context, in *input, out []*kgo.Record, dead []*schemas.DeadLetter) error {
 	if len(dead) > 0 {
 		msgs := make([]*message.Message, 0, len(dead))
 		for _, d := range dead {
@@ -312,7 +314,7 @@ func (s *Stage) publish(ctx context.Context, in *input, out []*message.Message, 
 	if len(out) == 0 {
 		return nil
 	}
-	if err := s.cfg.Publisher.Publish(s.cfg.ChangesTopic, out...); err != nil {
+	if err := s.cfg.Publisher.PublishRecords(s.cfg.ChangesTopic, out...); err != nil {
 		return fmt.Errorf("ingest %s: publishing changes: %w", in.name, err)
 	}
 	return nil

@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -91,7 +90,7 @@ func messageRecord(topic string, msg *message.Message) (*kgo.Record, error) {
 				return nil, errInvalidMetadata(k, v)
 			}
 			r.Partition = int32(n)
-			r.Context = context.WithValue(context.Background(), explicitPartition{}, true)
+			r.Context = explicitCtx
 		case k == MetaTimestamp:
 			ms, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {

@@ -82,9 +82,38 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	return nil
 }
 
+// PublishRecords produces records to topic, in order, like Publish but
+// without Watermill messages: for a stage's own high-volume topic, where a
+// message and its metadata map per record would cost more than the record.
+// Build them with PartitionRecord.
+func (p *Publisher) PublishRecords(topic string, recs ...*kgo.Record) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return ErrClosed
+	}
+	for _, r := range recs {
+		r.Topic = topic
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	if err := p.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("publishing to %s: %w", topic, err)
+	}
+	return nil
+}
+
+// PartitionRecord is a record for PublishRecords bound for the given
+// partition, which must exist.
+func PartitionRecord(key, value []byte, partition int32) *kgo.Record {
+	return &kgo.Record{Key: key, Value: value, Partition: partition, Context: explicitCtx}
+}
+
 // explicitPartition marks, in a record's Context, a partition chosen by
 // the message (MetaPartition).
 type explicitPartition struct{}
+
+var explicitCtx = context.WithValue(context.Background(), explicitPartition{}, true)
 
 func isExplicit(r *kgo.Record) bool {
 	return r.Context != nil && r.Context.Value(explicitPartition{}) != nil
