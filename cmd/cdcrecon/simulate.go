@@ -31,7 +31,8 @@ faults injected at the given rates, and writes into DIR:
   config.yaml    a configuration that reconciles them
   source.jsonl   the source topics, as a kcat -J dump
   target.jsonl   the target topics, as a kcat -J dump
-  truth.jsonl    the drift open at the end: table, key, kind, columns
+  truth.jsonl    the rows drifted at the end: table, key, and how the final
+                 rows differ (kind, columns)
 
 The target lags the source within the grace unless an event is delayed.
 The same flags give the same bytes. --events counts the source's row

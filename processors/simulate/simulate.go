@@ -117,7 +117,10 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// Drift is one drift of the ground truth: open at the end of input.
+// Drift is one drift of the ground truth: a row that differs at the end of
+// input, and how its final rows differ. A reconciler reports the row; the
+// kind and columns of its drift record are those of the instant the drift
+// opened, which, when the row changed again while drifted, can differ.
 type Drift struct {
 	Table string         `json:"table"`
 	Key   map[string]any `json:"key"`
