@@ -43,8 +43,8 @@ type Config struct {
 	// Store, when set, holds the keys the engines are not working on.
 	Store *state.Store
 	// KeysInMemory is how many keys the engines keep in memory, all
-	// partitions together, before idle ones go to the Store. Default
-	// 262,144 (a few hundred bytes each, with their rows).
+	// partitions together, before idle ones go to the Store (state
+	// keys_in_memory). 0 keeps only the keys in flight.
 	KeysInMemory int
 	// Partitions is the changes topic's partition count, which the key
 	// budget is shared over. Default 1.
@@ -80,9 +80,6 @@ type partition struct {
 func New(cfg Config) (*Stage, error) {
 	if cfg.Config == nil || cfg.Mapper == nil || cfg.Publisher == nil || cfg.Serde == nil {
 		return nil, errors.New("reconciler: Config, Mapper, Publisher and Serde are required")
-	}
-	if cfg.KeysInMemory == 0 {
-		cfg.KeysInMemory = 1 << 18
 	}
 	return &Stage{cfg: cfg, engines: map[int32]*partition{}}, nil
 }

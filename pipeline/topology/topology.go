@@ -98,8 +98,8 @@ func New(o Options) (*Pipeline, error) {
 		return nil, err
 	}
 	p.Reconciler, err = reconciler.New(reconciler.Config{Config: cfg, Mapper: m, Publisher: pub, Serde: o.Serde, Store: o.Store,
-		Partitions: cfg.Kafka.Partitions,
-		Inputs:     inputs, OnFinish: o.OnFinish})
+		Partitions: cfg.Kafka.Partitions, KeysInMemory: cfg.State.KeysInMemory,
+		Inputs: inputs, OnFinish: o.OnFinish})
 	if err != nil {
 		p.Close()
 		return nil, err

@@ -109,6 +109,11 @@ func (r SchemaRegistry) problems() []problem {
 type State struct {
 	// Dir is the state directory. Default "./cdcrecon-state".
 	Dir string `yaml:"dir"`
+	// KeysInMemory is how many rows' reconciliation state a worker keeps
+	// in memory, all partitions together; rows idle beyond that live in
+	// the state directory until their next change. Default 262,144 (a
+	// few hundred bytes each).
+	KeysInMemory int `yaml:"keys_in_memory"`
 }
 
 // Window configures checksum windows and the allowed replication lag.
@@ -216,7 +221,7 @@ func (n Normalize) Precision() time.Duration { return precisionValues[n.Timestam
 func Default() Config {
 	return Config{
 		Kafka:  Kafka{Brokers: []string{"localhost:9092"}, Group: "cdcrecon", Partitions: 8},
-		State:  State{Dir: "./cdcrecon-state"},
+		State:  State{Dir: "./cdcrecon-state", KeysInMemory: 1 << 18},
 		Window: Window{Size: time.Minute, Grace: 30 * time.Second},
 		Dedupe: Dedupe{Retention: 24 * time.Hour},
 		Topics: Topics{
@@ -279,6 +284,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.Group == "" {
 		add(c.errorAt("kafka.group", "must not be empty"))
+	}
+	if c.State.KeysInMemory < 0 {
+		add(c.errorAt("state.keys_in_memory", "must not be negative, got %d", c.State.KeysInMemory))
 	}
 	if c.Kafka.Partitions <= 0 {
 		add(c.errorAt("kafka.partitions", "must be positive, got %d", c.Kafka.Partitions))

@@ -22,6 +22,13 @@
 // non-decreasing within each input partition by the stage that feeds the
 // engine.
 //
+// Keyed state. With a Store (Config.Store, the Pebble state), an engine
+// keeps in memory the keys it is working on and, up to Config.MaxKeys,
+// idle ones; Flush moves the idle keys beyond that into a batch the caller
+// commits, and a key comes back on its next change (spill.go). Which keys
+// are in memory never changes a decision.
+//
 // Dependencies: processors/normalize (tables: diffs, digests, names),
-// processors/canon, processors/config and schemas (the output records).
+// processors/canon, processors/config and schemas (the output records);
+// the store through the Store and Writer interfaces declared here.
 package reconcile
