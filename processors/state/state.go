@@ -131,6 +131,25 @@ func (s *Store) Scan(lower, upper []byte, fn func(key, value []byte) error) erro
 	return nil
 }
 
+// DeletePrefix removes every key that starts with prefix.
+func (s *Store) DeletePrefix(prefix []byte) error {
+	upper := append([]byte(nil), prefix...)
+	for i := len(upper) - 1; i >= 0; i-- {
+		if upper[i] < 0xff {
+			upper[i]++
+			upper = upper[:i+1]
+			break
+		}
+		if i == 0 {
+			return errors.New("state: cannot delete a prefix of 0xff bytes")
+		}
+	}
+	b := s.NewBatch()
+	defer b.Close()
+	b.DeleteRange(prefix, upper)
+	return b.Commit()
+}
+
 // NewBatch starts a batch of writes, applied atomically by Commit.
 func (s *Store) NewBatch() *Batch { return &Batch{s: s, b: s.db.NewBatch()} }
 
