@@ -24,7 +24,6 @@ import (
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/pipeline/topology"
 	"github.com/cdcrecon/cdcrecon/processors/config"
-	"github.com/cdcrecon/cdcrecon/processors/debezium"
 	"github.com/cdcrecon/cdcrecon/processors/state"
 	"github.com/cdcrecon/cdcrecon/schemas"
 )
@@ -59,12 +58,9 @@ line that cannot be read included).`),
   cdcrecon check --config examples/orders.yaml --history --report report.json --dlq bad.jsonl examples/dumps/*.jsonl`),
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, dumps []string) error {
-			if cfgFile == "" {
-				return usageError("--config is required")
-			}
-			cfg, err := config.Load(cfgFile)
+			cfg, err := loadConfig(cfgFile)
 			if err != nil {
-				return &exitError{code: exitFailure, err: err}
+				return err
 			}
 			return check(cmd.Context(), g, cfg, dumps, history, reportFile, dlqFile)
 		},
@@ -164,10 +160,7 @@ func check(ctx context.Context, g *globals, cfg *config.Config, dumps []string, 
 	if err != nil {
 		return fail(err)
 	}
-	var dec debezium.Config
-	if rc != nil {
-		dec.Registry = debezium.NewRegistry(registry.Fetcher{Client: rc})
-	}
+	dec := decoderConfig(rc)
 	serde := registry.NewSerde(nil) // outputs stay in this process: single-object encoding
 
 	var mu sync.Mutex

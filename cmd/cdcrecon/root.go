@@ -10,7 +10,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/twmb/franz-go/pkg/sr"
+
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/registry"
+	"github.com/cdcrecon/cdcrecon/processors/config"
+	"github.com/cdcrecon/cdcrecon/processors/debezium"
 )
 
 // globals holds what every subcommand shares.
@@ -105,3 +110,25 @@ func usageError(format string, args ...any) error {
 // examples trims the blank lines around a help example block, keeping the
 // indentation of its first line.
 func examples(s string) string { return strings.Trim(s, "\n") }
+
+// loadConfig reads the --config file; a missing flag is a usage error.
+func loadConfig(file string) (*config.Config, error) {
+	if file == "" {
+		return nil, usageError("--config is required")
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		return nil, &exitError{code: exitFailure, err: err}
+	}
+	return cfg, nil
+}
+
+// decoderConfig is the Debezium decoder's configuration: Avro input needs
+// the Schema Registry, when there is one.
+func decoderConfig(rc *sr.Client) debezium.Config {
+	var dec debezium.Config
+	if rc != nil {
+		dec.Registry = debezium.NewRegistry(registry.Fetcher{Client: rc})
+	}
+	return dec
+}

@@ -16,7 +16,6 @@ import (
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/pipeline/topology"
 	"github.com/cdcrecon/cdcrecon/processors/config"
-	"github.com/cdcrecon/cdcrecon/processors/debezium"
 	"github.com/cdcrecon/cdcrecon/processors/state"
 )
 
@@ -55,12 +54,9 @@ its watermark.`),
   cdcrecon run --config examples/orders.yaml --log-level info`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cfgFile == "" {
-				return usageError("--config is required")
-			}
-			cfg, err := config.Load(cfgFile)
+			cfg, err := loadConfig(cfgFile)
 			if err != nil {
-				return &exitError{code: exitFailure, err: err}
+				return err
 			}
 			return runWorker(cmd.Context(), g, cfg)
 		},
@@ -107,10 +103,7 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config) error {
 	if err != nil {
 		return fail(err)
 	}
-	var dec debezium.Config
-	if rc != nil {
-		dec.Registry = debezium.NewRegistry(registry.Fetcher{Client: rc})
-	}
+	dec := decoderConfig(rc)
 	pl, err := topology.New(topology.Options{
 		Config: cfg, Client: cc, Store: st, Serde: registry.NewSerde(rc), Decoder: dec,
 		Partitions: partitions, Logger: log,
