@@ -12,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/pipeline/topology"
 	"github.com/cdcrecon/cdcrecon/processors/config"
@@ -71,10 +70,10 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config) error {
 	if err != nil {
 		return usageError("%v", err)
 	}
-	if cfg.Kafka.TLS != nil || cfg.Kafka.SASL != nil {
-		return fail(errors.New("kafka.tls and kafka.sasl are not supported by run yet"))
+	cc, err := kafkaClient(cfg, log)
+	if err != nil {
+		return fail(err)
 	}
-	cc := kafka.ClientConfig{Brokers: cfg.Kafka.Brokers, Logger: log}
 	cl, err := kgo.NewClient(cc.ClientOpts()...)
 	if err != nil {
 		return fail(fmt.Errorf("connecting to %v: %w", cfg.Kafka.Brokers, err))
@@ -88,6 +87,11 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config) error {
 	}
 	cl.Close()
 	if err != nil {
+		if cfg.Kafka.SASL != nil || cfg.Kafka.TLS != nil {
+			// Some brokers drop the connection on failed authentication
+			// instead of answering.
+			err = fmt.Errorf("%w (the brokers refused or dropped the connection: check kafka.tls and the kafka.sasl credentials)", err)
+		}
 		return fail(err)
 	}
 

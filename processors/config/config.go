@@ -297,6 +297,12 @@ func (c *Config) Validate() error {
 		default:
 			add(c.errorAt("kafka.sasl.mechanism", "unknown mechanism %q (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", s.Mechanism))
 		}
+		if s.Username == "" || s.Password == "" {
+			add(c.errorAt("kafka.sasl", "username and password are required (or %s and %s)", EnvKafkaUsername, EnvKafkaPassword))
+		}
+	}
+	if t := c.Kafka.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
+		add(c.errorAt("kafka.tls", "cert_file and key_file go together"))
 	}
 	for _, p := range c.SchemaRegistry.problems() {
 		add(c.errorAt("schema_registry."+p.field, "%s", p.msg))

@@ -89,3 +89,33 @@ tables:
 		}
 	}
 }
+
+// TestSecretsFromTheEnvironment: a set variable overrides the file's
+// secret; SASL without a password anywhere is an error naming the field
+// and the variable; a TLS certificate needs its key.
+func TestSecretsFromTheEnvironment(t *testing.T) {
+	const base = `
+kafka: {sasl: {mechanism: SCRAM-SHA-512, username: u, password: from-file}}
+schema_registry: {url: "https://registry.example", username: ru, password: rp}
+tables:
+  - {name: t, key: [id], source: {topic: a}, target: {topic: b}}
+`
+	t.Setenv(EnvKafkaPassword, "from-env")
+	t.Setenv(EnvRegistryPassword, "")
+	cfg, err := Parse([]byte(base), "c.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Kafka.SASL.Password != "from-env" || cfg.SchemaRegistry.Password != "rp" {
+		t.Errorf("passwords %q and %q: the set variable wins, the empty one does not", cfg.Kafka.SASL.Password, cfg.SchemaRegistry.Password)
+	}
+	t.Setenv(EnvKafkaPassword, "")
+	_, err = Parse([]byte(strings.Replace(base, ", password: from-file", "", 1)), "c.yaml")
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:2: kafka.sasl") || !strings.Contains(err.Error(), EnvKafkaPassword) {
+		t.Errorf("SASL without a password: %v", err)
+	}
+	_, err = Parse([]byte("kafka: {tls: {cert_file: c.pem}}\n"+base[strings.Index(base, "schema_registry"):]), "c.yaml")
+	if err == nil || !strings.Contains(err.Error(), "kafka.tls: cert_file and key_file go together") {
+		t.Errorf("a certificate without its key: %v", err)
+	}
+}

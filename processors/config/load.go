@@ -40,10 +40,36 @@ func Parse(data []byte, file string) (*Config, error) {
 	if err := root.Decode(&cfg); err != nil {
 		return nil, &Error{File: file, Line: yamlLine(err), Err: trimYAML(err)}
 	}
+	cfg.applyEnv(os.Getenv)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
+}
+
+// Secrets can come from the environment instead of the file; a variable
+// that is set and not empty overrides the file's value.
+const (
+	EnvKafkaUsername    = "CDCRECON_KAFKA_SASL_USERNAME"
+	EnvKafkaPassword    = "CDCRECON_KAFKA_SASL_PASSWORD"
+	EnvRegistryUsername = "CDCRECON_SCHEMA_REGISTRY_USERNAME"
+	EnvRegistryPassword = "CDCRECON_SCHEMA_REGISTRY_PASSWORD"
+	EnvRegistryToken    = "CDCRECON_SCHEMA_REGISTRY_TOKEN"
+)
+
+func (c *Config) applyEnv(getenv func(string) string) {
+	set := func(dst *string, name string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	if s := c.Kafka.SASL; s != nil {
+		set(&s.Username, EnvKafkaUsername)
+		set(&s.Password, EnvKafkaPassword)
+	}
+	set(&c.SchemaRegistry.Username, EnvRegistryUsername)
+	set(&c.SchemaRegistry.Password, EnvRegistryPassword)
+	set(&c.SchemaRegistry.Token, EnvRegistryToken)
 }
 
 // checkKeys walks the YAML tree against the Go type it decodes into,
