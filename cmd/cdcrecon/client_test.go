@@ -124,7 +124,9 @@ tables:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var logs bytes.Buffer
-	go func() { done <- run(ctx, []string{"--log-level", "debug", "run", "--config", good}, nil, &bytes.Buffer{}, &logs) }()
+	go func() {
+		done <- run(ctx, []string{"--log-level", "debug", "run", "--config", good}, nil, &bytes.Buffer{}, &logs)
+	}()
 	// The worker is through when the changes topic holds the six events.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
