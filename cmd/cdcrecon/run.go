@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/pipeline/topology"
 	"github.com/cdcrecon/cdcrecon/processors/config"
@@ -108,12 +109,27 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config) error {
 		return fail(err)
 	}
 	dec := decoderConfig(rc)
+	metrics := ops.NewMetrics()
 	pl, err := topology.New(topology.Options{
 		Config: cfg, Client: cc, Store: st, Serde: registry.NewSerde(rc), Decoder: dec,
-		Partitions: partitions, Logger: log,
+		Partitions: partitions, Logger: log, Metrics: metrics,
 	})
 	if err != nil {
 		return fail(err)
+	}
+	if cfg.HTTP.Listen != "" {
+		srv, err := ops.Serve(cfg.HTTP.Listen, metrics, func() error {
+			if !pl.Router.IsRunning() {
+				return errors.New("the pipeline is not running")
+			}
+			return nil
+		})
+		if err != nil {
+			pl.Close()
+			return fail(fmt.Errorf("%s: http.listen: %w", cfg.File, err))
+		}
+		defer srv.Close(context.Background())
+		log.Info("serving /metrics, /healthz and /readyz", "addr", srv.Addr())
 	}
 	runErr := make(chan error, 1)
 	runCtx, cancel := context.WithCancel(context.Background())

@@ -5,8 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +66,8 @@ func TestRunStreamsWhatCheckDecides(t *testing.T) {
 	p.close()
 	base, _ := os.ReadFile(filepath.Join(dir, "config.yaml"))
 	cfg := filepath.Join(dir, "run.yaml")
-	head := fmt.Sprintf("kafka: {brokers: [%s], group: run-test, partitions: 3}\nstate: {dir: %s}\n", b.Addr(), filepath.Join(dir, "state"))
+	httpAddr := freeAddr(t)
+	head := fmt.Sprintf("kafka: {brokers: [%s], group: run-test, partitions: 3}\nstate: {dir: %s}\nhttp: {listen: %s}\n", b.Addr(), filepath.Join(dir, "state"), httpAddr)
 	if err := os.WriteFile(cfg, append([]byte(head), base...), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +117,36 @@ func TestRunStreamsWhatCheckDecides(t *testing.T) {
 
 	stop := start()
 	first := emitted()
+
+	// The operations endpoints, while it runs: every message read counted,
+	// every drift opened counted.
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := httpGet(t, "http://"+httpAddr+path); code != 200 {
+			t.Errorf("%s: %d %s", path, code, body)
+		}
+	}
+	_, metrics := httpGet(t, "http://"+httpAddr+"/metrics")
+	lines := 0
+	for _, d := range dumps {
+		b, _ := os.ReadFile(d)
+		lines += strings.Count(string(b), "\n")
+	}
+	opened := 0
+	for _, r := range first {
+		if strings.HasSuffix(r, " open") {
+			opened++
+		}
+	}
+	if got := metricSum(metrics, "cdcrecon_events_total"); got != float64(lines) {
+		t.Errorf("cdcrecon_events_total sums to %v, the dumps hold %d messages", got, lines)
+	}
+	if got := metricSum(metrics, "cdcrecon_drift_opened_total"); got != float64(opened) {
+		t.Errorf("cdcrecon_drift_opened_total sums to %v, %d drifts were opened", got, opened)
+	}
+	if !strings.Contains(metrics, `cdcrecon_events_total{side="target",table="customers"}`) {
+		t.Errorf("no per-table, per-side event counts in:\n%.2000s", metrics)
+	}
+
 	if took := stop(); took > shutdownTimeout {
 		t.Errorf("stopping took %s, more than %s", took, shutdownTimeout)
 	}
@@ -149,4 +184,40 @@ func recordID(line string) string {
 		return line
 	}
 	return d.ID + " " + d.Status
+}
+
+// freeAddr returns a loopback address with a port free at the time.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metricSum adds up a metric's samples in a Prometheus text exposition.
+func metricSum(text, name string) float64 {
+	var sum float64
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		sum += v
+	}
+	return sum
 }

@@ -28,12 +28,14 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/zeebo/xxh3"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/canon"
 	"github.com/cdcrecon/cdcrecon/processors/debezium"
@@ -66,6 +68,8 @@ type Config struct {
 	// OnInvalid, when set, is called with every dead letter; it may be
 	// called from several goroutines at once.
 	OnInvalid func(*schemas.DeadLetter)
+	// Metrics, when set, receives the stage's counts and latencies.
+	Metrics *ops.Metrics
 }
 
 // Stats counts what a Stage handled.
@@ -170,7 +174,9 @@ func (s *Stage) Handle(msg *message.Message) error {
 		in.latest, in.ended = latest, ended
 		return err
 	}
-	out, dead, err := s.batch(ctx, in, recs)
+	started := time.Now()
+	dups := 0
+	out, dead, err := s.batch(ctx, in, recs, &dups)
 	if err != nil {
 		return fail(err)
 	}
@@ -184,18 +190,28 @@ func (s *Stage) Handle(msg *message.Message) error {
 	if err := b.Commit(); err != nil {
 		return fail(fmt.Errorf("ingest %s: %w", in.name, err))
 	}
+	// Counted once the batch is through: a redelivered batch is not
+	// counted twice.
+	s.Stats.Events.Add(int64(len(recs)))
+	s.Stats.Duplicates.Add(int64(dups))
+	s.Stats.Invalid.Add(int64(len(dead)))
+	m := s.cfg.Metrics
+	m.Ingested(in.table.Name(), in.side.String(), len(recs), dups, len(dead))
+	if in.latest != math.MinInt64 {
+		m.Watermark(in.side.String(), in.name, time.UnixMilli(in.latest))
+	}
+	m.Batch("ingest", time.Since(started))
 	return nil
 }
 
 // batch maps a batch's records: the changes messages to publish, and the
 // dead letters.
-func (s *Stage) batch(ctx context.Context, in *input, recs []kafka.Record) (out []*kgo.Record, dead []*schemas.DeadLetter, err error) {
+func (s *Stage) batch(ctx context.Context, in *input, recs []kafka.Record, dups *int) (out []*kgo.Record, dead []*schemas.DeadLetter, err error) {
 	before := in.latest
 	var row []byte
 	arena := make([]byte, 0, 256*len(recs))
 	for i := range recs {
 		r := &recs[i]
-		s.Stats.Events.Add(1)
 		c, err := in.worker.Map(ctx, in.topic, r.Key, r.Value)
 		if err != nil {
 			if !permanent(err) {
@@ -218,7 +234,7 @@ func (s *Stage) batch(ctx context.Context, in *input, recs []kafka.Record) (out 
 			return nil, nil, fmt.Errorf("ingest %s offset %d: %w", in.name, r.Offset, err)
 		}
 		if dup {
-			s.Stats.Duplicates.Add(1)
+			*dups++
 			continue
 		}
 		rc := reconcile.Change{Table: c.Table, Side: c.Side, Time: eff, Key: c.KeyBytes,
@@ -305,7 +321,6 @@ func (s *Stage) publish(ctx context.Context, in *input, out []*kgo.Record, dead 
 			return fmt.Errorf("ingest %s: publishing dead letters: %w", in.name, err)
 		}
 		for _, d := range dead {
-			s.Stats.Invalid.Add(1)
 			if s.cfg.OnInvalid != nil {
 				s.cfg.OnInvalid(d)
 			}

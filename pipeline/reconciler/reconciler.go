@@ -22,10 +22,12 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
@@ -49,6 +51,8 @@ type Config struct {
 	// Partitions is the changes topic's partition count, which the key
 	// budget is shared over. Default 1.
 	Partitions int
+	// Metrics, when set, receives drift counts and batch latencies.
+	Metrics *ops.Metrics
 	// Inputs are the input partitions ("topic/partition") of each side;
 	// a side's watermark waits for all of them.
 	Inputs map[normalize.Side][]string
@@ -143,6 +147,8 @@ func (s *Stage) Handle(msg *message.Message) error {
 	if p.broken != nil {
 		return p.broken
 	}
+	started := time.Now()
+	defer func() { s.cfg.Metrics.Batch("reconcile", time.Since(started)) }()
 	recs, err := kafka.DecodeBatch(msg.Payload)
 	if err != nil {
 		return fmt.Errorf("reconciler: %w", err)
@@ -234,6 +240,15 @@ func (s *Stage) publish(ctx context.Context, p *partition) error {
 	for _, topic := range order {
 		if err := s.cfg.Publisher.Publish(topic, byTopic[topic]...); err != nil {
 			return fmt.Errorf("reconciler partition %d: publishing to %s: %w", p.id, topic, err)
+		}
+	}
+	for _, r := range p.out {
+		if d, ok := r.(*schemas.Drift); ok {
+			if d.Status == schemas.Open {
+				s.cfg.Metrics.DriftOpened(d.Table)
+			} else {
+				s.cfg.Metrics.DriftResolved(d.Table)
+			}
 		}
 	}
 	p.out = p.out[:0]

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cdcrecon/cdcrecon/pipeline/ingest"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 	"github.com/cdcrecon/cdcrecon/pipeline/reconciler"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/config"
@@ -45,6 +46,8 @@ type Options struct {
 	OnInvalid func(*schemas.DeadLetter)
 	OnFinish  func(partition int32)
 	Logger    *slog.Logger
+	// Metrics, when set, receives the stages' metrics.
+	Metrics *ops.Metrics
 }
 
 // Pipeline is a running topology's parts.
@@ -92,13 +95,13 @@ func New(o Options) (*Pipeline, error) {
 	p.Ingest, err = ingest.New(ingest.Config{Mapper: m, Decoder: o.Decoder, Store: o.Store,
 		Dedupe: dedupe.Config{Retention: cfg.Dedupe.Retention}, Publisher: pub, Serde: o.Serde,
 		ChangesTopic: cfg.Topics.Changes, Partitions: cfg.Kafka.Partitions, DLQTopic: cfg.Topics.DLQ,
-		Ends: o.Ends, OnInvalid: o.OnInvalid})
+		Ends: o.Ends, OnInvalid: o.OnInvalid, Metrics: o.Metrics})
 	if err != nil {
 		p.Close()
 		return nil, err
 	}
 	p.Reconciler, err = reconciler.New(reconciler.Config{Config: cfg, Mapper: m, Publisher: pub, Serde: o.Serde, Store: o.Store,
-		Partitions: cfg.Kafka.Partitions, KeysInMemory: cfg.State.KeysInMemory,
+		Partitions: cfg.Kafka.Partitions, KeysInMemory: cfg.State.KeysInMemory, Metrics: o.Metrics,
 		Inputs: inputs, OnFinish: o.OnFinish})
 	if err != nil {
 		p.Close()

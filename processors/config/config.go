@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/url"
 	"slices"
 	"time"
@@ -22,6 +23,7 @@ type Config struct {
 	Window         Window         `yaml:"window"`
 	Dedupe         Dedupe         `yaml:"dedupe"`
 	Topics         Topics         `yaml:"topics"`
+	HTTP           HTTP           `yaml:"http"`
 	Tables         []Table        `yaml:"tables"`
 
 	// File is the path the configuration was read from ("" when built in
@@ -131,6 +133,13 @@ type Dedupe struct {
 	Retention time.Duration `yaml:"retention"`
 }
 
+// HTTP is the worker's listener for /metrics, /healthz and /readyz.
+type HTTP struct {
+	// Listen is host:port. Default "127.0.0.1:9464" (loopback only); ""
+	// turns the listener off.
+	Listen string `yaml:"listen"`
+}
+
 // Topics names the output topics.
 type Topics struct {
 	Changes      string `yaml:"changes"`      // default cdcrecon.changes
@@ -222,6 +231,7 @@ func Default() Config {
 	return Config{
 		Kafka:  Kafka{Brokers: []string{"localhost:9092"}, Group: "cdcrecon", Partitions: 8},
 		State:  State{Dir: "./cdcrecon-state", KeysInMemory: 1 << 18},
+		HTTP:   HTTP{Listen: "127.0.0.1:9464"},
 		Window: Window{Size: time.Minute, Grace: 30 * time.Second},
 		Dedupe: Dedupe{Retention: 24 * time.Hour},
 		Topics: Topics{
@@ -284,6 +294,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.Group == "" {
 		add(c.errorAt("kafka.group", "must not be empty"))
+	}
+	if c.HTTP.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+			add(c.errorAt("http.listen", "want host:port, got %q", c.HTTP.Listen))
+		}
 	}
 	if c.State.KeysInMemory < 0 {
 		add(c.errorAt("state.keys_in_memory", "must not be negative, got %d", c.State.KeysInMemory))
