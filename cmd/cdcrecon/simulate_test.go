@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -198,5 +199,64 @@ func TestCheckHistoryIsDeterministic(t *testing.T) {
 		if got := history(c.partitions, c.dumps); got != want {
 			t.Errorf("%s partitions, dumps %v: history differs (%d lines against %d)", c.partitions, c.dumps, strings.Count(got, "\n"), strings.Count(want, "\n"))
 		}
+	}
+}
+
+// TestPoisonInEveryBatchPosition: malformed messages first, in the middle
+// and last of a partition's batch each reach the dead-letter file with
+// their dump offset and reason, and every other message of the partition
+// is reconciled: the result equals that of the same dumps without them.
+func TestPoisonInEveryBatchPosition(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"simulate", "--out", dir, "--events", "1500", "--keys", "300", "--tables", "1",
+		"--drop", "0.02", "--corrupt", "0.02"}, nil, &out, &errOut); code != exitOK {
+		t.Fatalf("simulate: exit %d: %s", code, errOut.String())
+	}
+	src := filepath.Join(dir, "source.jsonl")
+	clean, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(clean), "\n"), "\n")
+	poison := func(offset int) string {
+		return fmt.Sprintf(`{"topic":"pg.public.orders","partition":0,"offset":%d,"ts":1795219200000,"key":"{\"id\":1}","payload":"{\"before\":null,\"after\":"}`, offset)
+	}
+	// The dump's own offsets: the poison takes offsets past the clean ones'
+	// end, so that check names them unambiguously.
+	n := len(lines)
+	var poisoned []string
+	poisoned = append(poisoned, poison(n))
+	poisoned = append(poisoned, lines[:n/2]...)
+	poisoned = append(poisoned, poison(n+1))
+	poisoned = append(poisoned, lines[n/2:]...)
+	poisoned = append(poisoned, poison(n+2))
+	bad := filepath.Join(dir, "poisoned.jsonl")
+	if err := os.WriteFile(bad, []byte(strings.Join(poisoned, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	history := func(source string, extra ...string) (string, string) {
+		var out, errOut bytes.Buffer
+		args := append([]string{"check", "--config", filepath.Join(dir, "config.yaml"), "--history"}, extra...)
+		code := run(context.Background(), append(args, source, filepath.Join(dir, "target.jsonl")), nil, &out, &errOut)
+		if code != exitDrift {
+			t.Fatalf("check: exit %d: %s", code, errOut.String())
+		}
+		return out.String(), errOut.String()
+	}
+	want, _ := history(src)
+	dlq := filepath.Join(dir, "dlq.jsonl")
+	got, stderr := history(bad, "--dlq", dlq)
+	if got != want {
+		t.Errorf("the poison changed what was decided about the other messages")
+	}
+	d, _ := os.ReadFile(dlq)
+	for _, off := range []int{n, n + 1, n + 2} {
+		if !strings.Contains(string(d), fmt.Sprintf(`"offset":%d,`, off)) || !strings.Contains(stderr, fmt.Sprintf("pg.public.orders/0/%d: ", off)) {
+			t.Errorf("poison at dump offset %d: not in the dead letters or not named on stderr:\n%s\n%s", off, d, stderr)
+		}
+	}
+	if strings.Count(string(d), "\n") != 3 || strings.Count(string(d), "cdcrecon.reason") != 3 {
+		t.Errorf("want 3 dead letters, each with its reason:\n%s", d)
 	}
 }
