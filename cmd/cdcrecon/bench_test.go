@@ -28,18 +28,18 @@ import (
 // written once per machine into the temporary directory and reused.
 // CDCRECON_BENCH_EVENTS and CDCRECON_BENCH_KEYS change them (the default:
 // 1M source events, about as many target events, 200k keys, 3 tables).
-func benchWorkload(b *testing.B) (dir string, events, keys int) {
+func benchWorkload(b *testing.B) string {
 	b.Helper()
-	events, keys = 1_000_000, 200_000
+	events, keys := 1_000_000, 200_000
 	if v := os.Getenv("CDCRECON_BENCH_EVENTS"); v != "" {
 		events, _ = strconv.Atoi(v)
 	}
 	if v := os.Getenv("CDCRECON_BENCH_KEYS"); v != "" {
 		keys, _ = strconv.Atoi(v)
 	}
-	dir = filepath.Join(os.TempDir(), fmt.Sprintf("cdcrecon-bench-%d-%d", events, keys))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("cdcrecon-bench-%d-%d", events, keys))
 	if _, err := os.Stat(filepath.Join(dir, "done")); err == nil {
-		return dir, events, keys
+		return dir
 	}
 	args := []string{"simulate", "--out", dir, "--events", strconv.Itoa(events), "--keys", strconv.Itoa(keys),
 		"--drop", "0.0005", "--corrupt", "0.0005", "--delay", "0.005", "--duplicate", "0.001", "--poison", "10"}
@@ -50,7 +50,7 @@ func benchWorkload(b *testing.B) (dir string, events, keys int) {
 	if err := os.WriteFile(filepath.Join(dir, "done"), out.Bytes(), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	return dir, events, keys
+	return dir
 }
 
 var (
@@ -92,7 +92,7 @@ func benchBinary(b *testing.B) string {
 // check reports exactly the simulator's ground truth. The baseline reports
 // records/s from the first record to the last, the load excluded.
 func BenchmarkCheck(b *testing.B) {
-	dir, _, _ := benchWorkload(b)
+	dir := benchWorkload(b)
 	dumps := []string{filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl")}
 
 	b.Run("raw-consume-parse", func(b *testing.B) {

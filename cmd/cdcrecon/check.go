@@ -288,36 +288,13 @@ func check(ctx context.Context, g *globals, cfg *config.Config, dumps []string, 
 // the partition count of every input topic and the end offset of every
 // input partition.
 func prepareTopics(ctx context.Context, adm *kadm.Client, cfg *config.Config) (map[string]int32, map[string]int64, error) {
-	create := func(topic string, n int32) error {
-		resp, err := adm.CreateTopic(ctx, n, -1, nil, topic)
-		if err == nil {
-			err = resp.Err
-		}
-		if err != nil {
-			return fmt.Errorf("creating topic %s: %w", topic, err)
-		}
-		return nil
-	}
-	var inputs []string
-	for _, t := range cfg.Tables {
-		inputs = append(inputs, t.Source.Topic, t.Target.Topic)
-	}
-	details, err := adm.ListTopics(ctx, inputs...)
+	partitions, err := inputPartitions(ctx, adm, cfg, func(topic string) (int32, error) {
+		return 1, createTopic(ctx, adm, topic, 1) // no dump for it: an empty input
+	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("listing topics: %w", err)
+		return nil, nil, err
 	}
-	partitions := map[string]int32{}
-	for _, topic := range inputs {
-		if d, ok := details[topic]; ok && d.Err == nil {
-			partitions[topic] = int32(len(d.Partitions))
-			continue
-		}
-		if err := create(topic, 1); err != nil {
-			return nil, nil, err
-		}
-		partitions[topic] = 1
-	}
-	ends := map[string]int64{}
+	inputs := inputTopics(cfg)
 	offs, err := adm.ListEndOffsets(ctx, inputs...)
 	if err == nil {
 		err = offs.Error()
@@ -325,19 +302,15 @@ func prepareTopics(ctx context.Context, adm *kadm.Client, cfg *config.Config) (m
 	if err != nil {
 		return nil, nil, fmt.Errorf("listing end offsets: %w", err)
 	}
+	ends := map[string]int64{}
 	for _, topic := range inputs {
 		for p := range partitions[topic] {
 			o, _ := offs.Lookup(topic, p)
 			ends[ingest.InputName(topic, p)] = o.Offset
 		}
 	}
-	if err := create(cfg.Topics.Changes, int32(cfg.Kafka.Partitions)); err != nil {
+	if err := ensureInternal(ctx, adm, cfg); err != nil {
 		return nil, nil, err
-	}
-	for _, topic := range []string{cfg.Topics.Drift, cfg.Topics.Compensation, cfg.Topics.Checksums, cfg.Topics.DLQ} {
-		if err := create(topic, 1); err != nil {
-			return nil, nil, err
-		}
 	}
 	return partitions, ends, nil
 }

@@ -257,8 +257,7 @@ func propModel(k *propKey) []propDrift {
 	return out
 }
 
-// propMessages writes a key's events as the connectors would, re-sending
-// some (a connector restart) with their original positions.
+// propMessage is one Debezium message of a connector's topic.
 type propMessage struct {
 	topic string
 	time  int64
@@ -266,6 +265,8 @@ type propMessage struct {
 	value *string // nil: a tombstone
 }
 
+// propWrite writes a key's events as the connectors would, re-sending
+// some (a connector restart) with their original positions.
 func propWrite(r *rand.Rand, k *propKey) []propMessage {
 	var out []propMessage
 	// Orders: the target names total order_total and writes it at scale

@@ -167,44 +167,13 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config) error {
 // internal topics that are missing, and returns every input topic's
 // partition count.
 func ensureTopics(ctx context.Context, adm *kadm.Client, cfg *config.Config) (map[string]int32, error) {
-	var inputs []string
-	for _, t := range cfg.Tables {
-		inputs = append(inputs, t.Source.Topic, t.Target.Topic)
-	}
-	internal := []string{cfg.Topics.Changes, cfg.Topics.Drift, cfg.Topics.Compensation, cfg.Topics.Checksums, cfg.Topics.DLQ}
-	details, err := adm.ListTopics(ctx, append(inputs, internal...)...)
+	partitions, err := inputPartitions(ctx, adm, cfg, func(topic string) (int32, error) {
+		return 0, fmt.Errorf("input topic %s does not exist (%s: tables)", topic, cfg.File)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("listing topics: %w", err)
+		return nil, err
 	}
-	partitions := map[string]int32{}
-	for _, topic := range inputs {
-		d, ok := details[topic]
-		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
-			return nil, fmt.Errorf("input topic %s does not exist (%s: tables)", topic, cfg.File)
-		}
-		if d.Err != nil {
-			return nil, fmt.Errorf("input topic %s: %w", topic, d.Err)
-		}
-		partitions[topic] = int32(len(d.Partitions))
-	}
-	want := int32(cfg.Kafka.Partitions)
-	for _, topic := range internal {
-		d, ok := details[topic]
-		if ok && d.Err == nil {
-			if topic == cfg.Topics.Changes && int32(len(d.Partitions)) != want {
-				return nil, fmt.Errorf("changes topic %s has %d partitions, kafka.partitions says %d: both sides of a key must meet in one partition, so the count cannot change under running workers", topic, len(d.Partitions), want)
-			}
-			continue
-		}
-		resp, err := adm.CreateTopic(ctx, want, -1, nil, topic)
-		if err == nil {
-			err = resp.Err
-		}
-		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return nil, fmt.Errorf("creating topic %s: %w", topic, err)
-		}
-	}
-	return partitions, nil
+	return partitions, ensureInternal(ctx, adm, cfg)
 }
 
 // resetGroup drops a consumer group's committed offsets, so that it starts

@@ -35,6 +35,7 @@ type parallel struct {
 	order chan *chunk
 	stop  chan struct{}
 	once  sync.Once
+	wg    sync.WaitGroup // the reader and the workers
 	cur   *chunk
 	i     int
 	line  int
@@ -47,8 +48,10 @@ func NewParallelReader(r io.Reader, name string, workers int) *Reader {
 	workers = max(workers, 1)
 	p := &parallel{order: make(chan *chunk, 2*workers), stop: make(chan struct{})}
 	work := make(chan *chunk, 2*workers)
+	p.wg.Add(workers + 1)
 	for range workers {
 		go func() {
+			defer p.wg.Done()
 			for c := range work {
 				c.recs = make([]Record, len(c.lines))
 				c.errs = make([]error, len(c.lines))
@@ -64,6 +67,7 @@ func NewParallelReader(r io.Reader, name string, workers int) *Reader {
 		}()
 	}
 	go func() {
+		defer p.wg.Done()
 		defer close(work)
 		defer close(p.order)
 		sc := bufio.NewScanner(r)
@@ -144,10 +148,11 @@ func (p *parallel) next() (Record, error) {
 	return p.cur.recs[i], nil
 }
 
-// Close stops a parallel reader's goroutines; it is safe to call more
-// than once, and does nothing for a plain Reader.
+// Close stops a parallel reader's goroutines and waits for them; it is
+// safe to call more than once, and does nothing for a plain Reader.
 func (r *Reader) Close() {
 	if r.par != nil {
 		r.par.once.Do(func() { close(r.par.stop) })
+		r.par.wg.Wait()
 	}
 }

@@ -17,10 +17,10 @@ import (
 func ParseLine(b []byte) (Record, error) {
 	s := scanner{b: b}
 	var (
-		rec                            Record
-		topic                          []byte
-		hasTopic, hasPartition, hasKey bool
-		partition                      int64
+		rec                    Record
+		topic                  []byte
+		hasTopic, hasPartition bool
+		partition              int64
 	)
 	s.ws()
 	if err := s.expect('{'); err != nil {
@@ -67,10 +67,7 @@ func ParseLine(b []byte) (Record, error) {
 					}
 				}
 			case "key":
-				rec.Key, hasKey, err = s.nullableStr()
-				if !hasKey {
-					rec.Key = nil
-				}
+				rec.Key, _, err = s.nullableStr()
 			case "payload":
 				rec.Value, _, err = s.nullableStr()
 			case "headers":

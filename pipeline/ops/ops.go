@@ -9,7 +9,6 @@ package ops
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -106,11 +105,6 @@ func (m *Metrics) Batch(stage string, d time.Duration) {
 	m.latency.WithLabelValues(stage).Observe(d.Seconds())
 }
 
-// AddGauge registers a gauge read when scraped (a state size, say).
-func (m *Metrics) AddGauge(name, help string, read func() float64) {
-	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, read))
-}
-
 // Server serves /metrics, /healthz (the process is up) and /readyz (ready
 // returns nil: the worker is consuming).
 type Server struct {
@@ -135,11 +129,9 @@ func Serve(addr string, m *Metrics, ready func() error) (*Server, error) {
 		fmt.Fprintln(w, "ready")
 	})
 	s := &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
-	go func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			_ = err // the listener failed; /healthz stops answering, which is the signal
-		}
-	}()
+	// Serve returns when Close shuts the server down; should the listener
+	// fail before that, /healthz stops answering, which is the signal.
+	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
 }
 

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/cdcrecon/cdcrecon/processors/config"
+)
+
+// inputTopics are the source and target topics of every table.
+func inputTopics(cfg *config.Config) []string {
+	var topics []string
+	for _, t := range cfg.Tables {
+		topics = append(topics, t.Source.Topic, t.Target.Topic)
+	}
+	return topics
+}
+
+// inputPartitions returns the partition count of every input topic;
+// missing, when not nil, is called for a topic that does not exist and
+// returns the count it now has (check creates it empty) or an error (run
+// refuses to start).
+func inputPartitions(ctx context.Context, adm *kadm.Client, cfg *config.Config, missing func(topic string) (int32, error)) (map[string]int32, error) {
+	inputs := inputTopics(cfg)
+	details, err := adm.ListTopics(ctx, inputs...)
+	if err != nil {
+		return nil, fmt.Errorf("listing topics: %w", err)
+	}
+	partitions := map[string]int32{}
+	for _, topic := range inputs {
+		d, ok := details[topic]
+		switch {
+		case ok && d.Err == nil:
+			partitions[topic] = int32(len(d.Partitions))
+			continue
+		case ok && !errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+			return nil, fmt.Errorf("input topic %s: %w", topic, d.Err)
+		}
+		n, err := missing(topic)
+		if err != nil {
+			return nil, err
+		}
+		partitions[topic] = n
+	}
+	return partitions, nil
+}
+
+// createTopic creates a topic with n partitions; one that exists is left
+// as it is.
+func createTopic(ctx context.Context, adm *kadm.Client, topic string, n int32) error {
+	resp, err := adm.CreateTopic(ctx, n, -1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("creating topic %s: %w", topic, err)
+	}
+	return nil
+}
+
+// ensureInternal creates the internal topics that are missing, with
+// kafka.partitions partitions, and refuses a changes topic with another
+// count: both sides of a key must meet in one of its partitions.
+func ensureInternal(ctx context.Context, adm *kadm.Client, cfg *config.Config) error {
+	internal := []string{cfg.Topics.Changes, cfg.Topics.Drift, cfg.Topics.Compensation, cfg.Topics.Checksums, cfg.Topics.DLQ}
+	details, err := adm.ListTopics(ctx, internal...)
+	if err != nil {
+		return fmt.Errorf("listing topics: %w", err)
+	}
+	want := int32(cfg.Kafka.Partitions)
+	for _, topic := range internal {
+		if d, ok := details[topic]; ok && d.Err == nil {
+			if topic == cfg.Topics.Changes && int32(len(d.Partitions)) != want {
+				return fmt.Errorf("changes topic %s has %d partitions, kafka.partitions says %d: both sides of a key must meet in one partition, so the count cannot change under running workers", topic, len(d.Partitions), want)
+			}
+			continue
+		}
+		if err := createTopic(ctx, adm, topic, want); err != nil {
+			return err
+		}
+	}
+	return nil
+}
