@@ -353,7 +353,14 @@ func (w *partitionWorker) deliver(build func() *message.Message) bool {
 			cancel()
 		case <-w.ctx.Done():
 			cancel()
-			return false
+			// A stop racing the ack must not lose it: an acked message is
+			// marked for the commit that follows the stop.
+			select {
+			case <-msg.Acked():
+				return true
+			default:
+				return false
+			}
 		}
 		backoff = w.sub.cfg.NackBackoff.next(backoff)
 		t := time.NewTimer(backoff)
