@@ -47,7 +47,16 @@ var (
 	fileName      = regexp.MustCompile(`^([a-z]+)\.v([1-9][0-9]*)\.avsc$`)
 )
 
+// MaxArrayBlock bounds the item count of one Avro array block that goavro
+// will decode. goavro sizes the array from the count the data claims before
+// reading a single item, so a few hostile bytes claiming 2^31 items made it
+// allocate gigabytes (FuzzDecode found one that asked for 10 GB). The
+// limit is goavro's, process-wide; processors/debezium sets the same for
+// Avro input.
+const MaxArrayBlock = 1 << 20
+
 func init() {
+	goavro.MaxBlockCount = MaxArrayBlock
 	entries, err := files.ReadDir("avro")
 	if err != nil {
 		panic(err)
