@@ -25,6 +25,7 @@ const shutdownTimeout = 10 * time.Second
 
 func newRunCmd(g *globals) *cobra.Command {
 	var cfgFile string
+	var w workerFlags
 	cmd := &cobra.Command{
 		Use:   "run --config FILE",
 		Short: "Run the streaming worker",
@@ -40,32 +41,72 @@ changes topic whose partition count differs from kafka.partitions, or an
 input topic that does not exist. Its state (dedupe marks, reconciler keys)
 lives in state.dir.
 
-On SIGINT or SIGTERM it stops taking new batches, lets those under way
-finish, commits and closes, within 10 seconds.
+Several workers with the same configuration form one consumer group and
+split the partitions; each needs its own state directory (--state-dir).
+A partition's state belongs to the worker that owns it. When a partition
+is assigned — at start, after a crash, when it moves between workers —
+its new owner rebuilds the reconciler's state by reading the changes
+topic's partition from its start, publishing only what was not decided
+before the offset the group had committed. Outputs published again after
+a crash carry the same ids.
 
-This first version rebuilds the reconciler's state from the start of the
-changes topic each time it starts (outputs are emitted again, under the
-same ids), and a side with no traffic holds back the decisions that need
-its watermark.`),
+An input partition read to its end counts as complete up to its side's
+latest Debezium heartbeat (idle.heartbeats) or the wall clock minus
+idle.safety_margin, so that a side without traffic does not hold back
+decisions forever.
+
+On SIGINT or SIGTERM it stops taking new batches, lets those under way
+finish, commits and closes, within 10 seconds.`),
 		Example: examples(`
   # the example topics in a local broker, then the worker on them (Ctrl-C stops it)
   cdcrecon broker &
   cdcrecon produce examples/dumps/source.jsonl examples/dumps/target.jsonl
-  cdcrecon run --config examples/orders.yaml --log-level info`),
+  cdcrecon run --config examples/orders.yaml --log-level info
+
+  # a second worker of the same group, with its own state
+  cdcrecon run --config examples/orders.yaml --state-dir ./worker2-state --http-listen 127.0.0.1:9465`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cfgFile)
 			if err != nil {
 				return err
 			}
-			return runWorker(cmd.Context(), g, cfg)
+			w.apply(cfg)
+			return runWorker(cmd.Context(), g, cfg, nil)
 		},
 	}
 	cmd.Flags().StringVar(&cfgFile, "config", "", "configuration file (required)")
+	w.flags(cmd)
 	return cmd
 }
 
-func runWorker(ctx context.Context, g *globals, cfg *config.Config) error {
+// workerFlags override, per process, the settings that workers sharing one
+// configuration file cannot share.
+type workerFlags struct {
+	stateDir, listen string
+}
+
+func (w *workerFlags) flags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&w.stateDir, "state-dir", "", "state directory, instead of the configuration's state.dir")
+	cmd.Flags().StringVar(&w.listen, "http-listen", "", `metrics listener host:port, instead of the configuration's http.listen ("off" for none)`)
+}
+
+func (w *workerFlags) apply(cfg *config.Config) {
+	if w.stateDir != "" {
+		cfg.State.Dir = w.stateDir
+	}
+	switch w.listen {
+	case "":
+	case "off":
+		cfg.HTTP.Listen = ""
+	default:
+		cfg.HTTP.Listen = w.listen
+	}
+}
+
+// runWorker runs the worker until ctx ends; before, when set, prepares
+// the group once the topics are known (replay rewinds it).
+func runWorker(ctx context.Context, g *globals, cfg *config.Config, before func(context.Context, *kadm.Client) error) error {
 	fail := func(err error) error { return &exitError{code: exitFailure, err: err} }
 	log, err := g.logger()
 	if err != nil {
@@ -80,11 +121,9 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config) error {
 		return fail(fmt.Errorf("connecting to %v: %w", cfg.Kafka.Brokers, err))
 	}
 	adm := kadm.NewClient(cl)
-	partitions, err := ensureTopics(ctx, adm, cfg)
-	if err == nil {
-		// The reconciler rebuilds its state from the changes topic's
-		// start: its group's committed offsets are dropped.
-		err = resetGroup(ctx, adm, cfg.Kafka.Group+".reconcile")
+	partitions, err := retry(ctx, log, func() (map[string]int32, error) { return ensureTopics(ctx, adm, cfg) })
+	if err == nil && before != nil {
+		err = before(ctx, adm)
 	}
 	cl.Close()
 	if err != nil {
@@ -98,12 +137,12 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config) error {
 
 	st, err := state.Open(cfg.State.Dir, state.Options{})
 	if err != nil {
-		return fail(err)
+		if strings.Contains(err.Error(), "lock") {
+			err = fmt.Errorf("%w (another worker uses this state directory: give each worker its own with --state-dir)", err)
+		}
+		return fail(fmt.Errorf("%s: state.dir: %w", cfg.File, err))
 	}
 	defer st.Close()
-	if err := st.DeletePrefix([]byte{'k'}); err != nil { // the reconciler's keys, rebuilt
-		return fail(err)
-	}
 	rc, err := registry.NewClient(cfg.SchemaRegistry)
 	if err != nil {
 		return fail(err)
@@ -112,7 +151,7 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config) error {
 	metrics := ops.NewMetrics()
 	pl, err := topology.New(topology.Options{
 		Config: cfg, Client: cc, Store: st, Serde: registry.NewSerde(rc), Decoder: dec,
-		Partitions: partitions, Logger: log, Metrics: metrics,
+		Partitions: partitions, Logger: log, Metrics: metrics, Worker: true,
 	})
 	if err != nil {
 		return fail(err)
@@ -176,15 +215,23 @@ func ensureTopics(ctx context.Context, adm *kadm.Client, cfg *config.Config) (ma
 	return partitions, ensureInternal(ctx, adm, cfg)
 }
 
-// resetGroup drops a consumer group's committed offsets, so that it starts
-// from the earliest offsets. A group that does not exist is already so.
-func resetGroup(ctx context.Context, adm *kadm.Client, group string) error {
-	resp, err := adm.DeleteGroup(ctx, group)
-	if err == nil {
-		err = resp.Err
+// retry calls fn until it succeeds, fails for good, or 30 seconds have
+// passed: brokers that are starting or electing leaders answer with
+// retriable errors.
+func retry[T any](ctx context.Context, log interface{ Warn(string, ...any) }, fn func() (T, error)) (T, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	wait := 100 * time.Millisecond
+	for {
+		v, err := fn()
+		if err == nil || !kerr.IsRetriable(err) || time.Now().After(deadline) {
+			return v, err
+		}
+		log.Warn("retrying", "error", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
 	}
-	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
-		return fmt.Errorf("resetting consumer group %s: %w", group, err)
-	}
-	return nil
 }

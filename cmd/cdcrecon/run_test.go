@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,11 +22,12 @@ import (
 )
 
 // TestRunStreamsWhatCheckDecides: the worker, over a simulated workload in
-// a broker, emits drift records that check decides for the same dumps,
-// under the same ids; it stops within the shutdown timeout when its
-// context ends (SIGINT/SIGTERM in the binary); started again on the same
-// state it re-emits what it had emitted, under the same ids, and nothing
-// else.
+// a broker, emits exactly the drift records check decides for the same
+// dumps, under the same ids (once its inputs are read to their end, the
+// idle clock lets it decide everything); it stops within the shutdown
+// timeout when its context ends (SIGINT/SIGTERM in the binary); started
+// again it publishes nothing twice; a replay from earliest publishes every
+// record again, identical.
 func TestRunStreamsWhatCheckDecides(t *testing.T) {
 	dir := t.TempDir()
 	var out, errOut bytes.Buffer
@@ -73,7 +75,8 @@ func TestRunStreamsWhatCheckDecides(t *testing.T) {
 	}
 
 	// emitted waits until the drift topic stops growing, and returns its
-	// records as "id status".
+	// records as "id status" and in full.
+	var full []string
 	emitted := func() []string {
 		var last []string
 		for stable := 0; stable < 4; {
@@ -83,8 +86,11 @@ func TestRunStreamsWhatCheckDecides(t *testing.T) {
 				t.Fatal(err)
 			}
 			var now []string
+			full = full[:0]
 			for _, d := range ds {
 				now = append(now, d.ID+" "+string(d.Status))
+				b, _ := json.Marshal(d)
+				full = append(full, string(b))
 			}
 			if len(now) > 0 && len(now) == len(last) {
 				stable++
@@ -95,11 +101,12 @@ func TestRunStreamsWhatCheckDecides(t *testing.T) {
 		}
 		return last
 	}
-	start := func() (stop func() time.Duration) {
+	start := func(args ...string) (stop func() time.Duration) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan int, 1)
 		var stderr bytes.Buffer
-		go func() { done <- run(ctx, []string{"run", "--config", cfg}, nil, &bytes.Buffer{}, &stderr) }()
+		args = append([]string{"--config", cfg}, args...)
+		go func() { done <- run(ctx, args, nil, &bytes.Buffer{}, &stderr) }()
 		return func() time.Duration {
 			t0 := time.Now()
 			cancel()
@@ -115,8 +122,9 @@ func TestRunStreamsWhatCheckDecides(t *testing.T) {
 		}
 	}
 
-	stop := start()
+	stop := start("run")
 	first := emitted()
+	firstFull := append([]string(nil), full...)
 
 	// The operations endpoints, while it runs: every message read counted,
 	// every drift opened counted.
@@ -146,6 +154,12 @@ func TestRunStreamsWhatCheckDecides(t *testing.T) {
 	if !strings.Contains(metrics, `cdcrecon_events_total{side="target",table="customers"}`) {
 		t.Errorf("no per-table, per-side event counts in:\n%.2000s", metrics)
 	}
+	if !strings.Contains(metrics, "cdcrecon_consumer_lag_records{") || metricSum(metrics, "cdcrecon_consumer_lag_records") != 0 {
+		t.Errorf("want a consumer lag of 0 for every input partition read to its end, got:\n%s", grepLines(metrics, "cdcrecon_consumer_lag_records"))
+	}
+	if metricSum(metrics, "cdcrecon_state_bytes") <= 0 {
+		t.Errorf("no state size in:\n%s", grepLines(metrics, "cdcrecon_state"))
+	}
 
 	if took := stop(); took > shutdownTimeout {
 		t.Errorf("stopping took %s, more than %s", took, shutdownTimeout)
@@ -157,24 +171,57 @@ func TestRunStreamsWhatCheckDecides(t *testing.T) {
 		}
 		seen[r] = true
 	}
-	// Only what the watermarks of both sides have passed is decided: all
-	// but the records near the end of the input.
-	if len(seen) < len(decided)*8/10 {
-		t.Errorf("run emitted %d distinct records, check decides %d", len(seen), len(decided))
-	}
-
-	t.Logf("first run: %d records, %d distinct, of %d check decides", len(first), len(seen), len(decided))
-	stop = start() // again, on the same state and topics
-	second := emitted()
-	stop()
-	if len(second) <= len(first) {
-		t.Fatalf("the restarted worker emitted nothing (%d records, %d before)", len(second), len(first))
-	}
-	for _, r := range second {
+	// Once every input is read to its end, the idle clock moves both
+	// sides past the last event: everything is decided.
+	for r := range decided {
 		if !seen[r] {
-			t.Errorf("after a restart, a record not emitted before: %s", r)
+			t.Errorf("run did not emit %s", r)
 		}
 	}
+	if len(first) != len(seen) {
+		t.Errorf("run emitted %d records, %d distinct", len(first), len(seen))
+	}
+	t.Logf("first run: %d records, %d distinct, of %d check decides", len(first), len(seen), len(decided))
+
+	stop = start("run") // again, on the same state and topics
+	second := emitted()
+	stop()
+	if len(second) != len(first) {
+		t.Errorf("the restarted worker published %d records again", len(second)-len(first))
+	}
+
+	stop = start("replay", "--from", "earliest")
+	third := emitted()
+	stop()
+	if len(third) != 2*len(first) {
+		t.Fatalf("replay from earliest: %d records after %d", len(third)-len(first), len(first))
+	}
+	// The topic's records are read partition by partition: compare the
+	// whole topic with every record of the first run twice.
+	all := slices.Sorted(slices.Values(full))
+	want := slices.Sorted(slices.Values(append(slices.Clone(firstFull), firstFull...)))
+	if !slices.Equal(all, want) {
+		for _, r := range want {
+			if !slices.Contains(all, r) {
+				t.Errorf("replay from earliest did not publish %s", r)
+			}
+		}
+		for _, r := range all {
+			if !slices.Contains(want, r) {
+				t.Errorf("replay from earliest published %s", r)
+			}
+		}
+	}
+}
+
+func grepLines(text, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // recordID reads a drift line's id and status.

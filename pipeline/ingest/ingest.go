@@ -15,6 +15,21 @@
 // nacks the batch and forgets its marks, so the redelivery is handled the
 // same way.
 //
+// An input partition's state (dedupe marks, its latest event time) is the
+// owning member's. When a partition is assigned, a member whose store has
+// read it at least as far as the group committed goes on from where its
+// store says; otherwise another member read it since, and this one
+// rebuilds the state by reading the partition from its first record,
+// publishing nothing before the committed offset (the previous owner
+// did). A member that crashed after publishing and before committing
+// publishes those changes again; the reconciler skips them by their input
+// offsets.
+//
+// Idle sides: Idle publishes, for every owned input partition read to its
+// high watermark, a watermark at the side's latest heartbeat or at the
+// wall clock minus a safety margin, so that a side without traffic does
+// not hold back decisions forever.
+//
 // Dependencies: pipeline/kafka (batch messages), pipeline/registry (dead
 // letters), processors/{normalize,debezium,dedupe,reconcile,state},
 // schemas, Watermill.
@@ -90,16 +105,21 @@ type Stage struct {
 
 // input is the stage's state for one input partition.
 type input struct {
-	name   string
-	table  *normalize.Table
-	topic  string
-	part   int32
-	side   normalize.Side
-	worker *normalize.Worker
-	window *dedupe.Window
-	latest int64 // effective event time so far
-	ended  bool
-	h      canon.Hasher
+	mu       sync.Mutex // held by Handle and Idle
+	retired  bool
+	next     int64 // next offset to read
+	suppress int64 // records before this offset publish nothing: the previous owner did
+	idle     int64 // latest watermark Idle published
+	name     string
+	table    *normalize.Table
+	topic    string
+	part     int32
+	side     normalize.Side
+	worker   *normalize.Worker
+	window   *dedupe.Window
+	latest   int64 // effective event time so far
+	ended    bool
+	h        canon.Hasher
 }
 
 // Publisher is a Watermill Publisher that also takes records.
@@ -132,6 +152,61 @@ func (s *Stage) input(topic string, partition int32) (*input, error) {
 	if in := s.parts[name]; in != nil {
 		return in, nil
 	}
+	in, err := s.newInput(topic, partition)
+	if err != nil {
+		return nil, err
+	}
+	s.parts[name] = in
+	return in, nil
+}
+
+// Assigned prepares an input partition assigned to this member, whose
+// group had committed offset committed (-1 when none), and returns where
+// to read it from (see the package documentation). A
+// kafka.SubscriberConfig.Assigned hook.
+func (s *Stage) Assigned(topic string, partition int32, committed int64) int64 {
+	s.retire(topic, partition)
+	in, err := s.newInput(topic, partition)
+	if err != nil {
+		return kafka.Committed // Handle reports the error
+	}
+	next, latest, ok, err := s.cfg.Store.Position(topic, partition)
+	start := kafka.FromStart
+	switch {
+	case err != nil:
+		return kafka.Committed // Handle reports the error
+	case ok && next >= committed:
+		in.next, in.latest, start = next, latest, next
+	default:
+		in.next, in.suppress = 0, committed
+	}
+	s.mu.Lock()
+	s.parts[in.name] = in
+	s.mu.Unlock()
+	return start
+}
+
+// Revoked drops an input partition this member no longer owns. A
+// kafka.SubscriberConfig.Revoked hook.
+func (s *Stage) Revoked(topic string, partition int32) { s.retire(topic, partition) }
+
+// retire removes an input partition's state, once the batch it may be
+// handling is done.
+func (s *Stage) retire(topic string, partition int32) {
+	name := InputName(topic, partition)
+	s.mu.Lock()
+	in := s.parts[name]
+	delete(s.parts, name)
+	s.mu.Unlock()
+	if in != nil {
+		in.mu.Lock()
+		in.retired = true
+		in.mu.Unlock()
+	}
+}
+
+func (s *Stage) newInput(topic string, partition int32) (*input, error) {
+	name := InputName(topic, partition)
 	table, side, ok := s.cfg.Mapper.Route(topic)
 	if !ok {
 		return nil, fmt.Errorf("topic %s: %w", topic, normalize.ErrUnknownTopic)
@@ -142,10 +217,8 @@ func (s *Stage) input(topic string, partition int32) (*input, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &input{name: name, table: table, topic: topic, part: partition, side: side,
-		worker: s.cfg.Mapper.NewWorker(debezium.NewDecoder(s.cfg.Decoder)), window: w, latest: math.MinInt64}
-	s.parts[name] = in
-	return in, nil
+	return &input{name: name, table: table, topic: topic, part: partition, side: side, suppress: -1, idle: math.MinInt64,
+		worker: s.cfg.Mapper.NewWorker(debezium.NewDecoder(s.cfg.Decoder)), window: w, latest: math.MinInt64}, nil
 }
 
 // Handle handles one batch message of an input partition (a Watermill
@@ -160,11 +233,16 @@ func (s *Stage) Handle(msg *message.Message) error {
 	if err != nil {
 		return err
 	}
-	recs, err := kafka.DecodeBatch(msg.Payload)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.retired {
+		return fmt.Errorf("ingest %s: no longer assigned", in.name)
+	}
+	all, err := kafka.DecodeBatch(msg.Payload)
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
-	if len(recs) == 0 {
+	if len(all) == 0 {
 		return nil
 	}
 	ctx := msg.Context()
@@ -175,10 +253,25 @@ func (s *Stage) Handle(msg *message.Message) error {
 		return err
 	}
 	started := time.Now()
+	// Records before the suppress offset rebuild the state only.
+	n := 0
+	for n < len(all) && all[n].Offset < in.suppress {
+		n++
+	}
+	if n > 0 {
+		var ignored int
+		if _, _, err := s.batch(ctx, in, all[:n], &ignored); err != nil {
+			return fail(err)
+		}
+	}
+	recs := all[n:]
 	dups := 0
-	out, dead, err := s.batch(ctx, in, recs, &dups)
-	if err != nil {
-		return fail(err)
+	var out []*kgo.Record
+	var dead []*schemas.DeadLetter
+	if len(recs) > 0 {
+		if out, dead, err = s.batch(ctx, in, recs, &dups); err != nil {
+			return fail(err)
+		}
 	}
 	if err := s.publish(ctx, in, out, dead); err != nil {
 		return fail(err)
@@ -186,10 +279,12 @@ func (s *Stage) Handle(msg *message.Message) error {
 	b := s.cfg.Store.NewBatch()
 	defer b.Close()
 	in.window.Flush(b)
-	b.SetOffset(topic, int32(p), recs[len(recs)-1].Offset+1)
+	next := all[len(all)-1].Offset + 1
+	b.SetPosition(topic, int32(p), next, in.latest)
 	if err := b.Commit(); err != nil {
 		return fail(fmt.Errorf("ingest %s: %w", in.name, err))
 	}
+	in.next = next
 	// Counted once the batch is through: a redelivered batch is not
 	// counted twice.
 	s.Stats.Events.Add(int64(len(recs)))
@@ -353,4 +448,50 @@ func (s *Stage) deadLetter(in *input, r *kafka.Record, err error) *schemas.DeadL
 // a message is about the message.
 func permanent(err error) bool {
 	return !errors.Is(err, registry.ErrUnavailable) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// Lag is how far one owned input partition is behind its high watermark.
+type Lag struct {
+	Topic     string
+	Partition int32
+	Records   int64
+}
+
+// Idle is called periodically by a running worker with the high watermark
+// of every input partition ("topic/partition") and the time each side is
+// known to be complete to when its partitions are read to their end: its
+// latest heartbeat or the wall clock minus the safety margin
+// (math.MinInt64 when neither). For every partition this member owns and
+// has read to its high watermark, it publishes a watermark at that time
+// when it is later than the partition's own. It returns the lag of every
+// owned partition.
+func (s *Stage) Idle(ctx context.Context, ends map[string]int64, caughtUp func(normalize.Side) int64) ([]Lag, error) {
+	s.mu.Lock()
+	owned := make([]*input, 0, len(s.parts))
+	for _, in := range s.parts {
+		owned = append(owned, in)
+	}
+	s.mu.Unlock()
+	var lags []Lag
+	var errs []error
+	for _, in := range owned {
+		in.mu.Lock()
+		end, known := ends[in.name]
+		if in.retired || !known {
+			in.mu.Unlock()
+			continue
+		}
+		lags = append(lags, Lag{Topic: in.topic, Partition: in.part, Records: max(end-in.next, 0)})
+		t := caughtUp(in.side)
+		if in.next >= end && in.next >= in.suppress && t > in.idle && t > in.latest {
+			m := reconcile.Mark{Side: in.side, Input: in.name, Time: t}
+			if err := s.publish(ctx, in, s.marks(m), nil); err != nil {
+				errs = append(errs, err)
+			} else {
+				in.idle = t
+			}
+		}
+		in.mu.Unlock()
+	}
+	return lags, errors.Join(errs...)
 }

@@ -96,7 +96,25 @@ type SubscriberConfig struct {
 	CommitInterval time.Duration
 	// CloseTimeout bounds the final commit on Close. Default 10s.
 	CloseTimeout time.Duration
+	// Assigned, when set, is called for each partition assigned to the
+	// member, before it is fetched, with the group's committed offset (-1
+	// when none). It returns where to start: an offset, Committed for the
+	// committed offset (StartFrom when none), or FromStart for the
+	// partition's first record. The member never commits an offset below
+	// the one committed at assignment, so a partition read again from an
+	// earlier offset does not move its group backwards.
+	Assigned func(topic string, partition int32, committed int64) (start int64)
+	// Revoked, when set, is called for each partition revoked from or lost
+	// by the member, after its messages stopped being delivered (a handler
+	// may still be finishing the last one).
+	Revoked func(topic string, partition int32)
 }
+
+// Start offsets that SubscriberConfig.Assigned may return.
+const (
+	Committed int64 = -1
+	FromStart int64 = -2
+)
 
 func (c *SubscriberConfig) setDefaults() {
 	if c.StartFrom == "" {

@@ -57,6 +57,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		cancel:  cancel,
 		out:     make(chan *message.Message),
 		workers: map[int32]*partitionWorker{},
+		floor:   map[int32]int64{},
 		space:   make(chan struct{}, 1),
 	}
 	start := kgo.NewOffset().AtStart()
@@ -72,6 +73,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsRevoked(sub.onRevoked),
 		kgo.OnPartitionsLost(sub.onLost),
+		kgo.AdjustFetchOffsetsFn(sub.adjust),
 	}, s.cfg.ClientOpts()...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -123,6 +125,9 @@ type subscription struct {
 
 	mu      sync.Mutex
 	workers map[int32]*partitionWorker
+	// floor is, by partition, the offset committed when it was assigned:
+	// no lower offset is marked for commit.
+	floor map[int32]int64
 
 	// queued counts records handed to workers and not yet delivered by them;
 	// the poll loop waits on space while it is at MaxBufferedRecords.
@@ -237,8 +242,60 @@ func (s *subscription) stop(ps []int32) {
 	}
 }
 
+// adjust runs when partitions are assigned, with their committed offsets:
+// it records the commit floors and lets the Assigned hook choose where
+// each partition starts.
+func (s *subscription) adjust(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	for p, o := range offsets[s.topic] {
+		committed := o.EpochOffset().Offset
+		if committed < 0 {
+			committed = -1
+		}
+		s.mu.Lock()
+		s.floor[p] = committed
+		s.mu.Unlock()
+		if s.cfg.Assigned == nil {
+			continue
+		}
+		switch start := s.cfg.Assigned(s.topic, p, committed); {
+		case start == FromStart:
+			offsets[s.topic][p] = kgo.NewOffset().AtStart()
+		case start >= 0 && start != committed:
+			offsets[s.topic][p] = kgo.NewOffset().At(start)
+		}
+	}
+	return offsets, nil
+}
+
+// mark marks a delivered record for commit unless that would commit an
+// offset below the partition's floor.
+func (s *subscription) mark(r *kgo.Record) {
+	s.mu.Lock()
+	floor, ok := s.floor[r.Partition]
+	s.mu.Unlock()
+	if ok && r.Offset+1 <= floor {
+		return
+	}
+	s.cl.MarkCommitRecords(r)
+}
+
+// revoked tells the Revoked hook about partitions whose workers stopped.
+func (s *subscription) revoked(ps []int32) {
+	s.mu.Lock()
+	for _, p := range ps {
+		delete(s.floor, p)
+	}
+	s.mu.Unlock()
+	if s.cfg.Revoked != nil {
+		for _, p := range ps {
+			s.cfg.Revoked(s.topic, p)
+		}
+	}
+}
+
 func (s *subscription) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	s.stop(revoked[s.topic])
+	defer s.revoked(revoked[s.topic])
 	if s.ctx.Err() != nil {
 		return // run commits once after stopping every worker
 	}
@@ -250,6 +307,7 @@ func (s *subscription) onRevoked(ctx context.Context, cl *kgo.Client, revoked ma
 func (s *subscription) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	s.log.Warn("partitions lost, dropping unacked records", "partitions", lost[s.topic])
 	s.stop(lost[s.topic])
+	s.revoked(lost[s.topic])
 }
 
 // partitionWorker delivers one partition's records in order, one message at
@@ -313,7 +371,7 @@ func (w *partitionWorker) run() {
 					w.sub.release(len(rs))
 					return
 				}
-				w.sub.cl.MarkCommitRecords(chunk[n-1])
+				w.sub.mark(chunk[n-1])
 				w.sub.release(n)
 				rs = rs[n:]
 			}
@@ -324,7 +382,7 @@ func (w *partitionWorker) run() {
 				w.sub.release(len(rs) - i)
 				return
 			}
-			w.sub.cl.MarkCommitRecords(r)
+			w.sub.mark(r)
 			w.sub.release(1)
 		}
 	}

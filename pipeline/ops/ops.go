@@ -30,6 +30,9 @@ type Metrics struct {
 	driftResolved *prometheus.CounterVec
 	driftOpen     *prometheus.GaugeVec
 	watermark     *prometheus.GaugeVec
+	lag           *prometheus.GaugeVec
+	stateBytes    prometheus.Gauge
+	stateKeys     prometheus.Gauge
 	latency       *prometheus.HistogramVec
 }
 
@@ -52,12 +55,18 @@ func NewMetrics() *Metrics {
 			Help: "Drifts open now, by table."}, []string{"table"}),
 		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcrecon_watermark_seconds",
 			Help: "Latest event time read from each input partition, Unix seconds."}, []string{"side", "input"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcrecon_consumer_lag_records",
+			Help: "Records not yet read of each input partition this worker owns."}, []string{"topic", "partition"}),
+		stateBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cdcrecon_state_bytes",
+			Help: "Size of the worker's state directory (Pebble), bytes."}),
+		stateKeys: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cdcrecon_state_keys_in_memory",
+			Help: "Rows whose reconciliation state the worker holds in memory."}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cdcrecon_stage_batch_seconds",
 			Help:    "Time to handle one batch, by stage (ingest, reconcile).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"stage"}),
 	}
 	m.Registry.MustRegister(m.events, m.duplicates, m.invalid, m.driftOpened, m.driftResolved, m.driftOpen,
-		m.watermark, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.watermark, m.lag, m.stateBytes, m.stateKeys, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -95,6 +104,31 @@ func (m *Metrics) DriftResolved(table string) {
 	}
 	m.driftResolved.WithLabelValues(table).Inc()
 	m.driftOpen.WithLabelValues(table).Dec()
+}
+
+// Lag records how many records of an input partition are not yet read.
+func (m *Metrics) Lag(topic string, partition int32, records int64) {
+	if m == nil {
+		return
+	}
+	m.lag.WithLabelValues(topic, fmt.Sprint(partition)).Set(float64(records))
+}
+
+// ForgetLag drops the lag of every partition (before the owned ones are
+// reported again: a partition that moved away is no longer this worker's).
+func (m *Metrics) ForgetLag() {
+	if m != nil {
+		m.lag.Reset()
+	}
+}
+
+// State records the state's size on disk and the keys in memory.
+func (m *Metrics) State(bytes uint64, keys int64) {
+	if m == nil {
+		return
+	}
+	m.stateBytes.Set(float64(bytes))
+	m.stateKeys.Set(float64(keys))
 }
 
 // Batch records how long a stage took over one batch.

@@ -7,9 +7,22 @@
 // as the watermarks allow, and the records it decided are published before
 // the batch is acked. Then the keys the engine no longer works on go to
 // the Pebble store, in one batch with the partition's next offset, so that
-// memory holds only the keys in flight. Those in-memory keys are not yet
-// recoverable: a run starts from the beginning of the changes topic with
-// an empty store (an offline check always does).
+// memory holds only the keys in flight.
+//
+// A partition's state belongs to the member that owns the partition, and
+// is rebuilt whenever the partition is assigned — at start, after a crash,
+// when it moves between workers: the member drops what it stored of it
+// and reads the partition from its first record, publishing nothing
+// decided before the offset the group had committed (the previous owner
+// published it). The engine is deterministic, so the rebuilt state is the
+// one the previous owner had. The changes topic therefore keeps its
+// records (no retention limit).
+//
+// Changes are at-least-once on the changes topic: an ingest member that
+// crashes between publishing and committing publishes again. Each input
+// partition's changes reach a changes partition in input-offset order, so
+// a change whose input offset is not above the last one applied from that
+// input is a re-publication, and is skipped.
 //
 // Dependencies: pipeline/kafka, pipeline/registry,
 // processors/{reconcile,normalize,config}, schemas, Watermill.
@@ -17,6 +30,7 @@ package reconciler
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,12 +78,18 @@ type Config struct {
 // Stage is the reconcile stage. Handle is safe for concurrent use by the
 // handlers of different changes partitions.
 type Stage struct {
-	cfg     Config
-	mu      sync.Mutex
-	engines map[int32]*partition
+	cfg      Config
+	mu       sync.Mutex
+	engines  map[int32]*partition
+	suppress map[int32]int64 // by partition: the offset committed at assignment
+	lost     map[int32]error
 }
 
 type partition struct {
+	mu       sync.Mutex // held by Handle; a retired partition takes no more batches
+	retired  bool
+	suppress int64 // batches ending before this offset publish nothing: the previous owner did
+	applied  map[inputKey]int64
 	id       int32
 	next     int64 // next changes offset to apply: a redelivered batch is not applied twice
 	engine   *reconcile.Engine
@@ -80,12 +100,61 @@ type partition struct {
 	broken   error // set when the partition's state was lost; sticky
 }
 
+// inputKey is an input partition.
+type inputKey struct {
+	topic string
+	part  int32
+}
+
 // New returns a Stage.
 func New(cfg Config) (*Stage, error) {
 	if cfg.Config == nil || cfg.Mapper == nil || cfg.Publisher == nil || cfg.Serde == nil {
 		return nil, errors.New("reconciler: Config, Mapper, Publisher and Serde are required")
 	}
-	return &Stage{cfg: cfg, engines: map[int32]*partition{}}, nil
+	return &Stage{cfg: cfg, engines: map[int32]*partition{}, suppress: map[int32]int64{}, lost: map[int32]error{}}, nil
+}
+
+// Assigned prepares a changes partition assigned to this member, whose
+// group had committed offset committed (-1 when none): its stored state is
+// dropped and it is rebuilt from the partition's first record (the
+// returned kafka.FromStart), publishing only what is decided from the
+// committed offset on. A kafka.SubscriberConfig.Assigned hook.
+func (s *Stage) Assigned(_ string, id int32, committed int64) int64 {
+	s.retire(id)
+	s.mu.Lock()
+	s.suppress[id] = committed
+	s.mu.Unlock()
+	if s.cfg.Store != nil {
+		if err := s.cfg.Store.DeletePrefix(binary.BigEndian.AppendUint32([]byte{'k'}, uint32(id))); err != nil {
+			// The partition is marked broken when first used.
+			s.mu.Lock()
+			s.lost[id] = fmt.Errorf("reconciler partition %d: dropping stored state: %w", id, err)
+			s.mu.Unlock()
+			return kafka.FromStart
+		}
+	}
+	s.mu.Lock()
+	delete(s.lost, id)
+	s.mu.Unlock()
+	return kafka.FromStart
+}
+
+// Revoked drops a partition this member no longer owns. A
+// kafka.SubscriberConfig.Revoked hook.
+func (s *Stage) Revoked(_ string, id int32) { s.retire(id) }
+
+// retire removes a partition's engine, once the batch it may be handling
+// is done.
+func (s *Stage) retire(id int32) {
+	s.mu.Lock()
+	p := s.engines[id]
+	delete(s.engines, id)
+	s.mu.Unlock()
+	if p != nil {
+		p.mu.Lock()
+		p.retired = true
+		p.mu.Unlock()
+	}
 }
 
 // Stats adds up the engines' counts.
@@ -113,7 +182,7 @@ func (s *Stage) partition(id int32) (*partition, error) {
 	if p := s.engines[id]; p != nil {
 		return p, nil
 	}
-	p := &partition{id: id, ended: map[string]bool{}}
+	p := &partition{id: id, ended: map[string]bool{}, applied: map[inputKey]int64{}, suppress: s.suppress[id], broken: s.lost[id]}
 	rc := reconcile.Config{Config: s.cfg.Config, Mapper: s.cfg.Mapper, Partition: id,
 		Emit: func(r schemas.Record) { p.out = append(p.out, r) }}
 	if s.cfg.Store != nil {
@@ -144,6 +213,11 @@ func (s *Stage) Handle(msg *message.Message) error {
 	if err != nil {
 		return err
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.retired {
+		return fmt.Errorf("reconciler partition %d: no longer assigned", id)
+	}
 	if p.broken != nil {
 		return p.broken
 	}
@@ -152,6 +226,9 @@ func (s *Stage) Handle(msg *message.Message) error {
 	recs, err := kafka.DecodeBatch(msg.Payload)
 	if err != nil {
 		return fmt.Errorf("reconciler: %w", err)
+	}
+	if len(recs) == 0 {
+		return nil
 	}
 	for _, r := range recs {
 		if r.Offset < p.next {
@@ -171,6 +248,11 @@ func (s *Stage) Handle(msg *message.Message) error {
 			}
 			continue
 		}
+		in := inputKey{c.Origin.Topic, c.Origin.Partition}
+		if last, ok := p.applied[in]; ok && c.Origin.Offset <= last {
+			continue // published again by an ingest member that crashed
+		}
+		p.applied[in] = c.Origin.Offset
 		if err := p.engine.Apply(*c); err != nil {
 			return fmt.Errorf("reconciler partition %d offset %d: %w", id, r.Offset, err)
 		}
@@ -179,6 +261,9 @@ func (s *Stage) Handle(msg *message.Message) error {
 	finishing := !p.finished && p.inputs > 0 && len(p.ended) == p.inputs
 	if finishing {
 		p.engine.Finish()
+	}
+	if last := recs[len(recs)-1].Offset; last < p.suppress {
+		p.out = p.out[:0] // decided and published by the previous owner
 	}
 	if err := s.publish(msg.Context(), p); err != nil {
 		return err

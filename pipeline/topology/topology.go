@@ -48,6 +48,9 @@ type Options struct {
 	Logger    *slog.Logger
 	// Metrics, when set, receives the stages' metrics.
 	Metrics *ops.Metrics
+	// Worker runs the streaming worker's periodic duties with the router:
+	// idle watermarks (config idle), consumer lag and state size.
+	Worker bool
 }
 
 // Pipeline is a running topology's parts.
@@ -58,6 +61,7 @@ type Pipeline struct {
 	Mapper     *normalize.Mapper
 	pub        *kafka.Publisher
 	subs       []*kafka.Subscriber
+	clock      *clock
 }
 
 // New builds the pipeline; Run starts it.
@@ -112,8 +116,9 @@ func New(o Options) (*Pipeline, error) {
 		p.Close()
 		return nil, err
 	}
-	sub := func(group string) (*kafka.Subscriber, error) {
-		s, err := kafka.NewSubscriber(kafka.SubscriberConfig{ClientConfig: o.Client, ConsumerGroup: group, Batch: true})
+	sub := func(group string, assigned func(string, int32, int64) int64, revoked func(string, int32)) (*kafka.Subscriber, error) {
+		s, err := kafka.NewSubscriber(kafka.SubscriberConfig{ClientConfig: o.Client, ConsumerGroup: group, Batch: true,
+			Assigned: assigned, Revoked: revoked})
 		if err == nil {
 			p.subs = append(p.subs, s)
 		}
@@ -121,7 +126,7 @@ func New(o Options) (*Pipeline, error) {
 	}
 	for _, t := range cfg.Tables {
 		for _, topic := range []string{t.Source.Topic, t.Target.Topic} {
-			s, err := sub(cfg.Kafka.Group + ".ingest." + topic)
+			s, err := sub(cfg.Kafka.Group+".ingest."+topic, p.Ingest.Assigned, p.Ingest.Revoked)
 			if err != nil {
 				p.Close()
 				return nil, err
@@ -129,21 +134,35 @@ func New(o Options) (*Pipeline, error) {
 			p.Router.AddConsumerHandler("ingest "+topic, topic, s, p.Ingest.Handle)
 		}
 	}
-	s, err := sub(cfg.Kafka.Group + ".reconcile")
+	s, err := sub(cfg.Kafka.Group+".reconcile", p.Reconciler.Assigned, p.Reconciler.Revoked)
 	if err != nil {
 		p.Close()
 		return nil, err
 	}
 	p.Router.AddConsumerHandler("reconcile", cfg.Topics.Changes, s, p.Reconciler.Handle)
+	if o.Worker {
+		p.clock = newClock(p, o, log)
+	}
 	return p, nil
 }
 
-// Run runs the router until ctx ends or Close.
-func (p *Pipeline) Run(ctx context.Context) error { return p.Router.Run(ctx) }
+// Run runs the router, and the worker's periodic duties, until ctx ends
+// or Close.
+func (p *Pipeline) Run(ctx context.Context) error {
+	if p.clock != nil {
+		if err := p.clock.start(ctx); err != nil {
+			return err
+		}
+	}
+	return p.Router.Run(ctx)
+}
 
 // Close stops the router and closes the clients; safe to call twice.
 func (p *Pipeline) Close() error {
 	var errs []error
+	if p.clock != nil {
+		p.clock.stop()
+	}
 	if p.Router != nil {
 		errs = append(errs, p.Router.Close())
 	}

@@ -24,6 +24,7 @@ type Config struct {
 	Dedupe         Dedupe         `yaml:"dedupe"`
 	Topics         Topics         `yaml:"topics"`
 	HTTP           HTTP           `yaml:"http"`
+	Idle           Idle           `yaml:"idle"`
 	Tables         []Table        `yaml:"tables"`
 
 	// File is the path the configuration was read from ("" when built in
@@ -140,6 +141,29 @@ type HTTP struct {
 	Listen string `yaml:"listen"`
 }
 
+// Idle configures how the worker moves the clock of a side without
+// traffic, which would otherwise hold back every decision that needs it.
+type Idle struct {
+	// SafetyMargin: an input partition read to its high watermark counts
+	// as complete up to the wall clock minus this margin. An event that
+	// reaches Kafka later than this after its commit is then late (it
+	// takes effect at the first undecided instant). Default 30s; 0 turns
+	// the wall clock off.
+	SafetyMargin time.Duration `yaml:"safety_margin"`
+	// Interval is how often the worker checks. Default 1s.
+	Interval time.Duration `yaml:"interval"`
+	// Heartbeats lists each side's Debezium heartbeat topics: an input
+	// partition read to its high watermark counts as complete up to its
+	// side's latest heartbeat.
+	Heartbeats Heartbeats `yaml:"heartbeats"`
+}
+
+// Heartbeats lists heartbeat topics by side.
+type Heartbeats struct {
+	Source []string `yaml:"source"`
+	Target []string `yaml:"target"`
+}
+
 // Topics names the output topics.
 type Topics struct {
 	Changes      string `yaml:"changes"`      // default cdcrecon.changes
@@ -234,6 +258,7 @@ func Default() Config {
 		HTTP:   HTTP{Listen: "127.0.0.1:9464"},
 		Window: Window{Size: time.Minute, Grace: 30 * time.Second},
 		Dedupe: Dedupe{Retention: 24 * time.Hour},
+		Idle:   Idle{SafetyMargin: 30 * time.Second, Interval: time.Second},
 		Topics: Topics{
 			Changes: "cdcrecon.changes", Drift: "cdcrecon.drift", Compensation: "cdcrecon.compensation",
 			Checksums: "cdcrecon.checksums", DLQ: "cdcrecon.dlq",
@@ -328,6 +353,12 @@ func (c *Config) Validate() error {
 	if c.Window.Grace < 0 {
 		add(c.errorAt("window.grace", "must not be negative, got %s", c.Window.Grace))
 	}
+	if c.Idle.SafetyMargin < 0 {
+		add(c.errorAt("idle.safety_margin", "must not be negative, got %s", c.Idle.SafetyMargin))
+	}
+	if c.Idle.Interval < 10*time.Millisecond {
+		add(c.errorAt("idle.interval", "must be at least 10ms, got %s", c.Idle.Interval))
+	}
 	if c.Dedupe.Retention <= 0 {
 		add(c.errorAt("dedupe.retention", "must be positive, got %s", c.Dedupe.Retention))
 	}
@@ -367,6 +398,16 @@ func (c *Config) Validate() error {
 					add(c.errorAt(sp+".soft_delete", "soft deletes apply to the target only"))
 				} else if sd.Column == "" {
 					add(c.errorAt(sp+".soft_delete.column", "a soft-delete column is required"))
+				}
+			}
+		}
+		for _, side := range []struct {
+			name   string
+			topics []string
+		}{{"source", c.Idle.Heartbeats.Source}, {"target", c.Idle.Heartbeats.Target}} {
+			for i, topic := range side.topics {
+				if topic == t.Source.Topic || topic == t.Target.Topic {
+					add(c.errorAt(fmt.Sprintf("idle.heartbeats.%s[%d]", side.name, i), "topic %q is a table's topic, not a heartbeat topic", topic))
 				}
 			}
 		}

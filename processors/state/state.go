@@ -15,6 +15,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -186,18 +187,39 @@ func (b *Batch) Commit() error {
 // Close discards what was not committed.
 func (b *Batch) Close() { _ = b.b.Close() }
 
+// SetPosition records the next offset to read of an input partition and
+// the latest event time read from it.
+func (b *Batch) SetPosition(topic string, partition int32, next, latest int64) {
+	v := binary.BigEndian.AppendUint64(nil, uint64(next))
+	b.Set(offsetKey(topic, partition), binary.BigEndian.AppendUint64(v, uint64(latest)))
+}
+
 // Offset returns the next offset to read of an input partition, and
 // whether one was recorded.
 func (s *Store) Offset(topic string, partition int32) (int64, bool, error) {
+	next, _, ok, err := s.Position(topic, partition)
+	return next, ok, err
+}
+
+// Position returns the next offset to read of an input partition and the
+// latest event time recorded with it (math.MinInt64 when none), and
+// whether an offset was recorded.
+func (s *Store) Position(topic string, partition int32) (next, latest int64, ok bool, err error) {
 	v, ok, err := s.Get(offsetKey(topic, partition))
 	if err != nil || !ok {
-		return 0, false, err
+		return 0, math.MinInt64, false, err
 	}
-	if len(v) != 8 {
-		return 0, false, fmt.Errorf("reading offset of %s/%d: %d bytes", topic, partition, len(v))
+	switch len(v) {
+	case 8:
+		return int64(binary.BigEndian.Uint64(v)), math.MinInt64, true, nil
+	case 16:
+		return int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:])), true, nil
 	}
-	return int64(binary.BigEndian.Uint64(v)), true, nil
+	return 0, math.MinInt64, false, fmt.Errorf("reading offset of %s/%d: %d bytes", topic, partition, len(v))
 }
+
+// DiskUsage is the bytes the store takes on disk.
+func (s *Store) DiskUsage() uint64 { return s.db.Metrics().DiskSpaceUsage() }
 
 func offsetKey(topic string, partition int32) []byte {
 	k := append([]byte{'o'}, topic...)

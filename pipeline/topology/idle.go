@@ -1,0 +1,155 @@
+package topology
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdcrecon/cdcrecon/pipeline/ingest"
+	"github.com/cdcrecon/cdcrecon/processors/debezium"
+	"github.com/cdcrecon/cdcrecon/processors/normalize"
+)
+
+// clock is the worker's periodic duty: idle watermarks for the input
+// partitions it has read to their end, consumer lag and state size.
+type clock struct {
+	p      *Pipeline
+	o      Options
+	log    *slog.Logger
+	topics []string
+	// heartbeat holds each side's latest heartbeat time (Unix ms).
+	heartbeat [3]atomic.Int64
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+func newClock(p *Pipeline, o Options, log *slog.Logger) *clock {
+	c := &clock{p: p, o: o, log: log}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	for i := range c.heartbeat {
+		c.heartbeat[i].Store(math.MinInt64)
+	}
+	for _, t := range o.Config.Tables {
+		c.topics = append(c.topics, t.Source.Topic, t.Target.Topic)
+	}
+	return c
+}
+
+// start runs the clock until ctx ends or stop.
+func (c *clock) start(run context.Context) error {
+	context.AfterFunc(run, c.cancel)
+	ctx := c.ctx
+	cl, err := kgo.NewClient(c.o.Client.ClientOpts()...)
+	if err != nil {
+		return err
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer cl.Close()
+		c.tick(ctx, kadm.NewClient(cl))
+	}()
+	hb := c.o.Config.Idle.Heartbeats
+	sides := map[string]normalize.Side{}
+	for _, t := range hb.Source {
+		sides[t] = normalize.Source
+	}
+	for _, t := range hb.Target {
+		sides[t] = normalize.Target
+	}
+	if len(sides) == 0 {
+		return nil
+	}
+	topics := append(append([]string{}, hb.Source...), hb.Target...)
+	hc, err := kgo.NewClient(append(c.o.Client.ClientOpts(), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd().Relative(-1)))...)
+	if err != nil {
+		return err
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer hc.Close()
+		c.heartbeats(ctx, hc, sides)
+	}()
+	return nil
+}
+
+func (c *clock) stop() {
+	c.cancel()
+	c.wg.Wait()
+}
+
+// heartbeats follows the sides' Debezium heartbeat topics.
+func (c *clock) heartbeats(ctx context.Context, cl *kgo.Client, sides map[string]normalize.Side) {
+	dec := debezium.NewDecoder(c.o.Decoder)
+	for ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachError(func(topic string, p int32, err error) {
+			if ctx.Err() == nil {
+				c.log.Warn("reading heartbeats, retrying", "topic", topic, "partition", p, "error", err)
+			}
+		})
+		fs.EachRecord(func(r *kgo.Record) {
+			ev, err := dec.Decode(ctx, r.Key, r.Value)
+			if err != nil || ev.Kind != debezium.Heartbeat {
+				c.log.Warn("not a heartbeat, ignored", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
+				return
+			}
+			h := &c.heartbeat[sides[r.Topic]]
+			for cur := h.Load(); ev.Time > cur && !h.CompareAndSwap(cur, ev.Time); cur = h.Load() {
+			}
+		})
+	}
+}
+
+func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
+	idle := c.o.Config.Idle
+	t := time.NewTicker(idle.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ends, err := adm.ListEndOffsets(ctx, c.topics...)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("listing end offsets, retrying", "error", err)
+			}
+			continue
+		}
+		byInput := map[string]int64{}
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Err == nil {
+				byInput[ingest.InputName(o.Topic, o.Partition)] = o.Offset
+			}
+		})
+		wall := int64(math.MinInt64)
+		if idle.SafetyMargin > 0 {
+			wall = time.Now().Add(-idle.SafetyMargin).UnixMilli()
+		}
+		lags, err := c.p.Ingest.Idle(ctx, byInput, func(s normalize.Side) int64 {
+			return max(wall, c.heartbeat[s].Load())
+		})
+		if err != nil && ctx.Err() == nil {
+			c.log.Warn("publishing idle watermarks, retrying", "error", err)
+		}
+		m := c.o.Metrics
+		m.ForgetLag()
+		for _, l := range lags {
+			m.Lag(l.Topic, l.Partition, l.Records)
+		}
+		if c.o.Store != nil {
+			m.State(c.o.Store.DiskUsage(), c.p.Reconciler.Stats().Keys)
+		}
+	}
+}
