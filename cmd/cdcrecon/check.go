@@ -289,7 +289,7 @@ func check(ctx context.Context, g *globals, cfg *config.Config, dumps []string, 
 // input partition.
 func prepareTopics(ctx context.Context, adm *kadm.Client, cfg *config.Config) (map[string]int32, map[string]int64, error) {
 	partitions, err := inputPartitions(ctx, adm, cfg, func(topic string) (int32, error) {
-		return 1, createTopic(ctx, adm, topic, 1) // no dump for it: an empty input
+		return 1, createTopic(ctx, adm, topic, 1, nil) // no dump for it: an empty input
 	})
 	if err != nil {
 		return nil, nil, err

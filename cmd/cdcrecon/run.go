@@ -83,11 +83,12 @@ finish, commits and closes, within 10 seconds.`),
 // workerFlags override, per process, the settings that workers sharing one
 // configuration file cannot share.
 type workerFlags struct {
-	stateDir, listen string
+	stateDir, listen, instanceID string
 }
 
 func (w *workerFlags) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&w.stateDir, "state-dir", "", "state directory, instead of the configuration's state.dir")
+	cmd.Flags().StringVar(&w.instanceID, "instance-id", "", "a name for this worker, its own in the group: restarted under it within kafka.session_timeout, it takes its partitions back without a rebalance")
 	cmd.Flags().StringVar(&w.listen, "http-listen", "", `metrics listener host:port, instead of the configuration's http.listen ("off" for none)`)
 }
 
@@ -95,6 +96,7 @@ func (w *workerFlags) apply(cfg *config.Config) {
 	if w.stateDir != "" {
 		cfg.State.Dir = w.stateDir
 	}
+	cfg.InstanceID = w.instanceID
 	switch w.listen {
 	case "":
 	case "off":
@@ -151,7 +153,7 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, before func(
 	metrics := ops.NewMetrics()
 	pl, err := topology.New(topology.Options{
 		Config: cfg, Client: cc, Store: st, Serde: registry.NewSerde(rc), Decoder: dec,
-		Partitions: partitions, Logger: log, Metrics: metrics, Worker: true,
+		Partitions: partitions, Logger: log, Metrics: metrics, Worker: true, InstanceID: cfg.InstanceID,
 	})
 	if err != nil {
 		return fail(err)

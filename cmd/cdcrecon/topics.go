@@ -49,10 +49,10 @@ func inputPartitions(ctx context.Context, adm *kadm.Client, cfg *config.Config, 
 	return partitions, nil
 }
 
-// createTopic creates a topic with n partitions; one that exists is left
-// as it is.
-func createTopic(ctx context.Context, adm *kadm.Client, topic string, n int32) error {
-	resp, err := adm.CreateTopic(ctx, n, -1, nil, topic)
+// createTopic creates a topic with n partitions and the given topic
+// configs; one that exists is left as it is.
+func createTopic(ctx context.Context, adm *kadm.Client, topic string, n int32, configs map[string]*string) error {
+	resp, err := adm.CreateTopic(ctx, n, -1, configs, topic)
 	if err == nil {
 		err = resp.Err
 	}
@@ -79,7 +79,14 @@ func ensureInternal(ctx context.Context, adm *kadm.Client, cfg *config.Config) e
 			}
 			continue
 		}
-		if err := createTopic(ctx, adm, topic, want); err != nil {
+		var configs map[string]*string
+		if topic == cfg.Topics.Changes {
+			// A partition's new owner rebuilds its state from the
+			// partition's first record: the topic keeps every record.
+			forever := "-1"
+			configs = map[string]*string{"retention.ms": &forever, "retention.bytes": &forever}
+		}
+		if err := createTopic(ctx, adm, topic, want, configs); err != nil {
 			return err
 		}
 	}

@@ -96,6 +96,13 @@ type SubscriberConfig struct {
 	CommitInterval time.Duration
 	// CloseTimeout bounds the final commit on Close. Default 10s.
 	CloseTimeout time.Duration
+	// SessionTimeout is how long the group waits for a silent member
+	// before giving its partitions to others. Default 10s.
+	SessionTimeout time.Duration
+	// InstanceID, when set, makes the member static: restarted with the
+	// same id within the session timeout, it takes its partitions back
+	// without a rebalance. Each member of a group needs its own.
+	InstanceID string
 	// Assigned, when set, is called for each partition assigned to the
 	// member, before it is fetched, with the group's committed offset (-1
 	// when none). It returns where to start: an offset, Committed for the
@@ -134,6 +141,9 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = 10 * time.Second
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 10 * time.Second
 	}
 }
 

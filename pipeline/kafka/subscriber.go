@@ -74,7 +74,11 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		kgo.OnPartitionsRevoked(sub.onRevoked),
 		kgo.OnPartitionsLost(sub.onLost),
 		kgo.AdjustFetchOffsetsFn(sub.adjust),
+		kgo.SessionTimeout(s.cfg.SessionTimeout),
 	}, s.cfg.ClientOpts()...)
+	if s.cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(s.cfg.InstanceID))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		cancel()

@@ -48,6 +48,9 @@ type Options struct {
 	Logger    *slog.Logger
 	// Metrics, when set, receives the stages' metrics.
 	Metrics *ops.Metrics
+	// InstanceID, when set, makes the worker a static member of its
+	// groups (see kafka.SubscriberConfig.InstanceID).
+	InstanceID string
 	// Worker runs the streaming worker's periodic duties with the router:
 	// idle watermarks (config idle), consumer lag and state size.
 	Worker bool
@@ -118,7 +121,7 @@ func New(o Options) (*Pipeline, error) {
 	}
 	sub := func(group string, assigned func(string, int32, int64) int64, revoked func(string, int32)) (*kafka.Subscriber, error) {
 		s, err := kafka.NewSubscriber(kafka.SubscriberConfig{ClientConfig: o.Client, ConsumerGroup: group, Batch: true,
-			Assigned: assigned, Revoked: revoked})
+			Assigned: assigned, Revoked: revoked, SessionTimeout: cfg.Kafka.SessionTimeout, InstanceID: o.InstanceID})
 		if err == nil {
 			p.subs = append(p.subs, s)
 		}

@@ -30,6 +30,9 @@ type Config struct {
 	// File is the path the configuration was read from ("" when built in
 	// code); errors name it.
 	File string `yaml:"-"`
+	// InstanceID names this worker process in its groups (a command-line
+	// setting, not a file's: see kafka.SubscriberConfig.InstanceID).
+	InstanceID string `yaml:"-"`
 	// lines maps field paths ("tables[0].key") to their line in File.
 	lines map[string]int
 }
@@ -42,9 +45,12 @@ type Kafka struct {
 	Group string `yaml:"group"`
 	// Partitions is the partition count of the internal changes topic
 	// when cdcrecon creates it. Default 8.
-	Partitions int   `yaml:"partitions"`
-	TLS        *TLS  `yaml:"tls"`
-	SASL       *SASL `yaml:"sasl"`
+	Partitions int `yaml:"partitions"`
+	// SessionTimeout is how long the group waits for a silent worker (one
+	// that crashed) before its partitions go to the others. Default 10s.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	TLS            *TLS          `yaml:"tls"`
+	SASL           *SASL         `yaml:"sasl"`
 }
 
 // TLS configures TLS to the brokers.
@@ -253,7 +259,7 @@ func (n Normalize) Precision() time.Duration { return precisionValues[n.Timestam
 // Default returns the built-in defaults, the base every file overrides.
 func Default() Config {
 	return Config{
-		Kafka:  Kafka{Brokers: []string{"localhost:9092"}, Group: "cdcrecon", Partitions: 8},
+		Kafka:  Kafka{Brokers: []string{"localhost:9092"}, Group: "cdcrecon", Partitions: 8, SessionTimeout: 10 * time.Second},
 		State:  State{Dir: "./cdcrecon-state", KeysInMemory: 1 << 18},
 		HTTP:   HTTP{Listen: "127.0.0.1:9464"},
 		Window: Window{Size: time.Minute, Grace: 30 * time.Second},
@@ -327,6 +333,9 @@ func (c *Config) Validate() error {
 	}
 	if c.State.KeysInMemory < 0 {
 		add(c.errorAt("state.keys_in_memory", "must not be negative, got %d", c.State.KeysInMemory))
+	}
+	if c.Kafka.SessionTimeout < time.Second {
+		add(c.errorAt("kafka.session_timeout", "must be at least 1s, got %s", c.Kafka.SessionTimeout))
 	}
 	if c.Kafka.Partitions <= 0 {
 		add(c.errorAt("kafka.partitions", "must be positive, got %d", c.Kafka.Partitions))
