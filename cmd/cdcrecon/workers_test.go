@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/registry"
+)
+
+// buildCLI builds the cdcrecon binary for tests that run it as separate
+// processes.
+func buildCLI(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "cdcrecon")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// process is a cdcrecon process of a test, its output in a log file.
+type process struct {
+	cmd *exec.Cmd
+	log string
+}
+
+func startProcess(t testing.TB, bin, log string, args ...string) *process {
+	t.Helper()
+	f, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, log: log}
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *process) kill() {
+	if p.cmd.ProcessState == nil {
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+	}
+}
+
+// splitDump splits a kcat -J dump into the first half and the rest of
+// each partition's records, so that both halves use every partition.
+func splitDump(t testing.TB, file, first, rest string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	byPart := map[string][]string{}
+	var order []string
+	for _, l := range lines {
+		var r struct {
+			Topic     string `json:"topic"`
+			Partition int32  `json:"partition"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		k := fmt.Sprint(r.Topic, "/", r.Partition)
+		if byPart[k] == nil {
+			order = append(order, k)
+		}
+		byPart[k] = append(byPart[k], l)
+	}
+	var a, z []string
+	for _, k := range order {
+		ls := byPart[k]
+		a = append(a, ls[:len(ls)/2]...)
+		z = append(z, ls[len(ls)/2:]...)
+	}
+	for f, ls := range map[string][]string{first: a, rest: z} {
+		if err := os.WriteFile(f, []byte(strings.Join(ls, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestWorkersSurviveSIGKILL: three worker processes share one cdcrecon
+// broker. Half of a simulated workload is in the topics when they start,
+// the rest arrives while they run; one worker is killed with SIGKILL in
+// mid-stream and started again, then another. Once both sides' heartbeats
+// pass the last event, the drift topic holds exactly what check decides
+// for the same dumps — every record, none other, records published twice
+// identical — and the drift still open is the simulator's ground truth.
+// Every poison message reaches the dead-letter topic with its origin.
+func TestWorkersSurviveSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs five processes for about a minute")
+	}
+	bin := buildCLI(t)
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"simulate", "--out", dir, "--events", "40000", "--keys", "5000", "--partitions", "3",
+		"--drop", "0.002", "--corrupt", "0.002", "--delay", "0.01", "--duplicate", "0.005", "--poison", "6", "--seed", "11"}, nil, &out, &errOut); code != exitOK {
+		t.Fatalf("simulate: exit %d: %s", code, errOut.String())
+	}
+	m := regexp.MustCompile(`(\d+) poison`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("simulate summary: %s", out.String())
+	}
+	poison, _ := strconv.Atoi(m[1])
+	dumps := []string{filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl")}
+	out.Reset()
+	if code := run(context.Background(), append([]string{"check", "--config", filepath.Join(dir, "config.yaml"), "--history"}, dumps...), nil, &out, &errOut); code != exitDrift {
+		t.Fatalf("check: exit %d: %s", code, errOut.String())
+	}
+	decided := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		decided[recordID(line)] = true
+	}
+	truthFile, _ := os.ReadFile(filepath.Join(dir, "truth.jsonl"))
+	truth := driftSet(t, truthFile)
+
+	addr := freeAddr(t)
+	startProcess(t, bin, filepath.Join(dir, "broker.log"), "broker", "--listen", addr)
+	cc := kafka.ClientConfig{Brokers: []string{addr}}
+	produce := func(files ...string) {
+		t.Helper()
+		var p *producer
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if p, err = newProducer(cc); err == nil {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+		}
+		defer p.close()
+		for _, f := range files {
+			if _, err := p.loadFile(context.Background(), &globals{stderr: &errOut}, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var firsts, rests []string
+	for i, d := range dumps {
+		a, z := filepath.Join(dir, fmt.Sprintf("first%d.jsonl", i)), filepath.Join(dir, fmt.Sprintf("rest%d.jsonl", i))
+		splitDump(t, d, a, z)
+		firsts, rests = append(firsts, a), append(rests, z)
+	}
+	produce(firsts...)
+
+	// No wall clock: the sides move by their events, then by heartbeats.
+	base, _ := os.ReadFile(filepath.Join(dir, "config.yaml"))
+	cfg := filepath.Join(dir, "workers.yaml")
+	head := fmt.Sprintf("kafka: {brokers: [%s], group: workers, partitions: 6, session_timeout: 6s}\n"+
+		"idle: {safety_margin: 0s, interval: 200ms, heartbeats: {source: [hb.source], target: [hb.target]}}\n", addr)
+	if err := os.WriteFile(cfg, append([]byte(head), base...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	worker := func(i int) *process {
+		return startProcess(t, bin, filepath.Join(dir, fmt.Sprintf("worker%d.log", i)), "run", "--config", cfg,
+			"--state-dir", filepath.Join(dir, fmt.Sprintf("state%d", i)), "--http-listen", "off", "--log-level", "info")
+	}
+	workers := []*process{worker(0), worker(1), worker(2)}
+
+	time.Sleep(2 * time.Second)
+	workers[1].kill() // in mid-stream
+	produce(rests...)
+	time.Sleep(time.Second)
+	workers[1] = worker(1)
+	time.Sleep(3 * time.Second)
+	workers[0].kill()
+	time.Sleep(time.Second)
+	workers[0] = worker(0)
+
+	// Heartbeats far past the last event: every partition read to its
+	// end is complete to there.
+	hb := filepath.Join(dir, "heartbeats.jsonl")
+	const far = 4102444800000 // 2100-01-01
+	if err := os.WriteFile(hb, []byte(fmt.Sprintf(
+		`{"topic":"hb.source","partition":0,"offset":0,"ts":1,"key":"{\"serverName\":\"pg\"}","payload":"{\"ts_ms\":%d}"}`+"\n"+
+			`{"topic":"hb.target","partition":0,"offset":0,"ts":1,"key":"{\"serverName\":\"mysql\"}","payload":"{\"ts_ms\":%d}"}`+"\n", far, far)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	produce(hb)
+	heartbeats := time.Now()
+
+	// Wait for the drift topic to hold everything check decides.
+	serde := registry.NewSerde(nil)
+	var got map[string]string
+	var records int
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		ds, err := readDrift(context.Background(), cc, "cdcrecon.drift", serde)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = map[string]string{}
+		records = len(ds)
+		for _, d := range ds {
+			b, _ := json.Marshal(d)
+			k := d.ID + " " + string(d.Status)
+			if prev, ok := got[k]; ok && prev != string(b) {
+				t.Fatalf("two records of %s differ:\n%s\n%s", k, prev, b)
+			}
+			got[k] = string(b)
+		}
+		if len(got) >= len(decided) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	for k := range decided {
+		if _, ok := got[k]; !ok {
+			t.Errorf("missed: %s", k)
+		}
+	}
+	for k := range got {
+		if !decided[k] {
+			t.Errorf("false: %s", k)
+		}
+	}
+	t.Logf("%d drift records (%d distinct) of %d check decides; %d published twice; complete %s after the heartbeats",
+		records, len(got), len(decided), records-len(got), time.Since(heartbeats).Round(time.Second))
+
+	// The drift open at the end, by its latest record, is the truth.
+	var open []string
+	for k, rec := range got {
+		if strings.HasSuffix(k, " open") && got[strings.TrimSuffix(k, " open")+" resolved"] == "" {
+			open = append(open, rec)
+		}
+	}
+	if final := driftSet(t, []byte(strings.Join(open, "\n"))); !slices.Equal(final, truth) {
+		t.Errorf("final drift: %d rows, the truth %d", len(final), len(truth))
+	}
+
+	// Every poison message is in the dead-letter topic, with its origin.
+	origins := map[string]bool{}
+	cl, err := kgo.NewClient(append(cc.ClientOpts(), kgo.ConsumeTopics("cdcrecon.dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for len(origins) < poison && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			h := map[string]string{}
+			for _, x := range r.Headers {
+				h[x.Key] = string(x.Value)
+			}
+			if h["cdcrecon.reason"] == "" {
+				t.Errorf("dead letter without a reason: %v", h)
+			}
+			origins[h["cdcrecon.origin.topic"]+"/"+h["cdcrecon.origin.partition"]+"/"+h["cdcrecon.origin.offset"]] = true
+		})
+	}
+	if len(origins) != poison {
+		t.Errorf("%d poison messages in the dead-letter topic, the simulator wrote %d", len(origins), poison)
+	}
+	for _, w := range workers {
+		w.kill()
+	}
+	if t.Failed() {
+		for i := range workers {
+			b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("worker%d.log", i)))
+			t.Logf("worker%d.log (end):\n%s", i, lastBytes(string(b), 3000))
+		}
+	}
+}
+
+func lastBytes(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
