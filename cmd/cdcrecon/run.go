@@ -109,7 +109,12 @@ func (w *workerFlags) apply(cfg *config.Config) {
 // runWorker runs the worker until ctx ends; before, when set, prepares
 // the group once the topics are known (replay rewinds it).
 func runWorker(ctx context.Context, g *globals, cfg *config.Config, before func(context.Context, *kadm.Client) error) error {
-	fail := func(err error) error { return &exitError{code: exitFailure, err: err} }
+	fail := func(err error) error {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
+		return &exitError{code: exitFailure, err: err}
+	}
 	log, err := g.logger()
 	if err != nil {
 		return usageError("%v", err)

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
@@ -224,6 +226,34 @@ func grepLines(text, prefix string) string {
 	return strings.Join(out, "\n")
 }
 
+// TestRunStopsAtAnyMoment: a stop that arrives while the worker is still
+// connecting, creating its topics or starting its router ends it at once
+// and cleanly. (A Watermill router closed while it was starting used to
+// hold the stop for the whole shutdown timeout.)
+func TestRunStopsAtAnyMoment(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"simulate", "--out", dir, "--events", "500", "--keys", "100", "--tables", "1"}, nil, &out, &errOut); code != exitOK {
+		t.Fatalf("simulate: exit %d: %s", code, errOut.String())
+	}
+	b, err := broker.Start(broker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	loadDumps(t, kafka.ClientConfig{Brokers: []string{b.Addr()}}, filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl"))
+	for _, after := range []time.Duration{0, time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond, 5 * time.Millisecond,
+		8 * time.Millisecond, 12 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond} {
+		stop := startWorker(t, dir, b.Addr())
+		time.Sleep(after)
+		t0 := time.Now()
+		stop()
+		if took := time.Since(t0); took > 2*time.Second {
+			t.Errorf("stopped %s after the start: the stop took %s", after, took)
+		}
+	}
+}
+
 // recordID reads a drift line's id and status.
 func recordID(line string) string {
 	var d struct{ ID, Status string }
@@ -267,4 +297,93 @@ func metricSum(text, name string) float64 {
 		sum += v
 	}
 	return sum
+}
+
+// loadDumps produces kcat -J dumps into a broker.
+func loadDumps(t testing.TB, cc kafka.ClientConfig, files ...string) {
+	t.Helper()
+	p, err := newProducer(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	for _, f := range files {
+		if _, err := p.loadFile(context.Background(), &globals{stderr: io.Discard}, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startWorker runs the worker in process on a simulated workload's
+// config.yaml (in dir) against a broker; stop ends it gracefully.
+func startWorker(t testing.TB, dir, addr string) (stop func()) {
+	t.Helper()
+	base, err := os.ReadFile(filepath.Join(dir, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "worker.yaml")
+	head := fmt.Sprintf("kafka: {brokers: [%s], partitions: 3}\nstate: {dir: %s}\nhttp: {listen: \"\"}\n", addr, filepath.Join(dir, "worker-state"))
+	if err := os.WriteFile(cfg, append([]byte(head), base...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() { done <- run(ctx, []string{"run", "--config", cfg}, nil, io.Discard, &stderr) }()
+	return func() {
+		cancel()
+		if code := <-done; code != exitOK {
+			t.Errorf("run: exit %d: %s", code, stderr.String())
+		}
+	}
+}
+
+// waitForDrift waits, up to a minute, for the drift topic to hold every
+// record ("id status") of want, and fails on any other.
+func waitForDrift(t testing.TB, cc kafka.ClientConfig, want map[string]bool) {
+	t.Helper()
+	got := map[string]bool{}
+	for deadline := time.Now().Add(time.Minute); len(got) < len(want) && time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		ds, err := readDrift(context.Background(), cc, "cdcrecon.drift", registry.NewSerde(nil))
+		if err != nil {
+			continue // not created yet
+		}
+		for _, d := range ds {
+			got[d.ID+" "+string(d.Status)] = true
+		}
+	}
+	for k := range want {
+		if !got[k] {
+			t.Errorf("worker did not emit %s", k)
+		}
+	}
+	for k := range got {
+		if !want[k] {
+			t.Errorf("worker emitted %s, which check does not decide", k)
+		}
+	}
+}
+
+// readTopic reads n records of a topic from its start, waiting up to 10s.
+func readTopic(t testing.TB, cc kafka.ClientConfig, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(append(cc.ClientOpts(), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n && ctx.Err() == nil {
+		out = append(out, cl.PollFetches(ctx).Records()...)
+	}
+	if len(out) < n {
+		t.Errorf("%s: %d records, want %d", topic, len(out), n)
+	}
+	return out
 }

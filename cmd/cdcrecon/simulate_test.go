@@ -12,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cdcrecon/cdcrecon/pipeline/broker"
+	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 )
 
 // driftSet reads JSON lines of drift (check's output or simulate's truth)
@@ -258,5 +261,36 @@ func TestPoisonInEveryBatchPosition(t *testing.T) {
 	}
 	if strings.Count(string(d), "\n") != 3 || strings.Count(string(d), "cdcrecon.reason") != 3 {
 		t.Errorf("want 3 dead letters, each with its reason:\n%s", d)
+	}
+
+	// The worker, on the same topics in a broker: the poisoned partition
+	// arrives whole, so the poison is first, in the middle and last of
+	// one batch. The broker numbers the records from 0.
+	decided := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(want), "\n") {
+		decided[recordID(line)] = true
+	}
+	b, err := broker.Start(broker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cc := kafka.ClientConfig{Brokers: []string{b.Addr()}}
+	loadDumps(t, cc, bad, filepath.Join(dir, "target.jsonl"))
+	stop := startWorker(t, dir, b.Addr())
+	defer stop()
+	waitForDrift(t, cc, decided)
+	offsets := map[string]string{}
+	for _, r := range readTopic(t, cc, "cdcrecon.dlq", 3) {
+		h := map[string]string{}
+		for _, x := range r.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		offsets[h["cdcrecon.origin.offset"]] = h["cdcrecon.reason"]
+	}
+	for _, off := range []int{0, n/2 + 1, n + 2} {
+		if offsets[strconv.Itoa(off)] == "" {
+			t.Errorf("worker: no dead letter with a reason for offset %d: %v", off, offsets)
+		}
 	}
 }

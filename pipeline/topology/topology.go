@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -65,6 +66,11 @@ type Pipeline struct {
 	pub        *kafka.Publisher
 	subs       []*kafka.Subscriber
 	clock      *clock
+	// run is closed when Run returns; ran tells that Run was called,
+	// closed that Close was.
+	run         chan struct{}
+	mu          sync.Mutex
+	ran, closed bool
 }
 
 // New builds the pipeline; Run starts it.
@@ -82,7 +88,7 @@ func New(o Options) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{Mapper: m, pub: pub}
+	p := &Pipeline{Mapper: m, pub: pub, run: make(chan struct{})}
 	inputs := map[normalize.Side][]string{}
 	for _, t := range cfg.Tables {
 		for side, topic := range map[normalize.Side]string{normalize.Source: t.Source.Topic, normalize.Target: t.Target.Topic} {
@@ -152,6 +158,14 @@ func New(o Options) (*Pipeline, error) {
 // Run runs the router, and the worker's periodic duties, until ctx ends
 // or Close.
 func (p *Pipeline) Run(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed || p.ran {
+		p.mu.Unlock()
+		return errors.New("topology: the pipeline is closed or already running")
+	}
+	p.ran = true
+	p.mu.Unlock()
+	defer close(p.run)
 	if p.clock != nil {
 		if err := p.clock.start(ctx); err != nil {
 			return err
@@ -166,7 +180,18 @@ func (p *Pipeline) Close() error {
 	if p.clock != nil {
 		p.clock.stop()
 	}
-	if p.Router != nil {
+	p.mu.Lock()
+	ran := p.ran
+	p.closed = true
+	p.mu.Unlock()
+	// A Watermill router closed before it runs, or while Run is starting
+	// it, waits for handlers that never start for its whole close timeout:
+	// it is closed only once running, or not at all.
+	if p.Router != nil && ran {
+		select {
+		case <-p.Router.Running():
+		case <-p.run:
+		}
 		errs = append(errs, p.Router.Close())
 	}
 	for _, s := range p.subs {
