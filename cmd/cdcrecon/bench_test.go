@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,6 +25,8 @@ import (
 
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/registry"
+	"github.com/cdcrecon/cdcrecon/schemas"
 )
 
 // The check benchmark's workload: `cdcrecon simulate` with these sizes,
@@ -37,6 +42,12 @@ func benchWorkload(b *testing.B) string {
 	if v := os.Getenv("CDCRECON_BENCH_KEYS"); v != "" {
 		keys, _ = strconv.Atoi(v)
 	}
+	return benchWorkloadSized(b, events, keys)
+}
+
+// benchWorkloadSized is the benchmark workload with the given sizes.
+func benchWorkloadSized(b *testing.B, events, keys int) string {
+	b.Helper()
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("cdcrecon-bench-%d-%d", events, keys))
 	if _, err := os.Stat(filepath.Join(dir, "done")); err == nil {
 		return dir
@@ -120,7 +131,26 @@ func BenchmarkCheck(b *testing.B) {
 			var out, errOut bytes.Buffer
 			cmd := exec.Command(bin, append([]string{"check", "--config", filepath.Join(dir, "config.yaml"), "--report", report}, dumps...)...)
 			cmd.Stdout, cmd.Stderr = &out, &errOut
-			err := cmd.Run()
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			// Its VmHWM, read until it exits (the rusage of a child
+			// started by a big process reports the parent's peak).
+			var rss float64
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			var err error
+		wait:
+			for {
+				select {
+				case err = <-exited:
+					break wait
+				case <-time.After(50 * time.Millisecond):
+					if v, ok := vmHWM(cmd.Process.Pid); ok {
+						rss = v
+					}
+				}
+			}
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != exitDrift {
 				b.Fatalf("check: %v (want exit %d): %s", err, exitDrift, errOut.String())
@@ -133,10 +163,9 @@ func BenchmarkCheck(b *testing.B) {
 			if err := json.Unmarshal(b2, &rep); err != nil {
 				b.Fatal(err)
 			}
-			rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
 			b.ReportMetric(float64(rep.Events)/rep.Seconds, "events/s")
 			b.ReportMetric(float64(rep.Events)/(rep.Seconds-rep.LoadSeconds), "pipeline-events/s")
-			b.ReportMetric(float64(rss)*1024, "peak-RSS-B")
+			b.ReportMetric(rss, "peak-RSS-B")
 		}
 	})
 }
@@ -221,4 +250,311 @@ func kadmEnd(ctx context.Context, cl *kgo.Client, topic string) (int64, error) {
 	}
 	o, _ := ends.Lookup(topic, 0)
 	return o.Offset, nil
+}
+
+// benchWorker is a worker process of a benchmark and its metrics.
+type benchWorker struct {
+	cmd     *exec.Cmd
+	metrics string
+	started time.Time
+}
+
+// startBenchWorker runs `cdcrecon run` on the workload in dir against a
+// broker, with its state in stateDir; extra flags follow.
+func startBenchWorker(b *testing.B, bin, dir, addr, stateDir string, extra ...string) *benchWorker {
+	b.Helper()
+	base, err := os.ReadFile(filepath.Join(dir, "config.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := filepath.Join(b.TempDir(), "worker.yaml")
+	listen := freeAddr(b)
+	head := fmt.Sprintf("kafka: {brokers: [%s], group: bench}\nstate: {dir: %s}\nhttp: {listen: %q}\n", addr, stateDir, listen)
+	if err := os.WriteFile(cfg, append([]byte(head), base...), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, append([]string{"run", "--config", cfg}, extra...)...)
+	logFile := filepath.Join(b.TempDir(), "worker.log")
+	if v := os.Getenv("CDCRECON_BENCH_LOG"); v != "" {
+		logFile = v // kept, for a look at what the worker said
+	}
+	log, err := os.Create(logFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	w := &benchWorker{cmd: cmd, metrics: "http://" + listen + "/metrics", started: time.Now()}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		log.Close()
+	})
+	return w
+}
+
+// scrape returns the worker's metrics, each summed over its labels; nil
+// while the worker does not answer.
+func (w *benchWorker) scrape() map[string]float64 {
+	resp, err := http.Get(w.metrics)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name := line[:strings.IndexAny(line, "{ ")]
+		f := strings.Fields(line)
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		out[name] += v
+		if strings.Contains(line, "{") {
+			out[name+"{}"]++ // how many series
+		}
+	}
+	return out
+}
+
+// waitFor polls the worker's metrics every 100ms until ok holds; it fails
+// the benchmark after limit.
+func (w *benchWorker) waitFor(b *testing.B, limit time.Duration, what string, ok func(m map[string]float64) bool) {
+	b.Helper()
+	for deadline := time.Now().Add(limit); ; time.Sleep(100 * time.Millisecond) {
+		if m := w.scrape(); m != nil && ok(m) {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("worker: %s: not within %s", what, limit)
+		}
+	}
+}
+
+// stop stops the worker with SIGTERM and returns its peak RSS in bytes
+// until then: its VmHWM. (The rusage of a child started by a big process
+// reports the parent's peak, which the child's exec inherits.)
+func (w *benchWorker) stop(b *testing.B) float64 {
+	b.Helper()
+	hwm := peakRSS(b, w.cmd.Process.Pid)
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	if err := w.cmd.Wait(); err != nil {
+		b.Fatalf("worker: %v", err)
+	}
+	return hwm
+}
+
+// peakRSS reads a running process's VmHWM, in bytes.
+func peakRSS(b *testing.B, pid int) float64 {
+	b.Helper()
+	v, ok := vmHWM(pid)
+	if !ok {
+		b.Fatalf("no VmHWM in /proc/%d/status", pid)
+	}
+	return v
+}
+
+// vmHWM reads a process's peak resident set (VmHWM), in bytes.
+func vmHWM(pid int) (float64, bool) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmHWM:" {
+			kib, _ := strconv.ParseFloat(f[1], 64)
+			return kib * 1024, true
+		}
+	}
+	return 0, false
+}
+
+// benchPartitions is how many partitions a benchmark's only worker owns:
+// the six input topics' and the changes topic's eight. Until it reports
+// the lag of all of them, not all are assigned and started.
+const benchPartitions = 6 + 8
+
+// done tells that a worker has read every input record (total of them;
+// any count when negative) and every change, and holds open exactly the
+// truth's drift count.
+func done(total, open int) func(m map[string]float64) bool {
+	return func(m map[string]float64) bool {
+		return (total < 0 || m["cdcrecon_events_total"] == float64(total)) && m["cdcrecon_consumer_lag_records{}"] >= benchPartitions &&
+			m["cdcrecon_consumer_lag_records"] == 0 && m["cdcrecon_drift_open"] == float64(open)
+	}
+}
+
+// inputRecords counts the records of the workload's dumps.
+func inputRecords(b *testing.B, dumps []string) int {
+	n := 0
+	for _, d := range dumps {
+		data, err := os.ReadFile(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += bytes.Count(data, []byte("\n"))
+	}
+	return n
+}
+
+// checkFinalDrift fails unless the drift topic's open drift, by each
+// record's latest status, is the truth's.
+func checkFinalDrift(b *testing.B, addr string, want []string) {
+	b.Helper()
+	ds, err := readDrift(context.Background(), kafka.ClientConfig{Brokers: []string{addr}}, "cdcrecon.drift", registry.NewSerde(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	status := map[string]*schemas.Drift{}
+	for _, d := range ds {
+		if cur := status[d.ID]; cur == nil || cur.Status == schemas.Open {
+			status[d.ID] = d
+		}
+	}
+	var open []string
+	for _, d := range status {
+		if d.Status == schemas.Open {
+			line, _ := json.Marshal(d)
+			open = append(open, string(line))
+		}
+	}
+	if got := driftSet(b, []byte(strings.Join(open, "\n"))); !slices.Equal(got, want) {
+		b.Fatalf("the worker left %d drifts open, the ground truth has %d", len(got), len(want))
+	}
+}
+
+// BenchmarkRun is BenchmarkCheck's workload through the streaming worker:
+// one `cdcrecon run` process over the dumps loaded into an embedded broker
+// (the load excluded), from its start until it has read every input
+// record and every change and holds open exactly the ground truth's
+// drift, which its drift topic must then show.
+//
+//	go test -run '^$' -bench 'BenchmarkCheck/check|BenchmarkRun' -benchtime 1x -count 3 ./cmd/cdcrecon
+//
+// It reports events/s and the worker's peak-RSS-B.
+func BenchmarkRun(b *testing.B) {
+	dir := benchWorkload(b)
+	dumps := []string{filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl")}
+	bin := benchBinary(b)
+	truth, err := os.ReadFile(filepath.Join(dir, "truth.jsonl"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	want := driftSet(b, truth)
+	total := inputRecords(b, dumps)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		addr, stopBroker := benchLoaded(b, dumps)
+		b.StartTimer()
+		w := startBenchWorker(b, bin, dir, addr, b.TempDir())
+		w.waitFor(b, 10*time.Minute, "all read and decided", done(total, len(want)))
+		secs := time.Since(w.started).Seconds()
+		b.StopTimer()
+		rss := w.stop(b)
+		checkFinalDrift(b, addr, want)
+		stopBroker()
+		b.ReportMetric(float64(total)/secs, "events/s")
+		b.ReportMetric(rss, "peak-RSS-B")
+	}
+}
+
+// BenchmarkWorkerRestart measures a crash: a worker (a static member,
+// --instance-id) is killed with SIGKILL half-way through BenchmarkRun's
+// workload and started again on its state at once. It reports
+// resume-ingest-s (from the kill until the new process reads input again)
+// and resume-s (until it also has rebuilt the state of every changes
+// partition it owns, and so publishes again), then requires the run to
+// finish with exactly the ground truth's drift.
+//
+//	go test -run '^$' -bench BenchmarkWorkerRestart -benchtime 1x -count 3 ./cmd/cdcrecon
+func BenchmarkWorkerRestart(b *testing.B) {
+	dir := benchWorkload(b)
+	dumps := []string{filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl")}
+	bin := benchBinary(b)
+	truth, err := os.ReadFile(filepath.Join(dir, "truth.jsonl"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	want := driftSet(b, truth)
+	total := inputRecords(b, dumps)
+	for range b.N {
+		b.StopTimer()
+		addr, stopBroker := benchLoaded(b, dumps)
+		state := b.TempDir()
+		w := startBenchWorker(b, bin, dir, addr, state, "--instance-id", "bench-1")
+		w.waitFor(b, 10*time.Minute, "half read", func(m map[string]float64) bool { return m["cdcrecon_events_total"] >= float64(total/2) })
+		killed := time.Now()
+		_ = w.cmd.Process.Kill()
+		_ = w.cmd.Wait()
+		w = startBenchWorker(b, bin, dir, addr, state, "--instance-id", "bench-1")
+		w.waitFor(b, 5*time.Minute, "reading again", func(m map[string]float64) bool { return m["cdcrecon_events_total"] > 0 })
+		ingest := time.Since(killed).Seconds()
+		w.waitFor(b, 5*time.Minute, "rebuilt", func(m map[string]float64) bool {
+			return m["cdcrecon_consumer_lag_records{}"] >= benchPartitions && m["cdcrecon_rebuilding_partitions"] == 0
+		})
+		resumed := time.Since(killed).Seconds()
+		w.waitFor(b, 10*time.Minute, "all read and decided", done(-1, len(want)))
+		w.stop(b)
+		checkFinalDrift(b, addr, want)
+		stopBroker()
+		b.ReportMetric(ingest, "resume-ingest-s")
+		b.ReportMetric(resumed, "resume-s")
+	}
+}
+
+// BenchmarkRestore measures the restore of 1M keys of state: a worker runs
+// a workload of 1M source events over 1M keys (every key inserted once,
+// about 2M changes) to its end and stops; started again on the same state,
+// it rebuilds every changes partition from its start. It reports
+// restore-s (from the start of the new process until no partition is
+// being rebuilt), the changes records read per second doing it, and keys.
+//
+//	go test -run '^$' -bench BenchmarkRestore -benchtime 1x -count 3 ./cmd/cdcrecon
+func BenchmarkRestore(b *testing.B) {
+	const keys = 1_000_000
+	dir := benchWorkloadSized(b, keys, keys)
+	dumps := []string{filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl")}
+	bin := benchBinary(b)
+	truth, err := os.ReadFile(filepath.Join(dir, "truth.jsonl"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	want := driftSet(b, truth)
+	total := inputRecords(b, dumps)
+	for range b.N {
+		b.StopTimer()
+		addr, stopBroker := benchLoaded(b, dumps)
+		state := b.TempDir()
+		w := startBenchWorker(b, bin, dir, addr, state)
+		w.waitFor(b, 10*time.Minute, "all read and decided", done(total, len(want)))
+		w.stop(b)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ends, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), "cdcrecon.changes")
+		cl.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var changes int64
+		ends.Each(func(o kadm.ListedOffset) { changes += o.Offset })
+
+		w = startBenchWorker(b, bin, dir, addr, state)
+		w.waitFor(b, 10*time.Minute, "rebuilt", func(m map[string]float64) bool {
+			return m["cdcrecon_consumer_lag_records{}"] >= benchPartitions && m["cdcrecon_rebuilding_partitions"] == 0
+		})
+		secs := time.Since(w.started).Seconds()
+		w.stop(b)
+		stopBroker()
+		b.ReportMetric(secs, "restore-s")
+		b.ReportMetric(float64(changes)/secs, "changes/s")
+		b.ReportMetric(keys, "keys")
+	}
 }

@@ -33,6 +33,7 @@ type Metrics struct {
 	lag           *prometheus.GaugeVec
 	stateBytes    prometheus.Gauge
 	stateKeys     prometheus.Gauge
+	rebuilding    prometheus.Gauge
 	latency       *prometheus.HistogramVec
 }
 
@@ -56,17 +57,19 @@ func NewMetrics() *Metrics {
 		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcrecon_watermark_seconds",
 			Help: "Latest event time read from each input partition, Unix seconds."}, []string{"side", "input"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcrecon_consumer_lag_records",
-			Help: "Records not yet read of each input partition this worker owns."}, []string{"topic", "partition"}),
+			Help: "Records not yet read of each input and changes partition this worker owns."}, []string{"topic", "partition"}),
 		stateBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cdcrecon_state_bytes",
 			Help: "Size of the worker's state directory (Pebble), bytes."}),
 		stateKeys: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cdcrecon_state_keys_in_memory",
 			Help: "Rows whose reconciliation state the worker holds in memory."}),
+		rebuilding: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cdcrecon_rebuilding_partitions",
+			Help: "Changes partitions this worker is rebuilding the state of, not yet past the offset committed when it was given them."}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cdcrecon_stage_batch_seconds",
 			Help:    "Time to handle one batch, by stage (ingest, reconcile).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"stage"}),
 	}
 	m.Registry.MustRegister(m.events, m.duplicates, m.invalid, m.driftOpened, m.driftResolved, m.driftOpen,
-		m.watermark, m.lag, m.stateBytes, m.stateKeys, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.watermark, m.lag, m.stateBytes, m.stateKeys, m.rebuilding, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -129,6 +132,13 @@ func (m *Metrics) State(bytes uint64, keys int64) {
 	}
 	m.stateBytes.Set(float64(bytes))
 	m.stateKeys.Set(float64(keys))
+}
+
+// Rebuilding records how many changes partitions are being rebuilt.
+func (m *Metrics) Rebuilding(n int) {
+	if m != nil {
+		m.rebuilding.Set(float64(n))
+	}
 }
 
 // Batch records how long a stage took over one batch.

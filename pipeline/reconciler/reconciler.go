@@ -34,6 +34,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -139,9 +140,49 @@ func (s *Stage) Assigned(_ string, id int32, committed int64) int64 {
 	return kafka.FromStart
 }
 
+// Progress returns, for every partition this member has started on, how
+// many records of the changes topic it has not read (ends gives each
+// partition's end offset), and how many partitions are still being
+// rebuilt (not yet past the offset committed when they were assigned).
+func (s *Stage) Progress(ends map[int32]int64) (lag map[int32]int64, rebuilding int) {
+	s.mu.Lock()
+	owned := make([]*partition, 0, len(s.engines))
+	for _, p := range s.engines {
+		owned = append(owned, p)
+	}
+	s.mu.Unlock()
+	s.mu.Lock()
+	assigned := maps.Clone(s.suppress)
+	s.mu.Unlock()
+	lag = map[int32]int64{}
+	for _, p := range owned {
+		p.mu.Lock()
+		if !p.retired {
+			if end, ok := ends[p.id]; ok {
+				lag[p.id] = max(end-p.next, 0)
+			}
+			if p.next >= p.suppress {
+				delete(assigned, p.id)
+			}
+		}
+		p.mu.Unlock()
+	}
+	for _, committed := range assigned {
+		if committed > 0 { // not started, or not yet past it
+			rebuilding++
+		}
+	}
+	return lag, rebuilding
+}
+
 // Revoked drops a partition this member no longer owns. A
 // kafka.SubscriberConfig.Revoked hook.
-func (s *Stage) Revoked(_ string, id int32) { s.retire(id) }
+func (s *Stage) Revoked(_ string, id int32) {
+	s.retire(id)
+	s.mu.Lock()
+	delete(s.suppress, id)
+	s.mu.Unlock()
+}
 
 // retire removes a partition's engine, once the batch it may be handling
 // is done.

@@ -17,7 +17,8 @@ import (
 )
 
 // clock is the worker's periodic duty: idle watermarks for the input
-// partitions it has read to their end, consumer lag and state size.
+// partitions it has read to their end, consumer lag, rebuilds under way
+// and state size.
 type clock struct {
 	p      *Pipeline
 	o      Options
@@ -120,7 +121,7 @@ func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 			return
 		case <-t.C:
 		}
-		ends, err := adm.ListEndOffsets(ctx, c.topics...)
+		ends, err := adm.ListEndOffsets(ctx, append(c.topics, c.o.Config.Topics.Changes)...)
 		if err != nil {
 			if ctx.Err() == nil {
 				c.log.Warn("listing end offsets, retrying", "error", err)
@@ -128,8 +129,13 @@ func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 			continue
 		}
 		byInput := map[string]int64{}
+		changes := map[int32]int64{}
 		ends.Each(func(o kadm.ListedOffset) {
-			if o.Err == nil {
+			switch {
+			case o.Err != nil:
+			case o.Topic == c.o.Config.Topics.Changes:
+				changes[o.Partition] = o.Offset
+			default:
 				byInput[ingest.InputName(o.Topic, o.Partition)] = o.Offset
 			}
 		})
@@ -148,6 +154,11 @@ func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 		for _, l := range lags {
 			m.Lag(l.Topic, l.Partition, l.Records)
 		}
+		lag, rebuilding := c.p.Reconciler.Progress(changes)
+		for p, n := range lag {
+			m.Lag(c.o.Config.Topics.Changes, p, n)
+		}
+		m.Rebuilding(rebuilding)
 		if c.o.Store != nil {
 			m.State(c.o.Store.DiskUsage(), c.p.Reconciler.Stats().Keys)
 		}
