@@ -44,7 +44,8 @@ bench:
 	$(GO) test -run '^$$' -bench 'BenchmarkConsume' -benchtime 3x -count 6 ./pipeline/kafka | tee $(BENCHOUT)
 	$(GO) test -run '^$$' -bench 'BenchmarkEvent' -benchtime 1s -count 6 ./processors/normalize | tee -a $(BENCHOUT)
 	$(GO) test -run '^$$' -bench 'BenchmarkDrift' -count 6 ./schemas | tee -a $(BENCHOUT)
-	$(GO) test -run '^$$' -bench 'BenchmarkCheck' -benchtime 1x -count 3 -timeout 30m ./cmd/cdcrecon | tee -a $(BENCHOUT)
+	$(GO) test -run '^$$' -bench 'BenchmarkCheck|BenchmarkRun' -benchtime 1x -count 3 -timeout 60m ./cmd/cdcrecon | tee -a $(BENCHOUT)
+	$(GO) test -run '^$$' -bench 'BenchmarkWorkerRestart|BenchmarkRestore' -benchtime 1x -count 3 -timeout 60m ./cmd/cdcrecon | tee -a $(BENCHOUT)
 	$(GO) run $(BENCHSTAT) $(BENCHOUT)
 
 clean:
