@@ -214,6 +214,49 @@ func TestRunStreamsWhatCheckDecides(t *testing.T) {
 			}
 		}
 	}
+
+	// From a time: before every change, everything once more; after the
+	// last, nothing.
+	stop = start("replay", "--from", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	fourth := emitted()
+	stop()
+	if len(fourth) != len(third) {
+		t.Errorf("replay from a time after every change published %d records", len(fourth)-len(third))
+	}
+	stop = start("replay", "--from", "2000-01-01T00:00:00Z")
+	fifth := emitted()
+	stop()
+	if len(fifth) != 3*len(first) {
+		t.Errorf("replay from a time before every change: %d records after %d", len(fifth)-len(fourth), len(fourth))
+	}
+}
+
+func TestParseFrom(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want replayPoint
+		bad  bool
+	}{
+		{in: "earliest", want: replayPoint{earliest: true}},
+		{in: "2026-11-21T09:00:00Z", want: replayPoint{at: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)}},
+		{in: "0=1200, 3=980", want: replayPoint{offsets: map[int32]int64{0: 1200, 3: 980}}},
+		{in: "", bad: true},
+		{in: "yesterday", bad: true},
+		{in: "0=-1", bad: true},
+		{in: "a=1", bad: true},
+		{in: "1=2,3", bad: true},
+	} {
+		got, err := parseFrom(c.in)
+		if c.bad {
+			if err == nil {
+				t.Errorf("parseFrom(%q) = %+v, want an error", c.in, got)
+			}
+			continue
+		}
+		if err != nil || got.earliest != c.want.earliest || !got.at.Equal(c.want.at) || fmt.Sprint(got.offsets) != fmt.Sprint(c.want.offsets) {
+			t.Errorf("parseFrom(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
+		}
+	}
 }
 
 func grepLines(text, prefix string) string {
