@@ -213,7 +213,11 @@ func TestWorkersSurviveSIGKILL(t *testing.T) {
 	for {
 		ds, err := readDrift(context.Background(), cc, "cdcrecon.drift", serde)
 		if err != nil {
-			t.Fatal(err)
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Second)
+			continue
 		}
 		got = map[string]string{}
 		records = len(ds)
@@ -282,6 +286,13 @@ func TestWorkersSurviveSIGKILL(t *testing.T) {
 		w.kill()
 	}
 	if t.Failed() {
+		if keep := os.Getenv("CDCRECON_KEEP_LOGS"); keep != "" {
+			_ = os.MkdirAll(keep, 0o755)
+			for _, f := range []string{"broker.log", "worker0.log", "worker1.log", "worker2.log"} {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				_ = os.WriteFile(filepath.Join(keep, f), b, 0o644)
+			}
+		}
 		for i := range workers {
 			b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("worker%d.log", i)))
 			t.Logf("worker%d.log (end):\n%s", i, lastBytes(string(b), 3000))
