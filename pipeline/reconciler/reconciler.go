@@ -201,10 +201,16 @@ func (s *Stage) retire(id int32) {
 // Stats adds up the engines' counts.
 func (s *Stage) Stats() reconcile.Stats {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	var total reconcile.Stats
+	owned := make([]*partition, 0, len(s.engines))
 	for _, p := range s.engines {
+		owned = append(owned, p)
+	}
+	s.mu.Unlock()
+	var total reconcile.Stats
+	for _, p := range owned {
+		p.mu.Lock() // the engine is its handler's while it runs
 		st := p.engine.Stats()
+		p.mu.Unlock()
 		total.Changes += st.Changes
 		total.Late += st.Late
 		total.Opened += st.Opened
