@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -305,4 +306,58 @@ func lastBytes(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// TestWorkerRidesOutBrokerRestart: the broker stops while a worker runs
+// and comes back on its data; the worker retries and ends with exactly
+// what check decides.
+func TestWorkerRidesOutBrokerRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a broker and a worker process")
+	}
+	bin := buildCLI(t)
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"simulate", "--out", dir, "--events", "20000", "--keys", "3000",
+		"--drop", "0.002", "--corrupt", "0.002", "--delay", "0.01", "--duplicate", "0.005", "--seed", "5"}, nil, &out, &errOut); code != exitOK {
+		t.Fatalf("simulate: exit %d: %s", code, errOut.String())
+	}
+	dumps := []string{filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl")}
+	out.Reset()
+	if code := run(context.Background(), append([]string{"check", "--config", filepath.Join(dir, "config.yaml"), "--history"}, dumps...), nil, &out, &errOut); code != exitDrift {
+		t.Fatalf("check: exit %d: %s", code, errOut.String())
+	}
+	decided := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		decided[recordID(line)] = true
+	}
+	addr := freeAddr(t)
+	brokerArgs := []string{"broker", "--listen", addr, "--data-dir", filepath.Join(dir, "broker-data")}
+	br := startProcess(t, bin, filepath.Join(dir, "broker.log"), brokerArgs...)
+	cc := kafka.ClientConfig{Brokers: []string{addr}}
+	time.Sleep(500 * time.Millisecond)
+	loadDumps(t, cc, dumps...)
+	base, _ := os.ReadFile(filepath.Join(dir, "config.yaml"))
+	cfg := filepath.Join(dir, "worker.yaml")
+	head := fmt.Sprintf("kafka: {brokers: [%s], partitions: 4}\nhttp: {listen: \"\"}\n", addr)
+	if err := os.WriteFile(cfg, append([]byte(head), base...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := startProcess(t, bin, filepath.Join(dir, "worker.log"), "run", "--config", cfg, "--state-dir", filepath.Join(dir, "state"), "--log-level", "info")
+	time.Sleep(1500 * time.Millisecond)
+	_ = br.cmd.Process.Signal(syscall.SIGTERM)
+	_ = br.cmd.Wait()
+	time.Sleep(2 * time.Second)
+	startProcess(t, bin, filepath.Join(dir, "broker.log"), brokerArgs...)
+	waitForDrift(t, cc, decided)
+	w.kill()
+	if t.Failed() || os.Getenv("CDCRECON_KEEP_LOGS") != "" {
+		if keep := os.Getenv("CDCRECON_KEEP_LOGS"); keep != "" {
+			_ = os.MkdirAll(keep, 0o755)
+			for _, f := range []string{"broker.log", "worker.log"} {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				_ = os.WriteFile(filepath.Join(keep, "restart-"+f), b, 0o644)
+			}
+		}
+	}
 }
