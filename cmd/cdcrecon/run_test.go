@@ -351,8 +351,13 @@ func loadDumps(t testing.TB, cc kafka.ClientConfig, files ...string) {
 	}
 	defer p.close()
 	for _, f := range files {
-		if _, err := p.loadFile(context.Background(), &globals{stderr: io.Discard}, f); err != nil {
-			t.Fatal(err)
+		var stderr bytes.Buffer
+		bad, err := p.loadFile(context.Background(), &globals{stderr: &stderr}, f)
+		if err == nil && bad > 0 {
+			err = fmt.Errorf("%d lines not produced:\n%s", bad, stderr.String())
+		}
+		if err != nil {
+			t.Fatalf("producing %s: %v", f, err)
 		}
 	}
 	if err := p.flush(context.Background()); err != nil {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
@@ -64,6 +65,26 @@ func (p *process) kill() {
 	}
 }
 
+// waitForBroker waits up to 30s for a broker (a process still loading its
+// data dir, say) to answer.
+func waitForBroker(t testing.TB, cc kafka.ClientConfig) {
+	t.Helper()
+	cl, err := kgo.NewClient(cc.ClientOpts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, err := kadm.NewClient(cl).ListTopics(context.Background())
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("broker not answering: %v", err)
+		}
+	}
+}
+
 // splitDump splits a kcat -J dump into the first half and the rest of
 // each partition's records, so that both halves use every partition.
 func splitDump(t testing.TB, file, first, rest string) {
@@ -105,7 +126,8 @@ func splitDump(t testing.TB, file, first, rest string) {
 // TestWorkersSurviveSIGKILL: three worker processes share one cdcrecon
 // broker. Half of a simulated workload is in the topics when they start,
 // the rest arrives while they run; one worker is killed with SIGKILL in
-// mid-stream and started again, then another. Once both sides' heartbeats
+// mid-stream and started again, then another; then the broker stops and
+// comes back on its data. Once both sides' heartbeats
 // pass the last event, the drift topic holds exactly what check decides
 // for the same dumps — every record, none other, records published twice
 // identical — and the drift still open is the simulator's ground truth.
@@ -139,28 +161,13 @@ func TestWorkersSurviveSIGKILL(t *testing.T) {
 	truth := driftSet(t, truthFile)
 
 	addr := freeAddr(t)
-	startProcess(t, bin, filepath.Join(dir, "broker.log"), "broker", "--listen", addr)
+	brokerArgs := []string{"broker", "--listen", addr, "--data-dir", filepath.Join(dir, "broker-data")}
+	brokerProc := startProcess(t, bin, filepath.Join(dir, "broker.log"), brokerArgs...)
 	cc := kafka.ClientConfig{Brokers: []string{addr}}
 	produce := func(files ...string) {
 		t.Helper()
-		var p *producer
-		var err error
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			if p, err = newProducer(cc); err == nil {
-				break
-			} else if time.Now().After(deadline) {
-				t.Fatal(err)
-			}
-		}
-		defer p.close()
-		for _, f := range files {
-			if _, err := p.loadFile(context.Background(), &globals{stderr: &errOut}, f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := p.flush(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		waitForBroker(t, cc)
+		loadDumps(t, cc, files...)
 	}
 	var firsts, rests []string
 	for i, d := range dumps {
@@ -193,6 +200,14 @@ func TestWorkersSurviveSIGKILL(t *testing.T) {
 	workers[0].kill()
 	time.Sleep(time.Second)
 	workers[0] = worker(0)
+
+	// A broker outage: stopped, and back on its data two seconds later.
+	// The workers retry; nothing is lost.
+	time.Sleep(2 * time.Second)
+	_ = brokerProc.cmd.Process.Signal(syscall.SIGTERM)
+	_ = brokerProc.cmd.Wait()
+	time.Sleep(2 * time.Second)
+	startProcess(t, bin, filepath.Join(dir, "broker.log"), brokerArgs...)
 
 	// Heartbeats far past the last event: every partition read to its
 	// end is complete to there.
@@ -335,7 +350,7 @@ func TestWorkerRidesOutBrokerRestart(t *testing.T) {
 	brokerArgs := []string{"broker", "--listen", addr, "--data-dir", filepath.Join(dir, "broker-data")}
 	br := startProcess(t, bin, filepath.Join(dir, "broker.log"), brokerArgs...)
 	cc := kafka.ClientConfig{Brokers: []string{addr}}
-	time.Sleep(500 * time.Millisecond)
+	waitForBroker(t, cc)
 	loadDumps(t, cc, dumps...)
 	base, _ := os.ReadFile(filepath.Join(dir, "config.yaml"))
 	cfg := filepath.Join(dir, "worker.yaml")

@@ -99,6 +99,10 @@ type SubscriberConfig struct {
 	// SessionTimeout is how long the group waits for a silent member
 	// before giving its partitions to others. Default 10s.
 	SessionTimeout time.Duration
+	// RebalanceTimeout bounds a rebalance: how long the group waits for
+	// its members to rejoin, a dead one included. Default twice the
+	// session timeout.
+	RebalanceTimeout time.Duration
 	// InstanceID, when set, makes the member static: restarted with the
 	// same id within the session timeout, it takes its partitions back
 	// without a rebalance. Each member of a group needs its own.
@@ -144,6 +148,9 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = 10 * time.Second
+	}
+	if c.RebalanceTimeout == 0 {
+		c.RebalanceTimeout = 2 * c.SessionTimeout
 	}
 }
 
