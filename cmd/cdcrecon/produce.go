@@ -142,6 +142,11 @@ func (p *producer) loadFile(ctx context.Context, g *globals, name string) (int, 
 			return bad, err
 		}
 		if err := p.ensurePartition(ctx, rec.Topic, rec.Partition); err != nil {
+			if !errors.Is(err, errNoPartition) {
+				// The broker's trouble, not the line's: skipping would
+				// drop every line after it too.
+				return bad, fmt.Errorf("%s:%d: %w", name, dr.Line(), err)
+			}
 			fmt.Fprintf(g.stderr, "%s:%d: %v (skipped)\n", name, dr.Line(), err)
 			bad++
 			continue
@@ -165,6 +170,9 @@ func (p *producer) loadFile(ctx context.Context, g *globals, name string) (int, 
 		})
 	}
 }
+
+// errNoPartition is a record for a partition its existing topic lacks.
+var errNoPartition = errors.New("no such partition")
 
 func (p *producer) firstErr() error {
 	p.mu.Lock()
@@ -201,7 +209,7 @@ func (p *producer) ensurePartition(ctx context.Context, topic string, partition 
 			if partition < n {
 				return nil
 			}
-			return fmt.Errorf("topic %s has %d partitions, the record is for partition %d", topic, n, partition)
+			return fmt.Errorf("%w: topic %s has %d partitions, the record is for partition %d", errNoPartition, topic, n, partition)
 		} else if ok && !errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
 			return fmt.Errorf("looking up topic %s: %w", topic, d.Err)
 		}
@@ -216,7 +224,7 @@ func (p *producer) ensurePartition(ctx context.Context, topic string, partition 
 		return nil
 	}
 	if !p.created[topic] {
-		return fmt.Errorf("topic %s has %d partitions, the record is for partition %d", topic, n, partition)
+		return fmt.Errorf("%w: topic %s has %d partitions, the record is for partition %d", errNoPartition, topic, n, partition)
 	}
 	resp, err := p.adm.UpdatePartitions(ctx, int(partition+1), topic)
 	if err == nil {
