@@ -7,10 +7,15 @@ BENCHOUT  ?= bench.txt
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHSTAT   = golang.org/x/perf/cmd/benchstat@latest
 
-.PHONY: build test fuzz lint bench clean
+.PHONY: build demo test fuzz lint bench clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cdcrecon
+
+# The one-command demo: an embedded broker, simulated traffic with faults,
+# a worker, and its recall and precision against the ground truth.
+demo: build
+	./$(BIN) demo
 
 # vet, then every test under the race detector in random order. Suites that
 # need kcat or Docker skip with the reason when those are absent.

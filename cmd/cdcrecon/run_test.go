@@ -435,3 +435,18 @@ func readTopic(t testing.TB, cc kafka.ClientConfig, topic string, n int) []*kgo.
 	}
 	return out
 }
+
+// TestDemo: the demo runs to its end on a small workload, shows its
+// progress, and finds exactly the simulator's ground truth.
+func TestDemo(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"demo", "--events", "8000", "--keys", "1500", "--seed", "3"}, nil, &out, &errOut)
+	if code != exitOK {
+		t.Fatalf("demo: exit %d:\n%s\n%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{"messages loaded", "events ", "recall 1.00  precision 1.00", "cdcrecon check --config"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
