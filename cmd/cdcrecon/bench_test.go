@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,7 +24,6 @@ import (
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
-	"github.com/cdcrecon/cdcrecon/schemas"
 )
 
 // The check benchmark's workload: `cdcrecon simulate` with these sizes,
@@ -65,30 +62,31 @@ func benchWorkloadSized(b *testing.B, events, keys int) string {
 }
 
 var (
-	benchBinOnce sync.Once
-	benchBin     string
-	benchBinErr  error
+	cliOnce sync.Once
+	cliBin  string
+	cliErr  error
 )
 
-// benchBinary builds cdcrecon once for the benchmarks that run it as a
-// process of its own, whose peak RSS is then the command's alone.
-func benchBinary(b *testing.B) string {
-	benchBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cdcrecon-bench-bin")
+// cliBinary builds cdcrecon once for the tests and benchmarks that run it
+// as processes of their own (a benchmarked one's peak RSS is then the
+// command's alone).
+func cliBinary(tb testing.TB) string {
+	tb.Helper()
+	cliOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cdcrecon-test-bin")
 		if err != nil {
-			benchBinErr = err
+			cliErr = err
 			return
 		}
-		benchBin = filepath.Join(dir, "cdcrecon")
-		out, err := exec.Command("go", "build", "-o", benchBin, ".").CombinedOutput()
-		if err != nil {
-			benchBinErr = fmt.Errorf("building cdcrecon: %v: %s", err, out)
+		cliBin = filepath.Join(dir, "cdcrecon")
+		if out, err := exec.Command("go", "build", "-o", cliBin, ".").CombinedOutput(); err != nil {
+			cliErr = fmt.Errorf("building cdcrecon: %v: %s", err, out)
 		}
 	})
-	if benchBinErr != nil {
-		b.Fatal(benchBinErr)
+	if cliErr != nil {
+		tb.Fatal(cliErr)
 	}
-	return benchBin
+	return cliBin
 }
 
 // BenchmarkCheck runs `cdcrecon check` over the simulated workload and,
@@ -119,7 +117,7 @@ func BenchmarkCheck(b *testing.B) {
 	})
 
 	b.Run("check", func(b *testing.B) {
-		bin := benchBinary(b)
+		bin := cliBinary(b)
 		truth, err := os.ReadFile(filepath.Join(dir, "truth.jsonl"))
 		if err != nil {
 			b.Fatal(err)
@@ -297,38 +295,13 @@ func startBenchWorker(b *testing.B, bin, dir, addr, stateDir string, extra ...st
 	return w
 }
 
-// scrape returns the worker's metrics, each summed over its labels; nil
-// while the worker does not answer.
-func (w *benchWorker) scrape() map[string]float64 {
-	resp, err := http.Get(w.metrics)
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	out := map[string]float64{}
-	for _, line := range strings.Split(string(body), "\n") {
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name := line[:strings.IndexAny(line, "{ ")]
-		f := strings.Fields(line)
-		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-		out[name] += v
-		if strings.Contains(line, "{") {
-			out[name+"{}"]++ // how many series
-		}
-	}
-	return out
-}
-
-// waitFor polls the worker's metrics every 100ms until ok holds; it fails
-// the benchmark after limit.
-func (w *benchWorker) waitFor(b *testing.B, limit time.Duration, what string, ok func(m map[string]float64) bool) {
+// waitFor polls the worker's metrics every 100ms until ok holds, and
+// returns them; it fails the benchmark after limit.
+func (w *benchWorker) waitFor(b *testing.B, limit time.Duration, what string, ok func(m promMetrics) bool) promMetrics {
 	b.Helper()
 	for deadline := time.Now().Add(limit); ; time.Sleep(100 * time.Millisecond) {
-		if m := w.scrape(); m != nil && ok(m) {
-			return
+		if m := scrapeMetrics(w.metrics); m != nil && ok(m) {
+			return m
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("worker: %s: not within %s", what, limit)
@@ -382,11 +355,27 @@ const benchPartitions = 6 + 8
 // done tells that a worker has read every input record (total of them)
 // and every change, and holds open exactly the truth's drift count
 // (open < 0: any count, for a worker that did not open them all).
-func done(total, open int) func(m map[string]float64) bool {
-	return func(m map[string]float64) bool {
-		return (total < 0 || m["cdcrecon_events_total"] == float64(total)) && m["cdcrecon_consumer_lag_records{}"] >= benchPartitions &&
-			m["cdcrecon_consumer_lag_records"] == 0 && (open < 0 || m["cdcrecon_drift_open"] == float64(open))
+func done(total, open int) func(m promMetrics) bool {
+	return func(m promMetrics) bool {
+		return (total < 0 || m.sum("cdcrecon_events_total") == float64(total)) && m.series("cdcrecon_consumer_lag_records") >= benchPartitions &&
+			m.sum("cdcrecon_consumer_lag_records") == 0 && (open < 0 || m.sum("cdcrecon_drift_open") == float64(open))
 	}
+}
+
+// rebuilt tells that a worker owns all its partitions and rebuilds none.
+func rebuilt(m promMetrics) bool {
+	return m.series("cdcrecon_consumer_lag_records") >= benchPartitions && m.sum("cdcrecon_rebuilding_partitions") == 0
+}
+
+// benchInputs returns a workload's dumps, its ground truth's drifted rows
+// and how many records the dumps hold.
+func benchInputs(b *testing.B, dir string) (dumps, want []string, total int) {
+	dumps = []string{filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl")}
+	truth, err := os.ReadFile(filepath.Join(dir, "truth.jsonl"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return dumps, driftSet(b, truth), inputRecords(b, dumps)
 }
 
 // inputRecords counts the records of the workload's dumps.
@@ -412,20 +401,11 @@ func checkFinalDrift(b *testing.B, addr string, want []string) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		status := map[string]*schemas.Drift{}
-		for _, d := range ds {
-			if cur := status[d.ID]; cur == nil || cur.Status == schemas.Open {
-				status[d.ID] = d
-			}
+		got = got[:0]
+		for _, d := range openAtEnd(ds) {
+			got = append(got, driftRow(d))
 		}
-		var open []string
-		for _, d := range status {
-			if d.Status == schemas.Open {
-				line, _ := json.Marshal(d)
-				open = append(open, string(line))
-			}
-		}
-		if got = driftSet(b, []byte(strings.Join(open, "\n"))); slices.Equal(got, want) {
+		if slices.Sort(got); slices.Equal(got, want) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -445,14 +425,8 @@ func checkFinalDrift(b *testing.B, addr string, want []string) {
 // It reports events/s and the worker's peak-RSS-B.
 func BenchmarkRun(b *testing.B) {
 	dir := benchWorkload(b)
-	dumps := []string{filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl")}
-	bin := benchBinary(b)
-	truth, err := os.ReadFile(filepath.Join(dir, "truth.jsonl"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	want := driftSet(b, truth)
-	total := inputRecords(b, dumps)
+	dumps, want, total := benchInputs(b, dir)
+	bin := cliBinary(b)
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
@@ -481,29 +455,24 @@ func BenchmarkRun(b *testing.B) {
 //	go test -run '^$' -bench BenchmarkWorkerRestart -benchtime 1x -count 3 ./cmd/cdcrecon
 func BenchmarkWorkerRestart(b *testing.B) {
 	dir := benchWorkload(b)
-	dumps := []string{filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl")}
-	bin := benchBinary(b)
-	truth, err := os.ReadFile(filepath.Join(dir, "truth.jsonl"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	want := driftSet(b, truth)
-	total := inputRecords(b, dumps)
+	dumps, want, total := benchInputs(b, dir)
+	bin := cliBinary(b)
 	for range b.N {
 		b.StopTimer()
 		addr, stopBroker := benchLoaded(b, dumps)
 		state := b.TempDir()
 		w := startBenchWorker(b, bin, dir, addr, state, "--instance-id", "bench-1")
-		w.waitFor(b, 10*time.Minute, "half read", func(m map[string]float64) bool { return m["cdcrecon_events_total"] >= float64(total/2) })
+		m := w.waitFor(b, 10*time.Minute, "half read", func(m promMetrics) bool { return m.sum("cdcrecon_events_total") >= float64(total/2) })
 		killed := time.Now()
 		_ = w.cmd.Process.Kill()
 		_ = w.cmd.Wait()
+		if m.sum("cdcrecon_events_total") >= float64(total) {
+			b.Fatalf("the worker read the whole workload (%d records) before it was killed: too small to measure a resume", total)
+		}
 		w = startBenchWorker(b, bin, dir, addr, state, "--instance-id", "bench-1")
-		w.waitFor(b, 5*time.Minute, "reading again", func(m map[string]float64) bool { return m["cdcrecon_events_total"] > 0 })
+		w.waitFor(b, 5*time.Minute, "reading again", func(m promMetrics) bool { return m.sum("cdcrecon_events_total") > 0 })
 		ingest := time.Since(killed).Seconds()
-		w.waitFor(b, 5*time.Minute, "rebuilt", func(m map[string]float64) bool {
-			return m["cdcrecon_consumer_lag_records{}"] >= benchPartitions && m["cdcrecon_rebuilding_partitions"] == 0
-		})
+		w.waitFor(b, 5*time.Minute, "rebuilt", rebuilt)
 		resumed := time.Since(killed).Seconds()
 		w.waitFor(b, 10*time.Minute, "all read", done(-1, -1))
 		checkFinalDrift(b, addr, want)
@@ -526,14 +495,8 @@ func BenchmarkWorkerRestart(b *testing.B) {
 func BenchmarkRestore(b *testing.B) {
 	const keys = 1_000_000
 	dir := benchWorkloadSized(b, keys, keys)
-	dumps := []string{filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl")}
-	bin := benchBinary(b)
-	truth, err := os.ReadFile(filepath.Join(dir, "truth.jsonl"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	want := driftSet(b, truth)
-	total := inputRecords(b, dumps)
+	dumps, want, total := benchInputs(b, dir)
+	bin := cliBinary(b)
 	for range b.N {
 		b.StopTimer()
 		addr, stopBroker := benchLoaded(b, dumps)
@@ -554,9 +517,7 @@ func BenchmarkRestore(b *testing.B) {
 		ends.Each(func(o kadm.ListedOffset) { changes += o.Offset })
 
 		w = startBenchWorker(b, bin, dir, addr, state)
-		w.waitFor(b, 10*time.Minute, "rebuilt", func(m map[string]float64) bool {
-			return m["cdcrecon_consumer_lag_records{}"] >= benchPartitions && m["cdcrecon_rebuilding_partitions"] == 0
-		})
+		w.waitFor(b, 10*time.Minute, "rebuilt", rebuilt)
 		secs := time.Since(w.started).Seconds()
 		w.stop(b)
 		stopBroker()

@@ -102,7 +102,6 @@ func demo(ctx context.Context, g *globals, o demoOptions) error {
 	if err != nil {
 		return fail(err)
 	}
-	total := 0
 	for _, name := range []string{"source.jsonl", "target.jsonl"} {
 		if _, err := p.loadFile(ctx, &globals{stderr: io.Discard}, filepath.Join(dir, name)); err != nil {
 			p.close()
@@ -110,7 +109,7 @@ func demo(ctx context.Context, g *globals, o demoOptions) error {
 		}
 	}
 	err = p.flush(ctx)
-	total = int(p.produced.Load())
+	total := int(p.produced.Load())
 	p.close()
 	if err != nil {
 		return fail(err)
@@ -258,25 +257,32 @@ func freePort() (string, error) {
 // promMetrics are scraped samples by series ("name{labels}").
 type promMetrics map[string]float64
 
+// scrapeMetrics reads a Prometheus endpoint; nil when it does not answer.
 func scrapeMetrics(url string) promMetrics {
 	resp, err := http.Get(url)
 	if err != nil {
 		return nil
 	}
 	defer resp.Body.Close()
+	return parseMetrics(resp.Body)
+}
+
+// parseMetrics reads Prometheus' text exposition format.
+func parseMetrics(r io.Reader) promMetrics {
 	m := promMetrics{}
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := sc.Text()
 		if line == "" || line[0] == '#' {
 			continue
 		}
 		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if i < 0 || err != nil {
+		if i < 0 {
 			continue
 		}
-		m[line[:i]] = v
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			m[line[:i]] = v
+		}
 	}
 	return m
 }

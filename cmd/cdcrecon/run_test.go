@@ -6,12 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,23 +29,9 @@ import (
 // again it publishes nothing twice; a replay from earliest publishes every
 // record again, identical.
 func TestRunStreamsWhatCheckDecides(t *testing.T) {
-	dir := t.TempDir()
-	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"simulate", "--out", dir, "--events", "6000", "--keys", "800", "--rate", "20",
-		"--drop", "0.01", "--corrupt", "0.01", "--delay", "0.05", "--duplicate", "0.02"}, nil, &out, &errOut); code != exitOK {
-		t.Fatalf("simulate: exit %d: %s", code, errOut.String())
-	}
-	dumps := []string{filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl")}
-
-	// What check decides, every record of its history by id and status.
-	out.Reset()
-	if code := run(context.Background(), append([]string{"check", "--config", filepath.Join(dir, "config.yaml"), "--history"}, dumps...), nil, &out, &errOut); code != exitDrift {
-		t.Fatalf("check: exit %d: %s", code, errOut.String())
-	}
-	decided := map[string]bool{}
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		decided[recordID(line)] = true
-	}
+	dir, dumps, _ := simulated(t, "--events", "6000", "--keys", "800", "--rate", "20",
+		"--drop", "0.01", "--corrupt", "0.01", "--delay", "0.05", "--duplicate", "0.02")
+	decided := checkDecides(t, dir, dumps)
 
 	b, err := broker.Start(broker.Config{})
 	if err != nil {
@@ -55,19 +39,7 @@ func TestRunStreamsWhatCheckDecides(t *testing.T) {
 	}
 	defer b.Close()
 	cc := kafka.ClientConfig{Brokers: []string{b.Addr()}}
-	p, err := newProducer(cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range dumps {
-		if _, err := p.loadFile(context.Background(), &globals{stderr: &errOut}, d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := p.flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	p.close()
+	loadDumps(t, cc, dumps...)
 	base, _ := os.ReadFile(filepath.Join(dir, "config.yaml"))
 	cfg := filepath.Join(dir, "run.yaml")
 	httpAddr := freeAddr(t)
@@ -136,6 +108,7 @@ func TestRunStreamsWhatCheckDecides(t *testing.T) {
 		}
 	}
 	_, metrics := httpGet(t, "http://"+httpAddr+"/metrics")
+	m := parseMetrics(strings.NewReader(metrics))
 	lines := 0
 	for _, d := range dumps {
 		b, _ := os.ReadFile(d)
@@ -147,19 +120,19 @@ func TestRunStreamsWhatCheckDecides(t *testing.T) {
 			opened++
 		}
 	}
-	if got := metricSum(metrics, "cdcrecon_events_total"); got != float64(lines) {
+	if got := m.sum("cdcrecon_events_total"); got != float64(lines) {
 		t.Errorf("cdcrecon_events_total sums to %v, the dumps hold %d messages", got, lines)
 	}
-	if got := metricSum(metrics, "cdcrecon_drift_opened_total"); got != float64(opened) {
+	if got := m.sum("cdcrecon_drift_opened_total"); got != float64(opened) {
 		t.Errorf("cdcrecon_drift_opened_total sums to %v, %d drifts were opened", got, opened)
 	}
-	if !strings.Contains(metrics, `cdcrecon_events_total{side="target",table="customers"}`) {
+	if _, ok := m[`cdcrecon_events_total{side="target",table="customers"}`]; !ok {
 		t.Errorf("no per-table, per-side event counts in:\n%.2000s", metrics)
 	}
-	if !strings.Contains(metrics, "cdcrecon_consumer_lag_records{") || metricSum(metrics, "cdcrecon_consumer_lag_records") != 0 {
+	if m.series("cdcrecon_consumer_lag_records") == 0 || m.sum("cdcrecon_consumer_lag_records") != 0 {
 		t.Errorf("want a consumer lag of 0 for every input partition read to its end, got:\n%s", grepLines(metrics, "cdcrecon_consumer_lag_records"))
 	}
-	if metricSum(metrics, "cdcrecon_state_bytes") <= 0 {
+	if m.sum("cdcrecon_state_bytes") <= 0 {
 		t.Errorf("no state size in:\n%s", grepLines(metrics, "cdcrecon_state"))
 	}
 
@@ -274,17 +247,13 @@ func grepLines(text, prefix string) string {
 // and cleanly. (A Watermill router closed while it was starting used to
 // hold the stop for the whole shutdown timeout.)
 func TestRunStopsAtAnyMoment(t *testing.T) {
-	dir := t.TempDir()
-	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"simulate", "--out", dir, "--events", "500", "--keys", "100", "--tables", "1"}, nil, &out, &errOut); code != exitOK {
-		t.Fatalf("simulate: exit %d: %s", code, errOut.String())
-	}
+	dir, dumps, _ := simulated(t, "--events", "500", "--keys", "100", "--tables", "1")
 	b, err := broker.Start(broker.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	loadDumps(t, kafka.ClientConfig{Brokers: []string{b.Addr()}}, filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl"))
+	loadDumps(t, kafka.ClientConfig{Brokers: []string{b.Addr()}}, dumps...)
 	for _, after := range []time.Duration{0, time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond, 5 * time.Millisecond,
 		8 * time.Millisecond, 12 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond} {
 		stop := startWorker(t, dir, b.Addr())
@@ -309,12 +278,38 @@ func recordID(line string) string {
 // freeAddr returns a loopback address with a port free at the time.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
+}
+
+// simulated runs simulate with args into a new temporary directory and
+// returns the directory, its dumps and simulate's summary.
+func simulated(t testing.TB, args ...string) (dir string, dumps []string, summary string) {
+	t.Helper()
+	dir = t.TempDir()
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), append([]string{"simulate", "--out", dir}, args...), nil, &out, &errOut); code != exitOK {
+		t.Fatalf("simulate: exit %d: %s", code, errOut.String())
+	}
+	return dir, []string{filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl")}, out.String()
+}
+
+// checkDecides runs check --history over a simulated workload and returns
+// every record it decides, as "id status".
+func checkDecides(t testing.TB, dir string, dumps []string) map[string]bool {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), append([]string{"check", "--config", filepath.Join(dir, "config.yaml"), "--history"}, dumps...), nil, &out, &errOut); code != exitDrift {
+		t.Fatalf("check: exit %d: %s", code, errOut.String())
+	}
+	decided := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		decided[recordID(line)] = true
+	}
+	return decided
 }
 
 func httpGet(t *testing.T, url string) (int, string) {
@@ -326,20 +321,6 @@ func httpGet(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-// metricSum adds up a metric's samples in a Prometheus text exposition.
-func metricSum(text, name string) float64 {
-	var sum float64
-	for _, line := range strings.Split(text, "\n") {
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		f := strings.Fields(line)
-		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-		sum += v
-	}
-	return sum
 }
 
 // loadDumps produces kcat -J dumps into a broker.

@@ -29,15 +29,11 @@ func driftSet(t testing.TB, b []byte) []string {
 		if line == "" {
 			continue
 		}
-		var d struct {
-			Table string         `json:"table"`
-			Key   map[string]any `json:"key"`
-		}
-		if err := json.Unmarshal([]byte(line), &d); err != nil {
+		r, err := rowOf([]byte(line))
+		if err != nil {
 			t.Fatalf("%v: %s", err, line)
 		}
-		k, _ := json.Marshal(d.Key)
-		out = append(out, d.Table+" "+string(k))
+		out = append(out, r)
 	}
 	slices.Sort(out)
 	return out

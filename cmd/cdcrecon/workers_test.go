@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,17 +21,6 @@ import (
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 )
-
-// buildCLI builds the cdcrecon binary for tests that run it as separate
-// processes.
-func buildCLI(t testing.TB) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "cdcrecon")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // process is a cdcrecon process of a test, its output in a log file.
 type process struct {
@@ -136,27 +124,15 @@ func TestWorkersSurviveSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs five processes for about a minute")
 	}
-	bin := buildCLI(t)
-	dir := t.TempDir()
-	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"simulate", "--out", dir, "--events", "40000", "--keys", "5000", "--partitions", "3",
-		"--drop", "0.002", "--corrupt", "0.002", "--delay", "0.01", "--duplicate", "0.005", "--poison", "6", "--seed", "11"}, nil, &out, &errOut); code != exitOK {
-		t.Fatalf("simulate: exit %d: %s", code, errOut.String())
-	}
-	m := regexp.MustCompile(`(\d+) poison`).FindStringSubmatch(out.String())
+	bin := cliBinary(t)
+	dir, dumps, summary := simulated(t, "--events", "40000", "--keys", "5000", "--partitions", "3",
+		"--drop", "0.002", "--corrupt", "0.002", "--delay", "0.01", "--duplicate", "0.005", "--poison", "6", "--seed", "11")
+	m := regexp.MustCompile(`(\d+) poison`).FindStringSubmatch(summary)
 	if m == nil {
-		t.Fatalf("simulate summary: %s", out.String())
+		t.Fatalf("simulate summary: %s", summary)
 	}
 	poison, _ := strconv.Atoi(m[1])
-	dumps := []string{filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl")}
-	out.Reset()
-	if code := run(context.Background(), append([]string{"check", "--config", filepath.Join(dir, "config.yaml"), "--history"}, dumps...), nil, &out, &errOut); code != exitDrift {
-		t.Fatalf("check: exit %d: %s", code, errOut.String())
-	}
-	decided := map[string]bool{}
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		decided[recordID(line)] = true
-	}
+	decided := checkDecides(t, dir, dumps)
 	truthFile, _ := os.ReadFile(filepath.Join(dir, "truth.jsonl"))
 	truth := driftSet(t, truthFile)
 
@@ -330,22 +306,10 @@ func TestWorkerRidesOutBrokerRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a broker and a worker process")
 	}
-	bin := buildCLI(t)
-	dir := t.TempDir()
-	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"simulate", "--out", dir, "--events", "20000", "--keys", "3000",
-		"--drop", "0.002", "--corrupt", "0.002", "--delay", "0.01", "--duplicate", "0.005", "--seed", "5"}, nil, &out, &errOut); code != exitOK {
-		t.Fatalf("simulate: exit %d: %s", code, errOut.String())
-	}
-	dumps := []string{filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl")}
-	out.Reset()
-	if code := run(context.Background(), append([]string{"check", "--config", filepath.Join(dir, "config.yaml"), "--history"}, dumps...), nil, &out, &errOut); code != exitDrift {
-		t.Fatalf("check: exit %d: %s", code, errOut.String())
-	}
-	decided := map[string]bool{}
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		decided[recordID(line)] = true
-	}
+	bin := cliBinary(t)
+	dir, dumps, _ := simulated(t, "--events", "20000", "--keys", "3000",
+		"--drop", "0.002", "--corrupt", "0.002", "--delay", "0.01", "--duplicate", "0.005", "--seed", "5")
+	decided := checkDecides(t, dir, dumps)
 	addr := freeAddr(t)
 	brokerArgs := []string{"broker", "--listen", addr, "--data-dir", filepath.Join(dir, "broker-data")}
 	br := startProcess(t, bin, filepath.Join(dir, "broker.log"), brokerArgs...)

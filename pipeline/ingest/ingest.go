@@ -110,6 +110,7 @@ type input struct {
 	next     int64 // next offset to read
 	suppress int64 // records before this offset publish nothing: the previous owner did
 	idle     int64 // latest watermark Idle published
+	broken   error // the partition's state could not be read
 	name     string
 	table    *normalize.Table
 	topic    string
@@ -174,7 +175,10 @@ func (s *Stage) Assigned(topic string, partition int32, committed int64) int64 {
 	start := kafka.FromStart
 	switch {
 	case err != nil:
-		return kafka.Committed // Handle reports the error
+		// Without its position the partition cannot go on: Handle
+		// returns the error, so its messages are redelivered, not lost.
+		in.broken = fmt.Errorf("ingest %s: reading its stored position: %w", in.name, err)
+		start = kafka.Committed
 	case ok && next >= committed:
 		in.next, in.latest, start = next, latest, next
 	default:
@@ -237,6 +241,9 @@ func (s *Stage) Handle(msg *message.Message) error {
 	defer in.mu.Unlock()
 	if in.retired {
 		return fmt.Errorf("ingest %s: no longer assigned", in.name)
+	}
+	if in.broken != nil {
+		return in.broken
 	}
 	all, err := kafka.DecodeBatch(msg.Payload)
 	if err != nil {
