@@ -43,9 +43,12 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-# The benchmarks of BENCHMARKS.md, six runs each, summarised by benchstat
+# The benchmarks of BENCHMARKS.md: `cdcrecon bench` (the streaming
+# worker's events/s, detection latency, peak RSS, recall and precision,
+# medians of three runs), then the Go benchmarks, summarised by benchstat
 # (medians with their spread).
-bench:
+bench: build
+	./$(BIN) bench --runs 3 | tee bench-worker.txt
 	$(GO) test -run '^$$' -bench 'BenchmarkConsume' -benchtime 3x -count 6 ./pipeline/kafka | tee $(BENCHOUT)
 	$(GO) test -run '^$$' -bench 'BenchmarkEvent' -benchtime 1s -count 6 ./processors/normalize | tee -a $(BENCHOUT)
 	$(GO) test -run '^$$' -bench 'BenchmarkDrift' -count 6 ./schemas | tee -a $(BENCHOUT)
@@ -54,4 +57,4 @@ bench:
 	$(GO) run $(BENCHSTAT) $(BENCHOUT)
 
 clean:
-	rm -rf bin $(BENCHOUT)
+	rm -rf bin $(BENCHOUT) bench-worker.txt

@@ -11,15 +11,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/valyala/fastjson"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
@@ -109,7 +106,11 @@ func BenchmarkCheck(b *testing.B) {
 			b.StopTimer()
 			addr, stop := benchLoaded(b, dumps)
 			b.StartTimer()
-			n, secs := benchConsumeParse(b, addr)
+			n, secs, err := consumeParse(context.Background(), addr, []string{"pg.public.orders", "pg.public.customers", "pg.public.payments",
+				"mysql.shop.orders", "mysql.shop.customers", "mysql.shop.payments"})
+			if err != nil {
+				b.Fatal(err)
+			}
 			b.StopTimer()
 			stop()
 			b.ReportMetric(float64(n)/secs, "records/s")
@@ -193,72 +194,12 @@ func benchLoaded(b *testing.B, dumps []string) (addr string, stop func()) {
 	return br.Addr(), func() { br.Close() }
 }
 
-// benchConsumeParse reads every input topic to its end with franz-go's
-// PollFetches and parses each key and value with fastjson.
-func benchConsumeParse(b *testing.B, addr string) (n int64, secs float64) {
-	topics := []string{"pg.public.orders", "pg.public.customers", "pg.public.payments",
-		"mysql.shop.orders", "mysql.shop.customers", "mysql.shop.payments"}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
-	ctx := context.Background()
-	var want int64
-	for _, t := range topics {
-		// Every simulated topic has one partition.
-		offs, err := kadmEnd(ctx, cl, t)
-		if err != nil {
-			b.Fatal(err)
-		}
-		want += offs
-	}
-	var p fastjson.Parser
-	var start time.Time
-	for n < want {
-		fs := cl.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			b.Fatal(err)
-		}
-		if start.IsZero() {
-			start = time.Now()
-		}
-		for it := fs.RecordIter(); !it.Done(); {
-			r := it.Next()
-			n++
-			if r.Key != nil {
-				_, _ = p.ParseBytes(r.Key)
-			}
-			if r.Value != nil {
-				_, _ = p.ParseBytes(r.Value) // poison fails to parse, as it should
-			}
-		}
-	}
-	return n, time.Since(start).Seconds()
-}
-
-// kadmEnd returns the end offset of partition 0 of topic.
-func kadmEnd(ctx context.Context, cl *kgo.Client, topic string) (int64, error) {
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return 0, err
-	}
-	o, _ := ends.Lookup(topic, 0)
-	return o.Offset, nil
-}
-
-// benchWorker is a worker process of a benchmark and its metrics.
-type benchWorker struct {
-	cmd     *exec.Cmd
-	metrics string
-	started time.Time
-}
+// benchWorker is a worker process of a benchmark.
+type benchWorker struct{ *workerProcess }
 
 // startBenchWorker runs `cdcrecon run` on the workload in dir against a
 // broker, with its state in stateDir; extra flags follow.
+// CDCRECON_BENCH_LOG names a file to keep the worker's log in.
 func startBenchWorker(b *testing.B, bin, dir, addr, stateDir string, extra ...string) *benchWorker {
 	b.Helper()
 	base, err := os.ReadFile(filepath.Join(dir, "config.yaml"))
@@ -266,101 +207,51 @@ func startBenchWorker(b *testing.B, bin, dir, addr, stateDir string, extra ...st
 		b.Fatal(err)
 	}
 	cfg := filepath.Join(b.TempDir(), "worker.yaml")
-	listen := freeAddr(b)
-	head := fmt.Sprintf("kafka: {brokers: [%s], group: bench}\nstate: {dir: %s}\nhttp: {listen: %q}\n", addr, stateDir, listen)
+	head := fmt.Sprintf("kafka: {brokers: [%s], group: bench}\nstate: {dir: %s}\n", addr, stateDir)
 	if err := os.WriteFile(cfg, append([]byte(head), base...), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(bin, append([]string{"run", "--config", cfg}, extra...)...)
 	logFile := filepath.Join(b.TempDir(), "worker.log")
 	if v := os.Getenv("CDCRECON_BENCH_LOG"); v != "" {
-		logFile = v // kept, for a look at what the worker said
+		logFile = v
 	}
-	log, err := os.Create(logFile)
+	w, err := startWorkerProcess(bin, cfg, logFile, extra...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd.Stdout, cmd.Stderr = log, log
-	w := &benchWorker{cmd: cmd, metrics: "http://" + listen + "/metrics", started: time.Now()}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		log.Close()
-	})
-	return w
+	b.Cleanup(w.kill)
+	return &benchWorker{w}
 }
 
-// waitFor polls the worker's metrics every 100ms until ok holds, and
-// returns them; it fails the benchmark after limit.
+// waitFor polls the worker's metrics until ok holds, and returns them; it
+// fails the benchmark after limit.
 func (w *benchWorker) waitFor(b *testing.B, limit time.Duration, what string, ok func(m promMetrics) bool) promMetrics {
 	b.Helper()
-	for deadline := time.Now().Add(limit); ; time.Sleep(100 * time.Millisecond) {
-		if m := scrapeMetrics(w.metrics); m != nil && ok(m) {
-			return m
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("worker: %s: not within %s", what, limit)
-		}
+	m, err := w.workerProcess.waitFor(context.Background(), limit, what, ok)
+	if err != nil {
+		b.Fatal(err)
 	}
+	return m
 }
 
-// stop stops the worker with SIGTERM and returns its peak RSS in bytes
-// until then: its VmHWM. (The rusage of a child started by a big process
-// reports the parent's peak, which the child's exec inherits.)
+// stop stops the worker and returns its peak RSS in bytes.
 func (w *benchWorker) stop(b *testing.B) float64 {
 	b.Helper()
-	hwm := peakRSS(b, w.cmd.Process.Pid)
-	_ = w.cmd.Process.Signal(syscall.SIGTERM)
-	if err := w.cmd.Wait(); err != nil {
-		b.Fatalf("worker: %v", err)
-	}
-	return hwm
-}
-
-// peakRSS reads a running process's VmHWM, in bytes.
-func peakRSS(b *testing.B, pid int) float64 {
-	b.Helper()
-	v, ok := vmHWM(pid)
-	if !ok {
-		b.Fatalf("no VmHWM in /proc/%d/status", pid)
-	}
-	return v
-}
-
-// vmHWM reads a process's peak resident set (VmHWM), in bytes.
-func vmHWM(pid int) (float64, bool) {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	rss, err := w.workerProcess.stop()
 	if err != nil {
-		return 0, false
+		b.Fatal(err)
 	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmHWM:" {
-			kib, _ := strconv.ParseFloat(f[1], 64)
-			return kib * 1024, true
-		}
-	}
-	return 0, false
+	return rss
 }
+
+// done tells that the benchmark's worker has read all of total records
+// and holds open exactly open drifts (< 0: any).
+func done(total, open int) func(m promMetrics) bool { return workerDone(benchPartitions, total, open) }
 
 // benchPartitions is how many partitions a benchmark's only worker owns:
 // the six input topics' and the changes topic's eight. Until it reports
 // the lag of all of them, not all are assigned and started.
 const benchPartitions = 6 + 8
-
-// done tells that a worker has read every input record (total of them)
-// and every change, and holds open exactly the truth's drift count
-// (open < 0: any count, for a worker that did not open them all).
-func done(total, open int) func(m promMetrics) bool {
-	return func(m promMetrics) bool {
-		return (total < 0 || m.sum("cdcrecon_events_total") == float64(total)) && m.series("cdcrecon_consumer_lag_records") >= benchPartitions &&
-			m.sum("cdcrecon_consumer_lag_records") == 0 && (open < 0 || m.sum("cdcrecon_drift_open") == float64(open))
-	}
-}
 
 // rebuilt tells that a worker owns all its partitions and rebuilds none.
 func rebuilt(m promMetrics) bool {
@@ -464,8 +355,7 @@ func BenchmarkWorkerRestart(b *testing.B) {
 		w := startBenchWorker(b, bin, dir, addr, state, "--instance-id", "bench-1")
 		m := w.waitFor(b, 10*time.Minute, "half read", func(m promMetrics) bool { return m.sum("cdcrecon_events_total") >= float64(total/2) })
 		killed := time.Now()
-		_ = w.cmd.Process.Kill()
-		_ = w.cmd.Wait()
+		w.kill()
 		if m.sum("cdcrecon_events_total") >= float64(total) {
 			b.Fatalf("the worker read the whole workload (%d records) before it was killed: too small to measure a resume", total)
 		}

@@ -188,27 +188,17 @@ wait:
 	if err != nil {
 		return fail(err)
 	}
-	found := map[string]bool{}
-	for _, d := range openAtEnd(history) {
-		found[driftRow(d)] = true
-	}
 	truth, err := truthRows(filepath.Join(dir, "truth.jsonl"))
 	if err != nil {
 		return fail(err)
 	}
-	hit := 0
-	for r := range found {
-		if truth[r] {
-			hit++
-		}
-	}
-	recall, precision := ratio(hit, len(truth)), ratio(hit, len(found))
+	recall, precision, found := scoreDrift(history, truth)
 	state := "finished"
 	if interrupted {
 		state = "interrupted"
 	}
 	fmt.Fprintf(out, "\n%s after %s: %d drift records, %d rows drifted at the end; the ground truth has %d\n",
-		state, time.Since(started).Round(100*time.Millisecond), len(history), len(found), len(truth))
+		state, time.Since(started).Round(100*time.Millisecond), len(history), found, len(truth))
 	fmt.Fprintf(out, "recall %.2f  precision %.2f\n\n", recall, precision)
 	fmt.Fprintf(out, "Where to look next:\n")
 	if o.keep {

@@ -154,21 +154,38 @@ func (p *producer) loadFile(ctx context.Context, g *globals, name string) (int, 
 		if err := p.firstErr(); err != nil {
 			return bad, err
 		}
-		line := dr.Line()
 		if p.offsets != nil {
 			k := ingest.InputName(rec.Topic, rec.Partition)
 			p.offsets[k] = append(p.offsets[k], rec.Offset)
 		}
-		p.cl.Produce(ctx, rec.ToKafka(), func(_ *kgo.Record, err error) {
-			if err != nil {
-				p.mu.Lock()
-				p.errs = append(p.errs, fmt.Errorf("%s:%d: producing: %w", name, line, err))
-				p.mu.Unlock()
-				return
-			}
-			p.produced.Add(1)
-		})
+		p.send(ctx, rec, name, dr.Line())
 	}
+}
+
+// send produces one record, which came from line of name; a failure is
+// kept for firstErr.
+func (p *producer) send(ctx context.Context, rec dump.Record, name string, line int) {
+	p.cl.Produce(ctx, rec.ToKafka(), func(_ *kgo.Record, err error) {
+		if err != nil {
+			p.mu.Lock()
+			p.errs = append(p.errs, fmt.Errorf("%s:%d: producing: %w", name, line, err))
+			p.mu.Unlock()
+			return
+		}
+		p.produced.Add(1)
+	})
+}
+
+// sendAll produces records held in memory (numbered from first in errors)
+// and waits until the broker has them all.
+func (p *producer) sendAll(ctx context.Context, recs []dump.Record, name string, first int) error {
+	for i, rec := range recs {
+		if err := p.ensurePartition(ctx, rec.Topic, rec.Partition); err != nil {
+			return fmt.Errorf("%s:%d: %w", name, first+i, err)
+		}
+		p.send(ctx, rec, name, first+i)
+	}
+	return p.flush(ctx)
 }
 
 // errNoPartition is a record for a partition its existing topic lacks.

@@ -140,8 +140,8 @@ func (s *Stage) Assigned(_ string, id int32, committed int64) int64 {
 	return kafka.FromStart
 }
 
-// Progress returns, for every partition this member has started on, how
-// many records of the changes topic it has not read (ends gives each
+// Progress returns, for every partition this member owns, how many
+// records of the changes topic it has not read (ends gives each
 // partition's end offset), and how many partitions are still being
 // rebuilt (not yet past the offset committed when they were assigned).
 func (s *Stage) Progress(ends map[int32]int64) (lag map[int32]int64, rebuilding int) {
@@ -155,6 +155,12 @@ func (s *Stage) Progress(ends map[int32]int64) (lag map[int32]int64, rebuilding 
 	assigned := maps.Clone(s.suppress)
 	s.mu.Unlock()
 	lag = map[int32]int64{}
+	for id := range assigned {
+		// Owned but not started: none of it is read yet.
+		if end, ok := ends[id]; ok {
+			lag[id] = end
+		}
+	}
 	for _, p := range owned {
 		p.mu.Lock()
 		if !p.retired {

@@ -1,0 +1,654 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/valyala/fastjson"
+
+	"github.com/cdcrecon/cdcrecon/pipeline/broker"
+	"github.com/cdcrecon/cdcrecon/pipeline/dump"
+	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/registry"
+	"github.com/cdcrecon/cdcrecon/processors/simulate"
+	"github.com/cdcrecon/cdcrecon/schemas"
+)
+
+// benchOptions are the bench command's flags.
+type benchOptions struct {
+	events, keys, partitions, runs, rate int
+	seed                                 uint64
+	timeout                              time.Duration
+	jsonOut, bin                         string
+}
+
+// The targets of a benchmark run on the reference machine.
+const (
+	targetEventsPerSec = 100_000
+	targetP99          = time.Second
+)
+
+func newBenchCmd(g *globals) *cobra.Command {
+	var o benchOptions
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the streaming worker: events/s, detection latency, peak RSS, recall and precision",
+		Long: strings.TrimSpace(`
+Simulates a fixed workload (the seed makes it the same bytes every time)
+and measures a worker process ("cdcrecon run") on it against an embedded
+broker, --runs times, then prints the median and every run's figure.
+
+Each run has three parts:
+
+  throughput  The workload is loaded first; a new worker reads all of it.
+              events/s counts every input record from the first one the
+              worker's metrics show read until it has read all and decided
+              every drift. Peak RSS is the worker's VmHWM. Recall and
+              precision compare the drift left open with the ground truth.
+  baseline    The same topics, read to their end by a plain franz-go
+              consumer that parses each key and value with fastjson: the
+              raw consume+parse rate, measured on the same broker.
+  latency     A new worker on empty topics; the workload is produced at
+              --rate records/s in its commit order, then a heartbeat per
+              side. A drift becomes decidable when every input partition
+              of both sides holds an event committed after the drift's
+              instant (or the heartbeat passed it): the moment the broker
+              acknowledged that event. Its latency runs from then until a
+              consumer of the drift topic receives the record. Opened and
+              resolved records both count.
+
+The worker runs with no wall-clock idle watermark (idle.safety_margin 0),
+as the simulated commit times are not the wall clock. Exit status 1 when
+a run's recall or precision is below 1; the speed targets (>= 100k
+events/s, p99 latency <= 1s) are reported, not enforced.`),
+		Example: examples(`
+  cdcrecon bench
+  cdcrecon bench --runs 1 --events 100000 --keys 20000
+  cdcrecon bench --json bench.json`),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.runs < 1 || o.rate < 1 || o.partitions < 1 {
+				return usageError("--runs, --rate and --partitions must be at least 1")
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return bench(ctx, g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.events, "events", 300000, "source row events to simulate (the target's follow them)")
+	f.IntVar(&o.keys, "keys", 60000, "distinct rows over the three tables")
+	f.IntVar(&o.partitions, "partitions", 2, "partitions of each input topic")
+	f.IntVar(&o.runs, "runs", 3, "runs to take the median of")
+	f.IntVar(&o.rate, "rate", 50000, "records/s the latency part produces")
+	f.Uint64Var(&o.seed, "seed", 1, "random seed of the simulation")
+	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on a part of a run after this long")
+	f.StringVar(&o.jsonOut, "json", "", "also write every run's figures to this file, as JSON")
+	f.StringVar(&o.bin, "worker-binary", "", "the cdcrecon binary to run the worker with (default: this one)")
+	_ = f.MarkHidden("worker-binary")
+	return cmd
+}
+
+// benchRun is one run's figures.
+type benchRun struct {
+	EventsPerSec   float64 `json:"events_per_s"`
+	WorkerSeconds  float64 `json:"worker_s"`
+	BaselinePerSec float64 `json:"raw_consume_parse_records_per_s"`
+	PeakRSS        float64 `json:"peak_rss_bytes"`
+	Recall         float64 `json:"recall"`
+	Precision      float64 `json:"precision"`
+	ProducedPerSec float64 `json:"latency_produced_records_per_s"`
+	LatencyP50     float64 `json:"latency_p50_ms"`
+	LatencyP99     float64 `json:"latency_p99_ms"`
+	LatencyMax     float64 `json:"latency_max_ms"`
+	Latencies      int     `json:"latency_records"`
+	ByHeartbeat    int     `json:"latency_records_decided_by_heartbeats"`
+	LiveRecall     float64 `json:"latency_recall"`
+	LivePrecision  float64 `json:"latency_precision"`
+}
+
+// benchInput is the simulated input, in memory.
+type benchInput struct {
+	records    []dump.Record
+	heartbeats []dump.Record
+	config     []byte
+	truth      map[string]bool
+	inputs     []string // the input topics
+	partitions int      // input partitions over all topics
+}
+
+func bench(ctx context.Context, g *globals, o benchOptions) error {
+	fail := func(err error) error { return &exitError{code: exitFailure, err: err} }
+	out := g.stdout
+	bin := o.bin
+	if bin == "" {
+		var err error
+		if bin, err = os.Executable(); err != nil {
+			return fail(err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "cdcrecon-bench-")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(dir)
+	w, err := simulateWorkload(o)
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Fprintf(out, "cdcrecon bench: %d source events over %d rows (seed %d): %d input records in %d topic partitions; %d drifts open at the end\n",
+		o.events, o.keys, o.seed, len(w.records), w.partitions, len(w.truth))
+
+	var runs []benchRun
+	for i := range o.runs {
+		runDir := filepath.Join(dir, fmt.Sprintf("run%d", i+1))
+		r, err := benchOnce(ctx, bin, runDir, w, o, func(format string, args ...any) {
+			fmt.Fprintf(out, "run %d/%d: %s\n", i+1, o.runs, fmt.Sprintf(format, args...))
+		})
+		if err != nil {
+			return fail(fmt.Errorf("run %d: %w", i+1, err))
+		}
+		runs = append(runs, r)
+		_ = os.RemoveAll(runDir)
+	}
+	printBench(out, o, runs)
+	if o.jsonOut != "" {
+		data, _ := json.MarshalIndent(map[string]any{"events": o.events, "keys": o.keys, "partitions": o.partitions, "seed": o.seed,
+			"rate": o.rate, "records": len(w.records), "runs": runs}, "", "  ")
+		if err := os.WriteFile(o.jsonOut, append(data, '\n'), 0o644); err != nil {
+			return fail(fmt.Errorf("--json: %w", err))
+		}
+	}
+	for _, r := range runs {
+		if r.Recall != 1 || r.Precision != 1 || r.LiveRecall != 1 || r.LivePrecision != 1 {
+			return &exitError{code: exitDrift, err: errors.New("detection was not perfect")}
+		}
+	}
+	return nil
+}
+
+// simulateWorkload generates the benchmark's workload: the simulator with
+// the fault rates of the check benchmark, every message kept in memory.
+func simulateWorkload(o benchOptions) (*benchInput, error) {
+	opts := simulate.Options{Seed: o.seed, Tables: 3, Keys: o.keys, Events: o.events, Partitions: o.partitions,
+		Faults: simulate.Faults{Drop: 0.0005, Corrupt: 0.0005, Delay: 0.005, Duplicate: 0.001, Poison: 10}}
+	cfg, err := simulate.Config(opts)
+	if err != nil {
+		return nil, err
+	}
+	w := &benchInput{config: []byte(cfg), truth: map[string]bool{}}
+	topics := map[string]bool{}
+	truth, err := simulate.Generate(opts, func(r dump.Record) error {
+		w.records = append(w.records, r)
+		if !topics[r.Topic] {
+			topics[r.Topic] = true
+			w.inputs = append(w.inputs, r.Topic)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range truth.Drift {
+		line, _ := json.Marshal(d)
+		row, _ := rowOf(line)
+		w.truth[row] = true
+	}
+	sort.Strings(w.inputs)
+	w.partitions = len(w.inputs) * o.partitions
+	// Heartbeats far past the last commit: every partition read to its end
+	// is complete to there.
+	const far = 4102444800000 // 2100-01-01
+	for _, hb := range []struct{ topic, server string }{{"hb.source", "pg"}, {"hb.target", "mysql"}} {
+		w.heartbeats = append(w.heartbeats, dump.Record{Topic: hb.topic,
+			Key: fmt.Appendf(nil, `{"serverName":%q}`, hb.server), Value: fmt.Appendf(nil, `{"ts_ms":%d}`, far)})
+	}
+	return w, nil
+}
+
+// benchOnce is one run: throughput and baseline on one broker, latency on
+// another.
+func benchOnce(ctx context.Context, bin, dir string, w *benchInput, o benchOptions, say func(string, ...any)) (benchRun, error) {
+	var r benchRun
+	if err := benchThroughput(ctx, bin, filepath.Join(dir, "throughput"), w, o, &r, say); err != nil {
+		return r, fmt.Errorf("throughput: %w", err)
+	}
+	if err := benchLatency(ctx, bin, filepath.Join(dir, "latency"), w, o, &r, say); err != nil {
+		return r, fmt.Errorf("latency: %w", err)
+	}
+	return r, nil
+}
+
+// benchBroker starts an embedded broker keeping its log in dir, as check's
+// does, with the workload's topics created.
+func benchBroker(ctx context.Context, dir string, w *benchInput, o benchOptions) (*broker.Broker, *producer, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	b, err := broker.Start(broker.Config{DataDir: filepath.Join(dir, "broker")})
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := newProducer(kafka.ClientConfig{Brokers: []string{b.Addr()}})
+	if err != nil {
+		b.Close()
+		return nil, nil, err
+	}
+	for _, t := range w.inputs {
+		err = errors.Join(err, p.ensurePartition(ctx, t, int32(o.partitions-1)))
+	}
+	for _, hb := range w.heartbeats {
+		err = errors.Join(err, p.ensurePartition(ctx, hb.Topic, 0))
+	}
+	if err != nil {
+		p.close()
+		b.Close()
+		return nil, nil, err
+	}
+	return b, p, nil
+}
+
+// startBenchProcess starts a worker process on the workload against addr, with
+// no wall-clock idle watermark and the heartbeat topics.
+func startBenchProcess(bin, dir, addr string, w *benchInput) (*workerProcess, error) {
+	head := fmt.Sprintf("kafka: {brokers: [%s], group: bench}\nstate: {dir: %s}\n"+
+		"idle: {safety_margin: 0s, interval: 100ms, heartbeats: {source: [hb.source], target: [hb.target]}}\n",
+		addr, filepath.Join(dir, "state"))
+	cfg := filepath.Join(dir, "worker.yaml")
+	if err := os.WriteFile(cfg, append([]byte(head), w.config...), 0o644); err != nil {
+		return nil, err
+	}
+	return startWorkerProcess(bin, cfg, filepath.Join(dir, "worker.log"), "--log-level", "warn")
+}
+
+// changesPartitions is the worker's default changes partition count.
+const changesPartitions = 8
+
+func benchThroughput(ctx context.Context, bin, dir string, w *benchInput, o benchOptions, r *benchRun, say func(string, ...any)) error {
+	b, p, err := benchBroker(ctx, dir, w, o)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	loadStart := time.Now()
+	err = p.sendAll(ctx, w.records, "workload", 1)
+	if err == nil {
+		err = p.sendAll(ctx, w.heartbeats, "heartbeats", 1)
+	}
+	p.close()
+	if err != nil {
+		return err
+	}
+	say("loaded %d records in %.1fs", len(w.records), time.Since(loadStart).Seconds())
+
+	wp, err := startBenchProcess(bin, dir, b.Addr(), w)
+	if err != nil {
+		return err
+	}
+	defer wp.kill()
+	// The first sample with events read starts the clock; those events
+	// are not counted.
+	var first time.Time
+	var firstEvents float64
+	_, err = wp.waitFor(ctx, o.timeout, "all read and decided", func(m promMetrics) bool {
+		if n := m.sum("cdcrecon_events_total"); first.IsZero() && n > 0 {
+			first, firstEvents = time.Now(), n
+		}
+		return workerDone(w.partitions+changesPartitions, len(w.records), len(w.truth))(m)
+	})
+	if err != nil {
+		return err
+	}
+	end := time.Now()
+	r.WorkerSeconds = end.Sub(wp.started).Seconds()
+	if firstEvents < float64(len(w.records)) {
+		r.EventsPerSec = (float64(len(w.records)) - firstEvents) / end.Sub(first).Seconds()
+	} else {
+		r.EventsPerSec = float64(len(w.records)) / r.WorkerSeconds
+	}
+	if r.PeakRSS, err = wp.stop(); err != nil {
+		return err
+	}
+	cc := kafka.ClientConfig{Brokers: []string{b.Addr()}}
+	if r.Recall, r.Precision, err = benchDetection(ctx, cc, w.truth); err != nil {
+		return err
+	}
+	say("worker: %.0f events/s (%.1fs from its start), peak RSS %s, recall %.2f precision %.2f",
+		r.EventsPerSec, r.WorkerSeconds, mib(r.PeakRSS), r.Recall, r.Precision)
+
+	n, secs, err := consumeParse(ctx, b.Addr(), w.inputs)
+	if err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+	r.BaselinePerSec = float64(n) / secs
+	say("raw consume+parse: %.0f records/s", r.BaselinePerSec)
+	return nil
+}
+
+// benchDetection scores the drift left open on the drift topic against
+// the ground truth.
+func benchDetection(ctx context.Context, cc kafka.ClientConfig, truth map[string]bool) (recall, precision float64, err error) {
+	history, err := readDrift(ctx, cc, "cdcrecon.drift", registry.NewSerde(nil))
+	if err != nil {
+		return 0, 0, err
+	}
+	recall, precision, _ = scoreDrift(history, truth)
+	return recall, precision, nil
+}
+
+// scoreDrift compares the rows a drift history leaves open with the
+// ground truth's rows: the recall, the precision and how many rows are
+// open.
+func scoreDrift(history []*schemas.Drift, truth map[string]bool) (recall, precision float64, open int) {
+	found := map[string]bool{}
+	for _, d := range openAtEnd(history) {
+		found[driftRow(d)] = true
+	}
+	hit := 0
+	for row := range found {
+		if truth[row] {
+			hit++
+		}
+	}
+	return ratio(hit, len(truth)), ratio(hit, len(found)), len(found)
+}
+
+func benchLatency(ctx context.Context, bin, dir string, w *benchInput, o benchOptions, r *benchRun, say func(string, ...any)) error {
+	b, p, err := benchBroker(ctx, dir, w, o)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	defer p.close()
+	wp, err := startBenchProcess(bin, dir, b.Addr(), w)
+	if err != nil {
+		return err
+	}
+	defer wp.kill()
+	if _, err := wp.waitFor(ctx, o.timeout, "owning every partition", workerDone(w.partitions+changesPartitions, 0, 0)); err != nil {
+		return err
+	}
+	cctx, stopConsumer := context.WithCancel(ctx)
+	defer stopConsumer()
+	seen := &arrivals{}
+	consumed := make(chan error, 1)
+	go func() { consumed <- seen.consume(cctx, b.Addr(), "cdcrecon.drift") }()
+
+	// Produce at the rate, in commit order; each batch's acknowledgement
+	// is when its events are in the broker.
+	marks := newWatermarks(w.partitions)
+	start := time.Now()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for sent := 0; sent < len(w.records); {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		due := min(len(w.records), int(time.Since(start).Seconds()*float64(o.rate)))
+		if due <= sent {
+			continue
+		}
+		batch := w.records[sent:due]
+		if err := p.sendAll(ctx, batch, "workload", sent+1); err != nil {
+			return err
+		}
+		marks.observe(batch, time.Now())
+		sent = due
+	}
+	r.ProducedPerSec = float64(len(w.records)) / time.Since(start).Seconds()
+	if err := p.sendAll(ctx, w.heartbeats, "heartbeats", 1); err != nil {
+		return err
+	}
+	marks.end(time.Now())
+	if _, err := wp.waitFor(ctx, o.timeout, "all read and decided", workerDone(w.partitions+changesPartitions, len(w.records), len(w.truth))); err != nil {
+		return err
+	}
+	if _, err := wp.stop(); err != nil {
+		return err
+	}
+	cc := kafka.ClientConfig{Brokers: []string{b.Addr()}}
+	if err := seen.await(ctx, cc, "cdcrecon.drift", consumed); err != nil {
+		return err
+	}
+	stopConsumer()
+
+	serde := registry.NewSerde(nil)
+	var lat []time.Duration
+	var history []*schemas.Drift
+	for _, a := range seen.got {
+		rec, _, _, err := serde.Decode(ctx, a.value)
+		if err != nil {
+			return fmt.Errorf("drift topic: %w", err)
+		}
+		d, ok := rec.(*schemas.Drift)
+		if !ok {
+			continue
+		}
+		history = append(history, d)
+		at, ok := marks.decidable(instant(d).UnixMilli())
+		if !ok {
+			return fmt.Errorf("drift %s (%s at %s) was published, but no input had passed its instant", d.ID, d.Status, instant(d).Format(time.RFC3339Nano))
+		}
+		lat = append(lat, a.at.Sub(at))
+		if at.Equal(marks.steps[len(marks.steps)-1].at) {
+			r.ByHeartbeat++
+		}
+	}
+	sortHistory(history)
+	r.LiveRecall, r.LivePrecision, _ = scoreDrift(history, w.truth)
+	slices.Sort(lat)
+	r.Latencies = len(lat)
+	r.LatencyP50, r.LatencyP99 = millis(percentile(lat, 50)), millis(percentile(lat, 99))
+	if len(lat) > 0 {
+		r.LatencyMax = millis(lat[len(lat)-1])
+	}
+	say("latency at %.0f records/s: %d drift records (%d decidable only by the closing heartbeats), p50 %.0f ms, p99 %.0f ms, max %.0f ms; recall %.2f precision %.2f",
+		r.ProducedPerSec, r.Latencies, r.ByHeartbeat, r.LatencyP50, r.LatencyP99, r.LatencyMax, r.LiveRecall, r.LivePrecision)
+	return nil
+}
+
+// percentile is the nearest-rank percentile of sorted durations.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
+	return sorted[max(i, 0)]
+}
+
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func mib(b float64) string { return fmt.Sprintf("%.0f MiB", b/(1<<20)) }
+
+// watermarks follows, as records are acknowledged, the smallest over the
+// input partitions of the latest commit time each holds: the engine's
+// bound on what both sides have completed.
+type watermarks struct {
+	partitions int
+	latest     map[string]int64
+	steps      []step // the bound rose to bound at at
+	p          fastjson.Parser
+}
+
+type step struct {
+	bound int64
+	at    time.Time
+}
+
+func newWatermarks(partitions int) *watermarks {
+	return &watermarks{partitions: partitions, latest: map[string]int64{}}
+}
+
+// observe takes records the broker acknowledged at at.
+func (m *watermarks) observe(recs []dump.Record, at time.Time) {
+	for _, r := range recs {
+		if r.Value == nil {
+			continue
+		}
+		v, err := m.p.ParseBytes(r.Value)
+		if err != nil || !v.Exists("source", "ts_ms") {
+			continue // poison: no event time
+		}
+		k := fmt.Sprintf("%s/%d", r.Topic, r.Partition)
+		if t, ok := m.latest[k]; !ok || v.GetInt64("source", "ts_ms") > t {
+			m.latest[k] = v.GetInt64("source", "ts_ms")
+		}
+	}
+	if len(m.latest) < m.partitions {
+		return
+	}
+	bound := int64(math.MaxInt64)
+	for _, t := range m.latest {
+		bound = min(bound, t)
+	}
+	if len(m.steps) == 0 || bound > m.steps[len(m.steps)-1].bound {
+		m.steps = append(m.steps, step{bound, at})
+	}
+}
+
+// end is the heartbeats' acknowledgement: everything is complete.
+func (m *watermarks) end(at time.Time) { m.steps = append(m.steps, step{math.MaxInt64, at}) }
+
+// decidable is when an instant t became decidable: when every input
+// partition first held an event committed after t.
+func (m *watermarks) decidable(t int64) (time.Time, bool) {
+	i := sort.Search(len(m.steps), func(i int) bool { return m.steps[i].bound > t })
+	if i == len(m.steps) {
+		return time.Time{}, false
+	}
+	return m.steps[i].at, true
+}
+
+// arrivals records when each record of a topic reached a consumer.
+type arrivals struct {
+	mu  sync.Mutex
+	got []arrival
+}
+
+type arrival struct {
+	value []byte
+	at    time.Time
+}
+
+func (a *arrivals) consume(ctx context.Context, addr, topic string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for {
+		fs := cl.PollFetches(ctx)
+		now := time.Now()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := fs.Err0(); err != nil {
+			return err
+		}
+		a.mu.Lock()
+		for it := fs.RecordIter(); !it.Done(); {
+			a.got = append(a.got, arrival{it.Next().Value, now})
+		}
+		a.mu.Unlock()
+	}
+}
+
+// await waits until the consumer has received every record the topic
+// holds.
+func (a *arrivals) await(ctx context.Context, cc kafka.ClientConfig, topic string, consumed <-chan error) error {
+	cl, err := kgo.NewClient(cc.ClientOpts()...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return err
+	}
+	var want int64
+	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
+	for deadline := time.Now().Add(time.Minute); ; {
+		a.mu.Lock()
+		n := int64(len(a.got))
+		a.mu.Unlock()
+		if n >= want {
+			return nil
+		}
+		select {
+		case err := <-consumed:
+			return fmt.Errorf("consuming %s: %v", topic, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("consuming %s: %d of %d records within a minute", topic, n, want)
+		}
+	}
+}
+
+// printBench prints the medians, each run's figures and the targets.
+func printBench(out io.Writer, o benchOptions, runs []benchRun) {
+	row := func(name string, unit func(float64) string, target string, met func(float64) bool, get func(benchRun) float64) {
+		vals := make([]float64, len(runs))
+		for i, r := range runs {
+			vals[i] = get(r)
+		}
+		each := make([]string, len(vals))
+		for i, v := range vals {
+			each[i] = unit(v)
+		}
+		med := median(vals)
+		verdict := ""
+		if met != nil {
+			verdict = "met"
+			if !met(med) {
+				verdict = "MISSED"
+			}
+		}
+		fmt.Fprintf(out, "%-36s %12s   %-8s %s   runs: %s\n", name, unit(med), target, verdict, strings.Join(each, " "))
+	}
+	num := func(v float64) string { return fmt.Sprintf("%.0f", v) }
+	ms := func(v float64) string { return fmt.Sprintf("%.0f ms", v) }
+	two := func(v float64) string { return fmt.Sprintf("%.2f", v) }
+	one := func(v float64) bool { return v == 1 }
+	fmt.Fprintf(out, "\nmedians of %d runs\n", len(runs))
+	row("worker events/s", num, ">= 100k", func(v float64) bool { return v >= targetEventsPerSec }, func(r benchRun) float64 { return r.EventsPerSec })
+	row("raw consume+parse records/s", num, "", nil, func(r benchRun) float64 { return r.BaselinePerSec })
+	row("worker / raw", two, "", nil, func(r benchRun) float64 { return r.EventsPerSec / r.BaselinePerSec })
+	row("worker peak RSS", mib, "", nil, func(r benchRun) float64 { return r.PeakRSS })
+	row(fmt.Sprintf("detection latency p50 (%dk rec/s)", o.rate/1000), ms, "", nil, func(r benchRun) float64 { return r.LatencyP50 })
+	row("detection latency p99", ms, "<= 1 s", func(v float64) bool { return v <= millis(targetP99) }, func(r benchRun) float64 { return r.LatencyP99 })
+	row("detection latency max", ms, "", nil, func(r benchRun) float64 { return r.LatencyMax })
+	row("recall", two, "1.0", one, func(r benchRun) float64 { return min(r.Recall, r.LiveRecall) })
+	row("precision", two, "1.0", one, func(r benchRun) float64 { return min(r.Precision, r.LivePrecision) })
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
