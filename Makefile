@@ -7,7 +7,7 @@ BENCHOUT  ?= bench.txt
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHSTAT   = golang.org/x/perf/cmd/benchstat@latest
 
-.PHONY: build demo test fuzz lint bench clean
+.PHONY: build demo test e2e fuzz lint bench clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cdcrecon
@@ -22,6 +22,13 @@ demo: build
 test:
 	$(GO) vet ./...
 	$(GO) test -race -shuffle=on -timeout 20m ./...
+
+# The docker-compose stack end to end (needs a Docker engine): builds and
+# brings up docker-compose.yml, writes to the source, tampers with the
+# target, requires cdcrecon's drift and compensation records, and takes the
+# stack down. Without Docker it fails (make test skips it instead).
+e2e:
+	CDCRECON_E2E=1 $(GO) test -run '^TestComposeEndToEnd$$' -v -count 1 -timeout 20m ./test/e2e
 
 # A short run of every fuzz target, counted in executions rather than
 # seconds: a -fuzztime duration can fail with "context deadline exceeded"

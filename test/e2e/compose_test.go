@@ -13,13 +13,29 @@ import (
 	"time"
 
 	"github.com/testcontainers/testcontainers-go"
-	"github.com/testcontainers/testcontainers-go/modules/compose"
 	tcexec "github.com/testcontainers/testcontainers-go/exec"
+	"github.com/testcontainers/testcontainers-go/modules/compose"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/schemas"
+)
+
+// The scenario: writes to the source, the query that is true once the
+// target has them, then tampering with the target behind replication's
+// back. TestReplicationSQL runs the same statements on local clusters.
+var (
+	sourceWrites = []string{
+		"INSERT INTO orders (id, customer_id, total, status) VALUES (4, 1, 42.00, 'new'), (5, 2, 7.25, 'new')",
+		"UPDATE orders SET status = 'shipped', updated_at = now() WHERE id = 1",
+	}
+	replicated = "SELECT (SELECT count(*) FROM orders WHERE id IN (4, 5)) = 2 AND (SELECT status FROM orders WHERE id = 1) = 'shipped'"
+	tampering  = []string{
+		"UPDATE orders SET total = 0 WHERE id = 2",
+		"DELETE FROM orders WHERE id = 4",
+		"INSERT INTO customers VALUES (99, 'ghost', NULL)",
+	}
 )
 
 // requireDocker skips the test, with the reason, when no Docker engine
@@ -90,16 +106,13 @@ func TestComposeEndToEnd(t *testing.T) {
 	}
 
 	// Writes to the source reach the target by logical replication.
-	psql("source", "INSERT INTO orders (id, customer_id, total, status) VALUES (4, 1, 42.00, 'new'), (5, 2, 7.25, 'new')")
-	psql("source", "UPDATE orders SET status = 'shipped', updated_at = now() WHERE id = 1")
-	eventually("replication of the source's writes", time.Minute, func() bool {
-		return psql("target", "SELECT count(*) FROM orders WHERE id IN (4, 5)") == "2" &&
-			psql("target", "SELECT status FROM orders WHERE id = 1") == "shipped"
-	})
-	// Tampering behind replication's back.
-	psql("target", "UPDATE orders SET total = 0 WHERE id = 2")
-	psql("target", "DELETE FROM orders WHERE id = 4")
-	psql("target", "INSERT INTO customers VALUES (99, 'ghost', NULL)")
+	for _, sql := range sourceWrites {
+		psql("source", sql)
+	}
+	eventually("replication of the source's writes", time.Minute, func() bool { return psql("target", replicated) == "t" })
+	for _, sql := range tampering {
+		psql("target", sql)
+	}
 
 	cfg, err := config.Load(filepath.Join(root, "test/e2e/compose/cdcrecon.yaml"))
 	if err != nil {
