@@ -162,6 +162,9 @@ func bench(ctx context.Context, g *globals, o benchOptions) error {
 			fmt.Fprintf(out, "run %d/%d: %s\n", i+1, o.runs, fmt.Sprintf(format, args...))
 		})
 		if err != nil {
+			if ctx.Err() != nil {
+				return fail(fmt.Errorf("interrupted in run %d", i+1))
+			}
 			return fail(fmt.Errorf("run %d: %w", i+1, err))
 		}
 		runs = append(runs, r)
