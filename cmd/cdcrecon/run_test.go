@@ -431,3 +431,37 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerStopsWhenRefused: a broker that refuses the worker's group
+// membership for good (here a session timeout below kfake's 6s minimum)
+// stops the worker with an error naming the setting, instead of retries
+// that never end.
+func TestWorkerStopsWhenRefused(t *testing.T) {
+	dir, dumps, _ := simulated(t, "--events", "200", "--keys", "50", "--tables", "1")
+	b, err := broker.Start(broker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	loadDumps(t, kafka.ClientConfig{Brokers: []string{b.Addr()}}, dumps...)
+	base, err := os.ReadFile(filepath.Join(dir, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "refused.yaml")
+	head := fmt.Sprintf("kafka: {brokers: [%s], session_timeout: 3s}\nstate: {dir: %s}\nhttp: {listen: \"\"}\n", b.Addr(), filepath.Join(dir, "refused-state"))
+	if err := os.WriteFile(cfg, append([]byte(head), base...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() { done <- run(context.Background(), []string{"run", "--config", cfg}, nil, io.Discard, &stderr) }()
+	select {
+	case code := <-done:
+		if code != exitFailure || !strings.Contains(stderr.String(), "kafka.session_timeout") || !strings.Contains(stderr.String(), "INVALID_SESSION_TIMEOUT") {
+			t.Errorf("run: exit %d, want %d with the setting named:\n%s", code, exitFailure, stderr.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the refused worker still runs after a minute")
+	}
+}

@@ -107,6 +107,12 @@ type SubscriberConfig struct {
 	// same id within the session timeout, it takes its partitions back
 	// without a rebalance. Each member of a group needs its own.
 	InstanceID string
+	// Fatal, when set, is called once when the broker refuses the member
+	// for good — a session timeout outside the broker's range, a missing
+	// group or topic authorization, another member with the same
+	// InstanceID — and the subscription then ends. Without it such an
+	// error is logged and retried like any other.
+	Fatal func(error)
 	// Assigned, when set, is called for each partition assigned to the
 	// member, before it is fetched, with the group's committed offset (-1
 	// when none). It returns where to start: an offset, Committed for the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -151,11 +152,21 @@ func (s *subscription) run() {
 			s.cl.AllowRebalance()
 			break
 		}
+		var fatal error
 		fetches.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
+			switch {
+			case errors.Is(err, context.Canceled):
+			case s.cfg.Fatal != nil && refused(err):
+				fatal = err
+			default:
 				s.log.Warn("fetch error, retrying", "partition", p, "error", err)
 			}
 		})
+		if fatal != nil {
+			s.cl.AllowRebalance()
+			s.cfg.Fatal(fmt.Errorf("consumer group %s: %w", s.cfg.ConsumerGroup, fatal))
+			break
+		}
 		fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
 			if len(ftp.Records) > 0 {
 				s.worker(ftp.Partition).push(ftp.Records)
@@ -448,4 +459,20 @@ func (w *partitionWorker) batchMessage(rs []*kgo.Record) *message.Message {
 		MetaCount:      strconv.Itoa(len(rs)),
 	}
 	return msg
+}
+
+// refused tells a group error that no retry mends: the member's
+// configuration or rights are wrong.
+func refused(err error) bool {
+	var ge *kgo.ErrGroupSession
+	if !errors.As(err, &ge) {
+		return false
+	}
+	for _, e := range []error{kerr.InvalidSessionTimeout, kerr.GroupAuthorizationFailed, kerr.TopicAuthorizationFailed,
+		kerr.InvalidGroupID, kerr.FencedInstanceID, kerr.GroupMaxSizeReached} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
@@ -510,5 +512,43 @@ func TestExplicitPartition(t *testing.T) {
 	}
 	if len(marks) != 4 || len(hashed) != 1 {
 		t.Errorf("marks by partition %v (want one in each of 4), hashed %v (want all 3 in one)", marks, hashed)
+	}
+}
+
+// TestRefusedMemberIsFatal: a session timeout below the broker's minimum
+// (kfake's is 6s) is refused on every join; the subscription reports it
+// through Fatal and ends instead of retrying forever.
+func TestRefusedMemberIsFatal(t *testing.T) {
+	addr := startBroker(t, 1)
+	produceRaw(t, addr, "topic", 1, 1)
+	fatal := make(chan error, 2)
+	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{ClientConfig: testClient(addr),
+		ConsumerGroup: "refused", SessionTimeout: 3 * time.Second, Fatal: func(err error) { fatal <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	msgs, err := sub.Subscribe(context.Background(), "topic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-fatal:
+		if !errors.Is(err, kerr.InvalidSessionTimeout) || !strings.Contains(err.Error(), "refused") {
+			t.Errorf("Fatal(%v): want the group named and INVALID_SESSION_TIMEOUT", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no Fatal call within 30s")
+	}
+	select {
+	case _, open := <-msgs:
+		if open {
+			t.Error("a message after Fatal")
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the subscription did not end after Fatal")
+	}
+	if len(fatal) != 0 {
+		t.Error("Fatal called twice")
 	}
 }

@@ -15,9 +15,11 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/ingest"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
@@ -71,6 +73,11 @@ type Pipeline struct {
 	run         chan struct{}
 	mu          sync.Mutex
 	ran, closed bool
+	// refused is the first error with which the broker refused a member
+	// for good; stop ends Run then.
+	refused        error
+	stop           context.CancelFunc
+	sessionTimeout time.Duration
 }
 
 // New builds the pipeline; Run starts it.
@@ -88,7 +95,7 @@ func New(o Options) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{Mapper: m, pub: pub, run: make(chan struct{})}
+	p := &Pipeline{Mapper: m, pub: pub, run: make(chan struct{}), sessionTimeout: cfg.Kafka.SessionTimeout}
 	inputs := map[normalize.Side][]string{}
 	for _, t := range cfg.Tables {
 		for side, topic := range map[normalize.Side]string{normalize.Source: t.Source.Topic, normalize.Target: t.Target.Topic} {
@@ -127,7 +134,8 @@ func New(o Options) (*Pipeline, error) {
 	}
 	sub := func(group string, assigned func(string, int32, int64) int64, revoked func(string, int32)) (*kafka.Subscriber, error) {
 		s, err := kafka.NewSubscriber(kafka.SubscriberConfig{ClientConfig: o.Client, ConsumerGroup: group, Batch: true,
-			Assigned: assigned, Revoked: revoked, SessionTimeout: cfg.Kafka.SessionTimeout, InstanceID: o.InstanceID})
+			Assigned: assigned, Revoked: revoked, SessionTimeout: cfg.Kafka.SessionTimeout, InstanceID: o.InstanceID,
+			Fatal: p.refuse})
 		if err == nil {
 			p.subs = append(p.subs, s)
 		}
@@ -164,14 +172,38 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return errors.New("topology: the pipeline is closed or already running")
 	}
 	p.ran = true
+	ctx, p.stop = context.WithCancel(ctx)
 	p.mu.Unlock()
+	defer p.stop()
 	defer close(p.run)
 	if p.clock != nil {
 		if err := p.clock.start(ctx); err != nil {
 			return err
 		}
 	}
-	return p.Router.Run(ctx)
+	err := p.Router.Run(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refused != nil {
+		return p.refused
+	}
+	return err
+}
+
+// refuse stops the pipeline on an error no retry mends: a member the
+// broker refuses would otherwise leave its stage without a consumer.
+func (p *Pipeline) refuse(err error) {
+	if errors.Is(err, kerr.InvalidSessionTimeout) {
+		err = fmt.Errorf("%w; kafka.session_timeout is %s", err, p.sessionTimeout)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refused == nil {
+		p.refused = fmt.Errorf("the broker refused this worker: %w", err)
+		if p.stop != nil {
+			p.stop()
+		}
+	}
 }
 
 // Close stops the router and closes the clients; safe to call twice.
