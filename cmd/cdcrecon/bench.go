@@ -24,8 +24,10 @@ import (
 
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/dump"
+	"github.com/cdcrecon/cdcrecon/pipeline/ingest"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
+	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/processors/simulate"
 	"github.com/cdcrecon/cdcrecon/schemas"
 )
@@ -131,6 +133,9 @@ type benchInput struct {
 	truth      map[string]bool
 	inputs     []string // the input topics
 	partitions int      // input partitions over all topics
+	// owned is how many partitions the worker owns: every input one and
+	// every changes one (the configuration's default count).
+	owned int
 }
 
 func bench(ctx context.Context, g *globals, o benchOptions) error {
@@ -215,6 +220,7 @@ func simulateWorkload(o benchOptions) (*benchInput, error) {
 	}
 	sort.Strings(w.inputs)
 	w.partitions = len(w.inputs) * o.partitions
+	w.owned = w.partitions + config.Default().Kafka.Partitions
 	// Heartbeats far past the last commit: every partition read to its end
 	// is complete to there.
 	const far = 4102444800000 // 2100-01-01
@@ -280,9 +286,6 @@ func startBenchProcess(bin, dir, addr string, w *benchInput) (*workerProcess, er
 	return startWorkerProcess(bin, cfg, filepath.Join(dir, "worker.log"), "--log-level", "warn")
 }
 
-// changesPartitions is the worker's default changes partition count.
-const changesPartitions = 8
-
 func benchThroughput(ctx context.Context, bin, dir string, w *benchInput, o benchOptions, r *benchRun, say func(string, ...any)) error {
 	b, p, err := benchBroker(ctx, dir, w, o)
 	if err != nil {
@@ -313,7 +316,7 @@ func benchThroughput(ctx context.Context, bin, dir string, w *benchInput, o benc
 		if n := m.sum("cdcrecon_events_total"); first.IsZero() && n > 0 {
 			first, firstEvents = time.Now(), n
 		}
-		return workerDone(w.partitions+changesPartitions, len(w.records), len(w.truth))(m)
+		return workerDone(w.owned, len(w.records), len(w.truth))(m)
 	})
 	if err != nil {
 		return err
@@ -384,7 +387,7 @@ func benchLatency(ctx context.Context, bin, dir string, w *benchInput, o benchOp
 		return err
 	}
 	defer wp.kill()
-	if _, err := wp.waitFor(ctx, o.timeout, "owning every partition", workerDone(w.partitions+changesPartitions, 0, 0)); err != nil {
+	if _, err := wp.waitFor(ctx, o.timeout, "owning every partition", workerDone(w.owned, 0, 0)); err != nil {
 		return err
 	}
 	cctx, stopConsumer := context.WithCancel(ctx)
@@ -421,7 +424,7 @@ func benchLatency(ctx context.Context, bin, dir string, w *benchInput, o benchOp
 		return err
 	}
 	marks.end(time.Now())
-	if _, err := wp.waitFor(ctx, o.timeout, "all read and decided", workerDone(w.partitions+changesPartitions, len(w.records), len(w.truth))); err != nil {
+	if _, err := wp.waitFor(ctx, o.timeout, "all read and decided", workerDone(w.owned, len(w.records), len(w.truth))); err != nil {
 		return err
 	}
 	if _, err := wp.stop(); err != nil {
@@ -510,7 +513,7 @@ func (m *watermarks) observe(recs []dump.Record, at time.Time) {
 		if err != nil || !v.Exists("source", "ts_ms") {
 			continue // poison: no event time
 		}
-		k := fmt.Sprintf("%s/%d", r.Topic, r.Partition)
+		k := ingest.InputName(r.Topic, r.Partition)
 		if t, ok := m.latest[k]; !ok || v.GetInt64("source", "ts_ms") > t {
 			m.latest[k] = v.GetInt64("source", "ts_ms")
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
+	"github.com/cdcrecon/cdcrecon/processors/config"
 )
 
 // The check benchmark's workload: `cdcrecon simulate` with these sizes,
@@ -249,9 +250,10 @@ func (w *benchWorker) stop(b *testing.B) float64 {
 func done(total, open int) func(m promMetrics) bool { return workerDone(benchPartitions, total, open) }
 
 // benchPartitions is how many partitions a benchmark's only worker owns:
-// the six input topics' and the changes topic's eight. Until it reports
-// the lag of all of them, not all are assigned and started.
-const benchPartitions = 6 + 8
+// the six single-partition input topics' and the changes topic's (the
+// configuration's default count). Until it reports the lag of all of
+// them, not all are assigned and started.
+var benchPartitions = 6 + config.Default().Kafka.Partitions
 
 // rebuilt tells that a worker owns all its partitions and rebuilds none.
 func rebuilt(m promMetrics) bool {

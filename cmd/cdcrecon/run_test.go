@@ -176,16 +176,7 @@ func TestRunStreamsWhatCheckDecides(t *testing.T) {
 	all := slices.Sorted(slices.Values(full))
 	want := slices.Sorted(slices.Values(append(slices.Clone(firstFull), firstFull...)))
 	if !slices.Equal(all, want) {
-		for _, r := range want {
-			if !slices.Contains(all, r) {
-				t.Errorf("replay from earliest did not publish %s", r)
-			}
-		}
-		for _, r := range all {
-			if !slices.Contains(want, r) {
-				t.Errorf("replay from earliest published %s", r)
-			}
-		}
+		reportDiff(t, all, want, "replay from earliest did not publish", "replay from earliest published")
 	}
 
 	// From a time: before every change, everything once more; after the

@@ -80,16 +80,7 @@ func TestCheckFindsSimulatedTruth(t *testing.T) {
 	got := driftSet(t, out.Bytes())
 	if !slices.Equal(got, want) {
 		t.Errorf("check found %d drifts, the truth has %d", len(got), len(want))
-		for _, w := range want {
-			if !slices.Contains(got, w) {
-				t.Errorf("missed: %s", w)
-			}
-		}
-		for _, g := range got {
-			if !slices.Contains(want, g) {
-				t.Errorf("false: %s", g)
-			}
-		}
+		reportDiff(t, got, want, "missed", "false")
 	}
 	var rep Report
 	b, _ := os.ReadFile(report)
@@ -287,6 +278,22 @@ func TestPoisonInEveryBatchPosition(t *testing.T) {
 	for _, off := range []int{0, n/2 + 1, n + 2} {
 		if offsets[strconv.Itoa(off)] == "" {
 			t.Errorf("worker: no dead letter with a reason for offset %d: %v", off, offsets)
+		}
+	}
+}
+
+// reportDiff names each of want that got lacks ("missed: ...") and each
+// of got that want lacks ("false: ...").
+func reportDiff(t testing.TB, got, want []string, missed, extra string) {
+	t.Helper()
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("%s: %s", missed, w)
+		}
+	}
+	for _, g := range got {
+		if !slices.Contains(want, g) {
+			t.Errorf("%s: %s", extra, g)
 		}
 	}
 }

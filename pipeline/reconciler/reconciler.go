@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -146,12 +147,7 @@ func (s *Stage) Assigned(_ string, id int32, committed int64) int64 {
 // rebuilt (not yet past the offset committed when they were assigned).
 func (s *Stage) Progress(ends map[int32]int64) (lag map[int32]int64, rebuilding int) {
 	s.mu.Lock()
-	owned := make([]*partition, 0, len(s.engines))
-	for _, p := range s.engines {
-		owned = append(owned, p)
-	}
-	s.mu.Unlock()
-	s.mu.Lock()
+	owned := slices.Collect(maps.Values(s.engines))
 	assigned := maps.Clone(s.suppress)
 	s.mu.Unlock()
 	lag = map[int32]int64{}

@@ -16,7 +16,7 @@ import (
 
 // TestReplicationSQL runs the stack's database half on local PostgreSQL
 // binaries, as the compose services would: two clusters with logical
-// decoding, source.sql and target.sql, subscribe.sh (twice: it must be
+// decoding, schema.sql on both and source.sql on the source, subscribe.sh (twice: it must be
 // idempotent), then the end-to-end scenario's writes, which must reach the
 // target by logical replication, and its tampering, which must apply.
 func TestReplicationSQL(t *testing.T) {
@@ -79,10 +79,11 @@ func TestReplicationSQL(t *testing.T) {
 	}
 	compose := filepath.Join(root, "test/e2e/compose")
 	src, tgt := start("source"), start("target")
-	for port, file := range map[string]string{src: "source.sql", tgt: "target.sql"} {
+	for _, port := range []string{src, tgt} {
 		psql(port, "postgres", "-c", "CREATE DATABASE shop")
-		psql(port, "shop", "-f", filepath.Join(compose, file))
+		psql(port, "shop", "-f", filepath.Join(compose, "schema.sql"))
 	}
+	psql(src, "shop", "-f", filepath.Join(compose, "source.sql"))
 	if got := psql(src, "shop", "-c", "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = 'shop_pub'"); got != "customers,orders" {
 		t.Errorf("publication shop_pub has %q, want customers,orders", got)
 	}

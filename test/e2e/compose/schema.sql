@@ -1,5 +1,5 @@
--- The target database: the same tables, filled by logical replication from
--- the source (see subscribe.sh).
+-- The tables of both databases: the source's, and the target's, which
+-- logical replication fills from the source (see subscribe.sh).
 CREATE TABLE customers (
     id integer PRIMARY KEY,
     name text NOT NULL,
