@@ -148,11 +148,17 @@ func TestRowEncodingGolden(t *testing.T) {
 	if got := h.Row(r, nil); got != 0x5303ff4371af3172 {
 		t.Errorf("row digest %016x changed", got)
 	}
-	if h.Row(r, []bool{false, true}) == h.Row(r, nil) {
+	if h.Row(r, []string{r[1].Name}) == h.Row(r, nil) {
 		t.Error("skipping a column does not change the digest")
 	}
-	if h.Row(r, []bool{false, true}) != h.Row(r[:1], nil) {
+	if h.Row(r, []string{r[1].Name}) != h.Row(r[:1], nil) {
 		t.Error("a skipped column still counts")
+	}
+	if h.Row(r, []string{r[0].Name}) != h.Row(r[1:], nil) {
+		t.Error("skipping the first column")
+	}
+	if h.Row(r, []string{"", r[1].Name + "~"}) != h.Row(r, nil) {
+		t.Error("names the row lacks change the digest")
 	}
 }
 

@@ -2,6 +2,7 @@ package canon
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/zeebo/xxh3"
 )
@@ -46,12 +47,12 @@ func (h *Hasher) Value(v Value) uint64 {
 	return xxh3.Hash(h.buf)
 }
 
-// Row returns the digest of r, leaving out column i when skip is non-nil
-// and skip[i] is true.
-func (h *Hasher) Row(r Row, skip []bool) uint64 {
+// Row returns the digest of r, leaving out the columns named in skip (a
+// few names: each column is looked up in it).
+func (h *Hasher) Row(r Row, skip []string) uint64 {
 	b := h.buf[:0]
-	for i, c := range r {
-		if skip != nil && skip[i] {
+	for _, c := range r {
+		if len(skip) > 0 && slices.Contains(skip, c.Name) {
 			continue
 		}
 		b = appendString(b, c.Name)

@@ -116,7 +116,7 @@ func (d *Decoder) decodeAvroValue(ctx context.Context, b []byte, ev *Event) erro
 func avroEvent(root *node, m map[string]any, ev *Event) error {
 	var sh shape
 	for k := range m {
-		sh.see(k)
+		sh.see(classify(k))
 	}
 	sh.heartbeatSchema = strings.HasSuffix(root.name, "Heartbeat")
 	envMs, _ := avroInt(m["ts_ms"])
@@ -131,7 +131,7 @@ func avroEvent(root *node, m map[string]any, ev *Event) error {
 	}
 	switch sh.kind() {
 	case Change:
-		ev.Source, ev.Time = sb.source(), sb.time(envMs)
+		ev.Source, ev.Time = sb.source(nil), sb.time(envMs)
 		if op == "m" {
 			ev.Kind = Message
 			return nil

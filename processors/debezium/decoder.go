@@ -33,6 +33,18 @@ type Decoder struct {
 	// key, kept (outside any message's memory) for the next to reuse.
 	lastNames [2][]string
 	proj      Projector // set during DecodeProjected
+	// reuse is the memory DecodeProjected reuses from message to message:
+	// the arena of the message's text, the key's row and the position.
+	reuse struct {
+		arena []byte
+		key   Row
+		pos   Position
+	}
+	// order remembers the keys of the last message's objects, by place.
+	order struct {
+		payload, source, key keyOrder
+		images               [2]keyOrder
+	}
 }
 
 // NewDecoder returns a Decoder.

@@ -36,7 +36,11 @@ type jsonCtx struct {
 }
 
 func (d *Decoder) newCtx(b []byte) *jsonCtx {
-	d.ctx = jsonCtx{d: d, s: scanner{b: b}}
+	var arena []byte
+	if d.proj != nil {
+		arena = d.ctx.arena // the message's key and value share the reused arena
+	}
+	d.ctx = jsonCtx{d: d, s: scanner{b: b}, arena: arena}
 	return &d.ctx
 }
 
@@ -216,8 +220,15 @@ func (d *Decoder) decodeJSONKey(b []byte, mongo bool) (Row, error) {
 	case kNull:
 		c.s.literal("null")
 	case kObject:
-		if row, err = c.row(n, 2); err != nil {
+		var dst Row
+		if d.proj != nil {
+			dst = d.reuse.key[:0]
+		}
+		if row, err = c.row(n, dst, 2); err != nil {
 			return nil, malformed("key", err)
+		}
+		if d.proj != nil {
+			d.reuse.key = row[:0]
 		}
 	default:
 		return nil, malformed("key", errors.New("not a JSON object"))
@@ -297,32 +308,33 @@ func (c *jsonCtx) payload(n *node, ev *Event) error {
 	}
 	var f envFields
 	for first := true; ; first = false {
-		raw, esc, ok := s.key(first)
+		raw, esc, ok := s.keyIn(&c.d.order.payload, first)
 		if !ok {
 			break
 		}
 		key := c.keyBytes(raw, esc)
-		f.shape.see(string(key))
+		cls := topField(c.d.order.payload.tag(key, func(k string) int8 { return int8(classify(k)) }))
+		f.shape.see(cls)
 		var err error
-		switch string(key) {
-		case "op":
+		switch cls {
+		case fOp:
 			if s.peek() == kString {
 				r, e := s.str()
 				f.op = c.text(r, e)
 			} else {
 				s.skip(0)
 			}
-		case "before":
+		case fBefore:
 			err = atFieldIf("before", c.imageOrProject(n.field("before"), BeforeImage, &f))
-		case "after":
+		case fAfter:
 			err = atFieldIf("after", c.imageOrProject(n.field("after"), AfterImage, &f))
-		case "source":
+		case fSource:
 			err = atFieldIf("source", c.source(&f.sb))
-		case "ts_ms":
+		case fTsMs:
 			f.tsMs = c.int64()
-		case "status":
+		case fStatus:
 			f.status = c.scalarText()
-		case "id":
+		case fID:
 			f.id = c.scalarText()
 		default:
 			s.skip(0)
@@ -337,7 +349,14 @@ func (c *jsonCtx) payload(n *node, ev *Event) error {
 	f.shape.heartbeatSchema = n != nil && strings.HasSuffix(n.name, "Heartbeat")
 	switch f.shape.kind() {
 	case Change:
-		ev.Source, ev.Time = f.sb.source(), f.sb.time(f.tsMs)
+		var pos Position
+		if c.d.proj != nil {
+			pos = c.d.reuse.pos[:0]
+		}
+		ev.Source, ev.Time = f.sb.source(pos), f.sb.time(f.tsMs)
+		if c.d.proj != nil && ev.Source.Position != nil {
+			c.d.reuse.pos = ev.Source.Position[:0]
+		}
 		if f.op == "m" {
 			ev.Kind = Message
 			return nil
@@ -401,7 +420,7 @@ func (c *jsonCtx) image(n *node, doc *bool) (Row, error) {
 		s.literal("null")
 		return nil, s.err
 	case kObject:
-		return c.row(n, 16)
+		return c.row(n, nil, 16)
 	case kString:
 		*doc = true
 		raw, esc := s.str()
@@ -504,21 +523,23 @@ func (c *jsonCtx) source(sb *sourceBlock) error {
 		return errors.New("not an object")
 	}
 	for first := true; ; first = false {
-		raw, esc, ok := s.key(first)
+		raw, esc, ok := s.keyIn(&c.d.order.source, first)
 		if !ok {
 			break
 		}
 		key := c.keyBytes(raw, esc)
-		switch string(key) {
-		case "ts_ms":
+		switch f := sourceField(c.d.order.source.tag(key, sourceFieldOf)); f {
+		case srcTsMs:
 			sb.tsMs = c.int64()
-		case "ts_sec":
+		case srcTsSec:
 			sb.tsSec = c.int64()
-		case "snapshot":
+		case srcSnapshot:
 			sb.setSnapshot(c.scalarText())
+		case srcOther:
+			s.skip(0)
 		default:
-			if p := sb.text(string(key)); p != nil && s.peek() != kNull {
-				*p = c.scalarText()
+			if s.peek() != kNull {
+				*sb.textOf(f) = c.scalarText()
 				continue
 			}
 			s.skip(0)
@@ -528,21 +549,29 @@ func (c *jsonCtx) source(sb *sourceBlock) error {
 }
 
 // row decodes an object into a row, converting each field by the struct
-// schema n (nil: schemaless).
-func (c *jsonCtx) row(n *node, capHint int) (Row, error) {
+// schema n (nil: schemaless). The row is appended to dst when it is not
+// nil, else to a new one of capHint columns.
+func (c *jsonCtx) row(n *node, dst Row, capHint int) (Row, error) {
 	s := &c.s
 	if n != nil && len(n.fields) > capHint {
 		capHint = len(n.fields)
 	}
-	row := make(Row, 0, capHint)
+	row := dst
+	if row == nil {
+		row = make(Row, 0, capHint)
+	}
 	next := 0 // fields usually come in schema order: try that one first
 	last := &c.d.lastNames[0]
 	if c.key {
 		last = &c.d.lastNames[1]
 	}
 	names := *last
+	order := &c.d.order.images[0] // images and keys decoded as rows share one
+	if c.key {
+		order = &c.d.order.key
+	}
 	for first := true; ; first = false {
-		raw, esc, ok := s.key(first)
+		raw, esc, ok := s.keyIn(order, first)
 		if !ok {
 			break
 		}
@@ -585,7 +614,7 @@ func (c *jsonCtx) projectRow(n *node, img Image) error {
 	s, p := &c.s, c.d.proj
 	next := 0
 	for first := true; ; first = false {
-		raw, esc, ok := s.key(first)
+		raw, esc, ok := s.keyIn(&c.d.order.images[img], first)
 		if !ok {
 			break
 		}

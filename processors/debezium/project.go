@@ -35,9 +35,20 @@ type Projector interface {
 // Event's HasBefore and HasAfter tell which images the message held. The
 // key is decoded into Event.Key as by Decode. On error, p may have
 // received some columns.
+//
+// Unlike Decode's, the Event and the values p receives are valid only
+// until the next call of DecodeProjected: their text, the key's row and
+// the position live in memory the Decoder reuses, so that a message costs
+// no allocation.
 func (d *Decoder) DecodeProjected(ctx context.Context, key, value []byte, p Projector) (Event, error) {
 	d.proj = p
 	defer func() { d.proj = nil }()
+	r := &d.reuse
+	// The text of a message read once is never longer than the message.
+	if need := len(key) + len(value) + 1; cap(r.arena) < need {
+		r.arena = make([]byte, 0, max(need, 2*cap(r.arena)))
+	}
+	d.ctx.arena = r.arena[:0]
 	return d.Decode(ctx, key, value)
 }
 

@@ -1,7 +1,9 @@
 package debezium
 
 import (
+	"encoding/binary"
 	"fmt"
+	mathbits "math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -96,13 +98,26 @@ func (s *scanner) str() (raw []byte, escaped bool) {
 	b := s.b
 	start := s.i + 1 // past the opening quote
 	i := start
-	for i < len(b) {
+	for {
+		// Eight bytes at a time while none of them is special: most text
+		// is long runs of plain bytes.
+		for i <= len(b)-8 {
+			m := specialBytes(binary.LittleEndian.Uint64(b[i : i+8 : i+8]))
+			if m != 0 {
+				i += mathbits.TrailingZeros64(m) >> 3
+				goto special
+			}
+			i += 8
+		}
 		for i < len(b) && plain[b[i]] {
 			i++
 		}
 		if i >= len(b) {
-			break
+			s.i = i
+			s.fail("unterminated string")
+			return nil, false
 		}
+	special:
 		switch c := b[i]; {
 		case c == '"':
 			s.i = i + 1
@@ -135,9 +150,17 @@ func (s *scanner) str() (raw []byte, escaped bool) {
 			return nil, false
 		}
 	}
-	s.i = i
-	s.fail("unterminated string")
-	return nil, false
+}
+
+// specialBytes marks, with the high bit of its byte, each byte of x that
+// is a quote, a backslash or a control character. Bytes above the first
+// marked one may be marked falsely (borrows propagate upwards), so only
+// the lowest mark is exact.
+func specialBytes(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	quote := x ^ (ones * '"')
+	slash := x ^ (ones * '\\')
+	return ((quote-ones)&^quote | (slash-ones)&^slash | (x-ones*0x20)&^x) & highs
 }
 
 func isHex4(b []byte) bool {
@@ -231,42 +254,126 @@ func (s *scanner) skip(depth int) {
 // true), else a comma; then the key and its colon. ok is false at the
 // closing brace, which it consumes, and on error.
 func (s *scanner) key(first bool) (raw []byte, escaped, ok bool) {
+	if !s.member(first) {
+		return nil, false, false
+	}
+	raw, escaped = s.str()
+	return raw, escaped, s.colon()
+}
+
+// member moves to the next key of an object: past the opening brace
+// (first true), else past a comma, to the key's opening quote. It is false
+// at the closing brace, which it consumes, and on error.
+func (s *scanner) member(first bool) bool {
 	s.ws()
 	if first {
 		if s.i >= len(s.b) || s.b[s.i] != '{' {
 			s.fail("object expected")
-			return nil, false, false
+			return false
 		}
 		s.i++
 		s.ws()
 		if s.i < len(s.b) && s.b[s.i] == '}' {
 			s.i++
-			return nil, false, false
+			return false
 		}
 	} else {
 		if s.i < len(s.b) && s.b[s.i] == '}' {
 			s.i++
-			return nil, false, false
+			return false
 		}
 		if s.i >= len(s.b) || s.b[s.i] != ',' {
 			s.fail("',' or '}' expected")
-			return nil, false, false
+			return false
 		}
 		s.i++
 		s.ws()
 	}
 	if s.i >= len(s.b) || s.b[s.i] != '"' {
 		s.fail("key expected")
-		return nil, false, false
+		return false
 	}
-	raw, escaped = s.str()
+	return true
+}
+
+// colon consumes the colon after a key.
+func (s *scanner) colon() bool {
 	s.ws()
 	if s.i >= len(s.b) || s.b[s.i] != ':' {
 		s.fail("':' expected")
-		return nil, false, false
+		return false
 	}
 	s.i++
-	return raw, escaped, s.err == nil
+	return s.err == nil
+}
+
+// keyOrder remembers the keys of the last object read at one place of a
+// message (the payload, the source block, a row image), so that the next
+// message's object, whose keys almost always come in the same order, costs
+// a comparison per key instead of a scan.
+type keyOrder struct {
+	keys []remembered
+	n    int  // the keys of the current object so far
+	hit  bool // the last key read was the remembered one
+}
+
+type remembered struct {
+	// b is the key as the message wrote it: the opening brace or comma
+	// before it, the key in its quotes and the colon, when no white space
+	// comes between them.
+	b []byte
+	// tag is what the caller made of the key (see tag), -1 until then.
+	tag int8
+}
+
+// tag returns what classify makes of the key just read, key: the
+// remembered answer when the key is a remembered one, else classify's,
+// which it remembers with the key.
+func (ko *keyOrder) tag(key []byte, classify func(string) int8) int8 {
+	i := ko.n - 1
+	if ko.hit && ko.keys[i].tag >= 0 {
+		return ko.keys[i].tag
+	}
+	t := classify(unsafeString(key))
+	if i < len(ko.keys) && string(ko.keys[i].b[2:len(ko.keys[i].b)-2]) == string(key) {
+		ko.keys[i].tag = t
+	}
+	return t
+}
+
+// maxKeyOrder bounds the keys a keyOrder remembers.
+const maxKeyOrder = 256
+
+// keyIn reads the next key like key, first comparing it with the key ko
+// remembers at this position.
+func (s *scanner) keyIn(ko *keyOrder, first bool) (raw []byte, escaped, ok bool) {
+	if first {
+		ko.n = 0
+	}
+	n := ko.n
+	ko.n++
+	if n < len(ko.keys) {
+		// A remembered key holds no quote or backslash but its own quotes,
+		// so bytes equal to it are the same key, a complete JSON string.
+		if k := ko.keys[n].b; len(s.b)-s.i >= len(k) && string(s.b[s.i:s.i+len(k)]) == string(k) {
+			raw = s.b[s.i+2 : s.i+len(k)-2]
+			s.i += len(k)
+			ko.hit = true
+			return raw, false, true
+		}
+	}
+	ko.hit = false
+	at := s.i
+	if !s.member(first) {
+		return nil, false, false
+	}
+	start := s.i
+	raw, escaped = s.str()
+	ok = s.colon()
+	if ok && !escaped && start == at+1 && s.i == start+len(raw)+3 && n <= len(ko.keys) && n < maxKeyOrder {
+		ko.keys = append(ko.keys[:n], remembered{b: append([]byte(nil), s.b[at:s.i]...), tag: -1})
+	}
+	return raw, escaped, ok
 }
 
 // elem moves to the next element of an array: past the opening bracket

@@ -14,27 +14,67 @@ type shape struct {
 	unwrapped, heartbeatSchema                   bool
 }
 
-func (s *shape) see(name string) {
-	s.n++
+// topField classifies a top-level field name of a value.
+type topField int8
+
+// Field classes.
+const (
+	fOther topField = iota
+	fOp
+	fBefore
+	fAfter
+	fSource
+	fTsMs
+	fStatus
+	fID
+	fSchema    // a schema change's ddl, tableChanges or databaseName
+	fUnwrapped // an ExtractNewRecordState "__" field
+)
+
+func classify(name string) topField {
 	switch name {
 	case "op":
-		s.op = true
+		return fOp
+	case "before":
+		return fBefore
+	case "after":
+		return fAfter
 	case "source":
-		s.source = true
-	case "before", "after":
-		s.images = true
+		return fSource
 	case "ts_ms":
-		s.tsMs = true
+		return fTsMs
 	case "status":
-		s.status = true
+		return fStatus
 	case "id":
-		s.id = true
+		return fID
 	case "ddl", "tableChanges", "databaseName":
+		return fSchema
+	}
+	if strings.HasPrefix(name, "__") {
+		return fUnwrapped
+	}
+	return fOther
+}
+
+func (s *shape) see(f topField) {
+	s.n++
+	switch f {
+	case fOp:
+		s.op = true
+	case fSource:
+		s.source = true
+	case fBefore, fAfter:
+		s.images = true
+	case fTsMs:
+		s.tsMs = true
+	case fStatus:
+		s.status = true
+	case fID:
+		s.id = true
+	case fSchema:
 		s.schema = true
-	default:
-		if strings.HasPrefix(name, "__") {
-			s.unwrapped = true
-		}
+	case fUnwrapped:
+		s.unwrapped = true
 	}
 }
 
@@ -69,7 +109,7 @@ func nonRow(ev *Event, k Kind, sb *sourceBlock, envMs int64, status, id string) 
 			return atField("status", fmt.Errorf("unknown transaction status %q", status))
 		}
 	case SchemaChange:
-		ev.Source, ev.Time = sb.source(), sb.time(envMs)
+		ev.Source, ev.Time = sb.source(nil), sb.time(envMs)
 	}
 	return nil
 }
@@ -120,7 +160,7 @@ func (u *unwrapped) meta(ev *Event, name, text string) (isMeta bool, err error) 
 // finish completes the event with its row: a delete's before image, else
 // the after image.
 func (u *unwrapped) finish(ev *Event, row Row) {
-	ev.Source, ev.Time = u.sb.source(), u.sb.time(u.envMs)
+	ev.Source, ev.Time = u.sb.source(nil), u.sb.time(u.envMs)
 	if u.deleted || ev.Op == Delete {
 		ev.Op, ev.Before = Delete, row
 	} else {

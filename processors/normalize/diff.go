@@ -6,16 +6,7 @@ import "github.com/cdcrecon/cdcrecon/processors/canon"
 // in every column compared exactly. Columns compared with a tolerance are
 // left out; Equal checks them by value.
 func (t *Table) Digest(h *canon.Hasher, row canon.Row) uint64 {
-	if !t.loose {
-		return h.Row(row, nil)
-	}
-	skip := make([]bool, len(row))
-	for i, c := range row {
-		if col := t.columns[c.Name]; col != nil && col.loose {
-			skip[i] = true
-		}
-	}
-	return h.Row(row, skip)
+	return h.Row(row, t.looseNames)
 }
 
 // Diff returns the canonical columns, sorted, in which two present rows

@@ -144,9 +144,11 @@ type Table struct {
 	compare map[string]bool // nil: all columns but ignored ones
 	ignore  map[string]bool
 	redact  map[string]bool
-	loose   bool         // some column has a tolerance
-	caches  [3]sideCache // indexed by Side
-	states  [3]sync.Pool // *mapState by Side, for Map
+	loose   bool // some column has a tolerance
+	// looseNames are the columns with a tolerance.
+	looseNames []string
+	caches     [3]sideCache // indexed by Side
+	states     [3]sync.Pool // *mapState by Side, for Map
 }
 
 type sidePlan struct {
@@ -204,6 +206,7 @@ func newTable(tc *config.Table) (*Table, error) {
 		}
 		if n.Tolerance != nil {
 			c.tolerance, c.loose, t.loose = *n.Tolerance, true, true
+			t.looseNames = append(t.looseNames, name)
 		}
 		t.columns[name] = c
 	}

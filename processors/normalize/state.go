@@ -22,6 +22,14 @@ type mapState struct {
 	// event: the ranks changed, so the event must be mapped again.
 	stale bool
 	img   [2]imageState
+	// reuse, set for a Worker's states, builds each Change in the memory
+	// of the previous one (buf) instead of new memory.
+	reuse bool
+	buf   struct {
+		key      []canon.Value
+		keyBytes []byte
+		row      canon.Row
+	}
 }
 
 type imageState struct {
@@ -181,7 +189,14 @@ func (st *mapState) finish(ev *debezium.Event, raw []byte) (Change, error) {
 		return Change{}, err
 	}
 	c.Key = key
-	c.KeyBytes = canon.AppendKey(nil, key)
+	var kb []byte
+	if st.reuse {
+		kb = st.buf.keyBytes[:0]
+	}
+	c.KeyBytes = canon.AppendKey(kb, key)
+	if st.reuse {
+		st.buf.keyBytes = c.KeyBytes
+	}
 	c.Identity = t.identity(side, c.KeyBytes, ev, raw)
 	if ev.Op == debezium.Delete || is.soft {
 		return c, nil // absent
@@ -190,7 +205,15 @@ func (st *mapState) finish(ev *debezium.Event, raw []byte) (Change, error) {
 	for _, bits := range is.used {
 		count += mathbits.OnesCount64(bits)
 	}
-	row := make(canon.Row, 0, count)
+	var row canon.Row
+	if st.reuse && st.buf.row != nil && cap(st.buf.row) >= count {
+		row = st.buf.row[:0]
+	} else {
+		row = make(canon.Row, 0, count)
+		if st.reuse {
+			st.buf.row = row
+		}
+	}
 	for w, bits := range is.used {
 		for bits != 0 {
 			row = append(row, is.slots[w*64+mathbits.TrailingZeros64(bits)])
@@ -206,7 +229,15 @@ func (st *mapState) finish(ev *debezium.Event, raw []byte) (Change, error) {
 func (st *mapState) keyOf(msgKey debezium.Row, is *imageState) ([]canon.Value, error) {
 	t := st.t
 	plan := &t.sides[st.side]
-	key := make([]canon.Value, len(t.key))
+	var key []canon.Value
+	if st.reuse {
+		if len(st.buf.key) < len(t.key) {
+			st.buf.key = make([]canon.Value, len(t.key))
+		}
+		key = st.buf.key[:len(t.key)]
+	} else {
+		key = make([]canon.Value, len(t.key))
+	}
 	var setBuf [8]bool
 	var set []bool
 	if len(t.key) > len(setBuf) {

@@ -26,7 +26,12 @@ func (m *Mapper) NewWorker(dec *debezium.Decoder) *Worker {
 	return &Worker{m: m, dec: dec, states: make(map[*Table]*[3]*mapState)}
 }
 
-// Map decodes and maps one message of topic. Errors: ErrUnknownTopic, a
+// Map decodes and maps one message of topic. The Change, its key, row and
+// their values are valid until the next call of Map: they live in memory
+// the Worker reuses, so that mapping a message allocates nothing. Copy
+// what must outlive that (canon.AppendRow, the KeyBytes).
+//
+// Errors: ErrUnknownTopic, a
 // *debezium.MalformedError or a mapping error (both permanent: the message
 // belongs in the dead-letter queue), or a transient error from the Schema
 // Registry.
@@ -43,6 +48,7 @@ func (w *Worker) Map(ctx context.Context, topic string, key, value []byte) (Chan
 	st := ss[side]
 	if st == nil {
 		st = newMapState(t, side)
+		st.reuse = true
 		ss[side] = st
 	}
 	st.begin()
