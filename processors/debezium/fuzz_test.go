@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +24,10 @@ import (
 // FuzzJSONDecoder feeds arbitrary keys and values to the JSON decoder: it
 // never panics, every error it returns is a *MalformedError, it accepts no
 // message that encoding/json rejects, and the strings and numbers of an
-// unwrapped row are those encoding/json reads.
+// unwrapped row are those encoding/json reads. A second decoder reads each
+// message with DecodeProjected, which reuses its memory from message to
+// message: it must agree with Decode on the error, the event and every
+// column of the images.
 func FuzzJSONDecoder(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join(corpusDir, "*", "*.json"))
 	for _, name := range files {
@@ -34,6 +38,7 @@ func FuzzJSONDecoder(f *testing.F) {
 	f.Add([]byte(nil), []byte(`{"schema":null,"payload":null}`))
 	f.Add([]byte(nil), []byte(`{"a":"x\u00e9\ud83d\ude00\n","b":-1.5e3,"__op":"c","c":"\ud800"}`))
 	dec := debezium.NewDecoder(debezium.Config{MaxSchemas: 4})
+	pdec := debezium.NewDecoder(debezium.Config{MaxSchemas: 4})
 	f.Fuzz(func(t *testing.T, key, value []byte) {
 		if len(value) > 0 && value[0] == 0 {
 			value = value[1:] // leave Avro to FuzzAvroDecoder
@@ -42,6 +47,7 @@ func FuzzJSONDecoder(f *testing.F) {
 			key = key[1:]
 		}
 		ev, err := dec.Decode(context.Background(), key, value)
+		checkProjected(t, pdec, key, value, ev, err)
 		if err != nil {
 			if !debezium.IsMalformed(err) {
 				t.Fatalf("error is not a MalformedError: %v", err)
@@ -84,6 +90,44 @@ func FuzzJSONDecoder(f *testing.F) {
 			}
 		}
 	})
+}
+
+// columns records what a Projector receives, as text.
+type columns []string
+
+func (c *columns) Column(img debezium.Image, name []byte) int {
+	*c = append(*c, fmt.Sprintf("%d %q", img, name))
+	return len(*c) - 1
+}
+
+func (c *columns) Value(img debezium.Image, h int, v canon.Value) {
+	(*c)[h] += " " + string(canon.AppendJSON(nil, v)) + " " + v.Kind().String()
+}
+
+func (c *columns) Reset() { *c = (*c)[:0] }
+
+// checkProjected decodes a message with DecodeProjected and requires what
+// Decode gave (ev, err): the same error, the same event but its images, and
+// the same columns for the projector as Project hands from ev.
+func checkProjected(t *testing.T, pdec *debezium.Decoder, key, value []byte, ev debezium.Event, err error) {
+	t.Helper()
+	var got, want columns
+	pev, perr := pdec.DecodeProjected(context.Background(), key, value, &got)
+	if (err == nil) != (perr == nil) || err != nil && err.Error() != perr.Error() {
+		t.Fatalf("DecodeProjected error %v, Decode error %v", perr, err)
+	}
+	if err != nil {
+		return
+	}
+	debezium.Project(&want, &ev)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("projected columns\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	ev.Before, ev.After = nil, nil
+	ev.HasBefore, ev.HasAfter = pev.HasBefore, pev.HasAfter
+	if g, w := fmt.Sprintf("%+v", pev), fmt.Sprintf("%+v", ev); g != w {
+		t.Fatalf("projected event %s, want %s", g, w)
+	}
 }
 
 // FuzzAvroDecoder feeds arbitrary Avro bodies, framed in the Confluent wire

@@ -383,7 +383,11 @@ func (c *jsonCtx) payload(n *node, ev *Event) error {
 	if f.shape.badEnvelope() {
 		return atField("op", errors.New("envelope without source, before or after"))
 	}
-	// An ExtractNewRecordState row: read the payload again as a row.
+	// An ExtractNewRecordState row: read the payload again as a row. An
+	// object named before or after was one of its columns, not an image.
+	if c.d.proj != nil && (f.projected[BeforeImage] || f.projected[AfterImage]) {
+		c.d.proj.Reset()
+	}
 	end := s.i
 	s.i = start
 	if err := c.unwrapped(n, ev); err != nil {

@@ -28,6 +28,9 @@ type Projector interface {
 	Column(image Image, name []byte) int
 	// Value delivers the value of a column that Column took.
 	Value(image Image, handle int, v canon.Value)
+	// Reset discards every column received for the message so far: it
+	// turned out not to be an envelope, and its columns follow again.
+	Reset()
 }
 
 // DecodeProjected decodes one message like Decode, but hands the columns

@@ -75,20 +75,32 @@ func (st *mapState) begin() {
 	}
 }
 
+// clear drops the values an event left in the images.
+func (is *imageState) clear() {
+	for w, bits := range is.used {
+		for bits != 0 {
+			is.slots[w*64+mathbits.TrailingZeros64(bits)] = canon.Column{}
+			bits &= bits - 1
+		}
+		is.used[w] = 0
+	}
+	clear(is.key)
+	clear(is.keySet)
+	is.soft, is.unresolved = false, false
+}
+
+// Reset implements debezium.Projector.
+func (st *mapState) Reset() {
+	for i := range st.img {
+		st.img[i].clear()
+	}
+}
+
 // end clears what an event left and keeps its column shape.
 func (st *mapState) end() {
 	for i := range st.img {
 		is := &st.img[i]
-		for w, bits := range is.used {
-			for bits != 0 {
-				is.slots[w*64+mathbits.TrailingZeros64(bits)] = canon.Column{}
-				bits &= bits - 1
-			}
-			is.used[w] = 0
-		}
-		clear(is.key)
-		clear(is.keySet)
-		is.soft, is.unresolved = false, false
+		is.clear()
 		if is.differs && !st.stale {
 			is.shape = append(is.shape[:0:0], is.next...)
 		} else if is.pos < len(is.shape) && !st.stale {

@@ -27,6 +27,9 @@ func TestWorkerMatchesDecodeThenMap(t *testing.T) {
 		{"pg.public.orders", "", readFile(t, "testdata/pg-source.json")},
 		{"mysql.shop.orders", "", readFile(t, "testdata/mysql-target.json")},
 		{"mysql.shop.orders", "", readFile(t, "testdata/mysql-target-schemaless.json")},
+		// An unwrapped row with a column named after: not an image.
+		{"pg.public.orders", "", `{"id":5,"after":{"x":1},"note":"n","__op":"u","__source_ts_ms":5}`},
+		{"pg.public.orders", "", `{"id":5,"after":{"x":1},"note":"n","__op":"u","__source_ts_ms":5}`},
 	}
 	for i := range 300 {
 		rnd.Shuffle(len(cols), func(a, b int) { cols[a], cols[b] = cols[b], cols[a] })
