@@ -100,8 +100,8 @@ func (c *columns) Column(img debezium.Image, name []byte) int {
 	return len(*c) - 1
 }
 
-func (c *columns) Value(img debezium.Image, h int, v canon.Value) {
-	(*c)[h] += " " + string(canon.AppendJSON(nil, v)) + " " + v.Kind().String()
+func (c *columns) Value(img debezium.Image, h int, v *canon.Value) {
+	(*c)[h] += " " + string(canon.AppendJSON(nil, *v)) + " " + v.Kind().String()
 }
 
 func (c *columns) Reset() { *c = (*c)[:0] }

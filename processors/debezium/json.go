@@ -33,6 +33,7 @@ type jsonCtx struct {
 	resume int
 	key    bool // decoding a message key
 	tmp    [64]byte
+	val    canon.Value // the value projectRow hands over
 }
 
 func (d *Decoder) newCtx(b []byte) *jsonCtx {
@@ -59,6 +60,16 @@ func (c *jsonCtx) str(b []byte) string {
 	return unsafe.String(&c.arena[start], len(b))
 }
 
+// msgStr returns bytes of the message as a string: copied into the arena,
+// or the message's own bytes when decoding for DecodeProjected, whose
+// results are valid only while the message is.
+func (c *jsonCtx) msgStr(b []byte) string {
+	if c.d.proj != nil {
+		return unsafeString(b)
+	}
+	return c.str(b)
+}
+
 // grow allocates the arena on first use, as large as what is left of the
 // message: the text still to be read cannot be longer.
 func (c *jsonCtx) grow() {
@@ -67,10 +78,11 @@ func (c *jsonCtx) grow() {
 	}
 }
 
-// text returns a string's contents, unescaped, in the arena.
+// text returns a string's contents, unescaped, in the arena; raw is the
+// message's.
 func (c *jsonCtx) text(raw []byte, escaped bool) string {
 	if !escaped {
-		return c.str(raw)
+		return c.msgStr(raw)
 	}
 	c.grow()
 	start := len(c.arena)
@@ -446,7 +458,11 @@ func (c *jsonCtx) int64() int64 {
 		s.skip(0)
 		return 0
 	}
-	n, _ := strconv.ParseInt(unsafeString(s.number()), 10, 64)
+	raw := s.number()
+	if n, ok := canon.PlainInt(raw); ok {
+		return n
+	}
+	n, _ := strconv.ParseInt(unsafeString(raw), 10, 64)
 	return n
 }
 
@@ -457,7 +473,7 @@ func (c *jsonCtx) scalarText() string {
 	case kString:
 		return c.text(s.str())
 	case kNumber:
-		return c.str(s.number())
+		return c.msgStr(s.number())
 	case kTrue:
 		s.literal("true")
 		return "true"
@@ -635,11 +651,16 @@ func (c *jsonCtx) projectRow(n *node, img Image) error {
 			s.skip(0)
 			continue
 		}
-		val, err := c.value(fn, 0)
+		var err error
+		if fn == nil {
+			c.val, err = c.schemaless(s.peek(), 0)
+		} else {
+			c.val, err = c.value(fn, 0)
+		}
 		if err != nil {
 			return atField(string(name), err)
 		}
-		p.Value(img, h, val)
+		p.Value(img, h, &c.val)
 	}
 	return s.err
 }

@@ -26,8 +26,9 @@ type Projector interface {
 	// as the message writes it, valid during the call only. It returns a
 	// handle for the value, or a negative number to skip the value.
 	Column(image Image, name []byte) int
-	// Value delivers the value of a column that Column took.
-	Value(image Image, handle int, v canon.Value)
+	// Value delivers the value of a column that Column took. *v is valid
+	// during the call only.
+	Value(image Image, handle int, v *canon.Value)
 	// Reset discards every column received for the message so far: it
 	// turned out not to be an envelope, and its columns follow again.
 	Reset()
@@ -40,8 +41,9 @@ type Projector interface {
 // received some columns.
 //
 // Unlike Decode's, the Event and the values p receives are valid only
-// until the next call of DecodeProjected: their text, the key's row and
-// the position live in memory the Decoder reuses, so that a message costs
+// until the next call of DecodeProjected, and while key and value are
+// unchanged: their text is the message's own or lives, with the key's row
+// and the position, in memory the Decoder reuses, so that a message costs
 // no allocation.
 func (d *Decoder) DecodeProjected(ctx context.Context, key, value []byte, p Projector) (Event, error) {
 	d.proj = p
@@ -58,10 +60,11 @@ func (d *Decoder) DecodeProjected(ctx context.Context, key, value []byte, p Proj
 // project hands a decoded row to the projector, for the images that are
 // not decoded straight into it (MongoDB documents, Avro, unwrapped rows).
 func project(p Projector, img Image, row Row) {
-	for _, col := range row {
+	for i := range row {
+		col := &row[i]
 		name := unsafe.Slice(unsafe.StringData(col.Name), len(col.Name))
 		if h := p.Column(img, name); h >= 0 {
-			p.Value(img, h, col.Value)
+			p.Value(img, h, &col.Value)
 		}
 	}
 }

@@ -11,7 +11,7 @@ import (
 type colInfo struct {
 	local string  // the side's name
 	name  string  // canonical name
-	rank  int     // position of name among the side's known names, sorted
+	rank  int     // position of name among the side's row columns, sorted; -1 for others
 	col   *column // normalisation, nil for none
 	key   int     // index in the key, -1 for other columns
 	drop  bool    // not compared: ignored, or outside compare
@@ -20,8 +20,9 @@ type colInfo struct {
 
 // columnCache maps a side's column names to their colInfo. It is
 // immutable; a column not seen before makes a new cache (copy on write),
-// so lookups take no lock. Ranks are dense: every rank below n has a
-// column, and rows are built in rank order, which is name order.
+// so lookups take no lock. Only the columns a row holds have a rank (not
+// key, ignored or soft-delete columns). Ranks are dense: every rank below
+// n has a column, and rows are built in rank order, which is name order.
 type columnCache struct {
 	byLocal map[string]*colInfo
 	byRank  []*colInfo
@@ -48,16 +49,10 @@ func (t *Table) learn(side Side, local string) {
 		locals = append(locals, l)
 	}
 	locals = append(locals, local)
-	names := make([]string, 0, len(locals))
-	for _, l := range locals {
-		names = append(names, plan.canon(l))
-	}
-	slices.Sort(names)
-	names = slices.Compact(names)
-	next := &columnCache{byLocal: make(map[string]*colInfo, len(locals)), byRank: make([]*colInfo, len(names)), n: len(names)}
+	infos := make([]*colInfo, 0, len(locals))
+	var names []string
 	for _, l := range locals {
 		name := plan.canon(l)
-		rank, _ := slices.BinarySearch(names, name)
 		key, isKey := t.keyPos[name]
 		if !isKey {
 			key = -1
@@ -65,14 +60,26 @@ func (t *Table) learn(side Side, local string) {
 		ci := &colInfo{
 			local: l,
 			name:  name,
-			rank:  rank,
+			rank:  -1,
 			col:   t.columns[name],
 			key:   key,
 			drop:  t.ignore[name] || t.compare != nil && !t.compare[name],
 			soft:  plan.softColumn != "" && name == plan.softColumn,
 		}
-		next.byLocal[l] = ci
-		next.byRank[rank] = ci
+		infos = append(infos, ci)
+		if !isKey && !ci.drop && !ci.soft {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	next := &columnCache{byLocal: make(map[string]*colInfo, len(locals)), byRank: make([]*colInfo, len(names)), n: len(names)}
+	for _, ci := range infos {
+		if rank, ok := slices.BinarySearch(names, ci.name); ok {
+			ci.rank = rank
+			next.byRank[rank] = ci
+		}
+		next.byLocal[ci.local] = ci
 	}
 	sc.cur.Store(next)
 }

@@ -75,15 +75,10 @@ func (st *mapState) begin() {
 	}
 }
 
-// clear drops the values an event left in the images.
+// clear drops the values an event left in the images. The slots keep
+// them: only the used ones are read.
 func (is *imageState) clear() {
-	for w, bits := range is.used {
-		for bits != 0 {
-			is.slots[w*64+mathbits.TrailingZeros64(bits)] = canon.Column{}
-			bits &= bits - 1
-		}
-		is.used[w] = 0
-	}
+	clear(is.used)
 	clear(is.key)
 	clear(is.keySet)
 	is.soft, is.unresolved = false, false
@@ -144,32 +139,34 @@ func (st *mapState) Column(img debezium.Image, name []byte) int {
 }
 
 // Value implements debezium.Projector.
-func (st *mapState) Value(img debezium.Image, h int, v canon.Value) {
+func (st *mapState) Value(img debezium.Image, h int, pv *canon.Value) {
 	is := &st.img[img]
 	n := st.cache.n
 	switch {
 	case h < n:
 		ci := st.cache.byRank[h]
+		slot := &is.slots[h]
+		slot.Value = *pv
 		if ci.col != nil {
-			v = st.t.apply(ci.col, v)
+			slot.Value = st.t.apply(ci.col, slot.Value)
 		}
 		bit := uint64(1) << (h % 64)
-		switch v.Kind() {
+		switch slot.Value.Kind() {
 		case canon.Null: // null and absent are the same
-			is.slots[h] = canon.Column{}
+			*slot = canon.Column{}
 			is.used[h/64] &^= bit
 			return
 		case canon.Unavailable:
 			is.unresolved = true
 		}
-		is.slots[h] = canon.Column{Name: ci.name, Value: v}
+		slot.Name = ci.name
 		is.used[h/64] |= bit
 	case h < n+len(st.t.key):
 		k := h - n
-		is.key[k], is.keySet[k] = st.t.apply(st.t.keyCols[k], v), true
+		is.key[k], is.keySet[k] = st.t.apply(st.t.keyCols[k], *pv), true
 	default:
 		plan := &st.t.sides[st.side]
-		is.soft = canon.Equal(st.t.apply(plan.softCol, v), plan.softValue)
+		is.soft = canon.Equal(st.t.apply(plan.softCol, *pv), plan.softValue)
 	}
 }
 
@@ -218,6 +215,12 @@ func (st *mapState) finish(ev *debezium.Event, raw []byte) (Change, error) {
 		count += mathbits.OnesCount64(bits)
 	}
 	var row canon.Row
+	if st.reuse && count == st.cache.n && count > 0 {
+		// Every column is there: the slots are the row, until the next
+		// event of the state writes them.
+		c.Row, c.Unresolved = is.slots[:count:count], is.unresolved
+		return c, nil
+	}
 	if st.reuse && st.buf.row != nil && cap(st.buf.row) >= count {
 		row = st.buf.row[:0]
 	} else {
