@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"os"
 	"strings"
@@ -217,5 +218,51 @@ func TestAvroLogicalTypes(t *testing.T) {
 	}
 	if _, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(registry.Fetcher{Client: client})}).Decode(context.Background(), nil, msg[:len(msg)-3]); !debezium.IsMalformed(err) {
 		t.Errorf("truncated body: %v", err)
+	}
+}
+
+// A decoder remembers the keys of each object of the last message and
+// compares the next message's keys against them. Whatever the keys, a
+// decoder that has read other messages before must read each message as a
+// new decoder does, through Decode and DecodeProjected alike: keys that
+// share a prefix with a remembered one, keys around the 16 bytes compared
+// as words, white space, escapes, reordered and missing keys.
+func TestRememberedKeysNeverMisread(t *testing.T) {
+	names := []string{"a", "ab", "b", "abcdefghijkl", "abcdefghijklm", "abcdefghijklmn", "abcdefghijklmnop",
+		"abcdefghijklmnopq", "abcdefghijklmnopqrstuvwxyz", "op", "o", "opx", "after", "aft", "source", "sourc", `a\u0062`, `o\"p`}
+	var messages []string
+	for i := range 400 {
+		var cols, src []string
+		for j := range 1 + i%5 {
+			name := names[(i*7+j*3)%len(names)]
+			sep := ":"
+			if (i+j)%11 == 0 {
+				sep = " : "
+			}
+			cols = append(cols, fmt.Sprintf("%q%s%d", name, sep, i*10+j))
+			cols[len(cols)-1] = strings.Replace(cols[len(cols)-1], `\\`, `\`, -1)
+		}
+		for j, f := range []string{"connector", "lsn", "txId", "db", "table"} {
+			if (i+j)%4 != 0 {
+				src = append(src, fmt.Sprintf("%q:%q", f, fmt.Sprint(i+j)))
+			}
+		}
+		row := "{" + strings.Join(cols, ",") + "}"
+		envelope := []string{`"before":null`, `"after":` + row, `"source":{` + strings.Join(src, ",") + `}`, `"op":"c"`}
+		if i%3 == 0 {
+			envelope[0], envelope[3] = envelope[3], envelope[0]
+		}
+		messages = append(messages, "{"+strings.Join(envelope, ",")+"}")
+	}
+	shared := debezium.NewDecoder(debezium.Config{})
+	projected := debezium.NewDecoder(debezium.Config{})
+	for i, m := range messages {
+		key := []byte(fmt.Sprintf(`{"%s":%d}`, names[i%len(names)], i))
+		want, werr := debezium.NewDecoder(debezium.Config{}).Decode(context.Background(), key, []byte(m))
+		got, gerr := shared.Decode(context.Background(), key, []byte(m))
+		if fmt.Sprint(got, gerr) != fmt.Sprint(want, werr) {
+			t.Fatalf("message %d %s:\n got  %v %v\n want %v %v", i, m, got, gerr, want, werr)
+		}
+		checkProjected(t, projected, key, []byte(m), want, werr)
 	}
 }

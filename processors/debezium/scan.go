@@ -322,8 +322,34 @@ type remembered struct {
 	// before it, the key in its quotes and the colon, when no white space
 	// comes between them.
 	b []byte
+	// w holds b's first 16 bytes as two little-endian words, m the masks
+	// of the bytes b has among them: most keys compare in two loads.
+	w, m [2]uint64
 	// tag is what the caller made of the key (see tag), -1 until then.
 	tag int8
+}
+
+func newRemembered(b []byte) remembered {
+	r := remembered{b: b, tag: -1}
+	var pad [16]byte
+	copy(pad[:], b)
+	for i := range r.w {
+		r.w[i] = binary.LittleEndian.Uint64(pad[8*i:])
+		if n := len(b) - 8*i; n >= 8 {
+			r.m[i] = ^uint64(0)
+		} else if n > 0 {
+			r.m[i] = 1<<(8*n) - 1
+		}
+	}
+	return r
+}
+
+// at reports whether b starts with the remembered key.
+func (r *remembered) at(b []byte) bool {
+	if len(b) < 16 || len(r.b) > 16 {
+		return len(b) >= len(r.b) && string(b[:len(r.b)]) == string(r.b)
+	}
+	return binary.LittleEndian.Uint64(b)&r.m[0] == r.w[0] && binary.LittleEndian.Uint64(b[8:])&r.m[1] == r.w[1]
 }
 
 // tag returns what classify makes of the key just read, key: the
@@ -355,9 +381,9 @@ func (s *scanner) keyIn(ko *keyOrder, first bool) (raw []byte, escaped, ok bool)
 	if n < len(ko.keys) {
 		// A remembered key holds no quote or backslash but its own quotes,
 		// so bytes equal to it are the same key, a complete JSON string.
-		if k := ko.keys[n].b; len(s.b)-s.i >= len(k) && string(s.b[s.i:s.i+len(k)]) == string(k) {
-			raw = s.b[s.i+2 : s.i+len(k)-2]
-			s.i += len(k)
+		if r := &ko.keys[n]; r.at(s.b[s.i:]) {
+			raw = s.b[s.i+2 : s.i+len(r.b)-2]
+			s.i += len(r.b)
 			ko.hit = true
 			return raw, false, true
 		}
@@ -371,7 +397,7 @@ func (s *scanner) keyIn(ko *keyOrder, first bool) (raw []byte, escaped, ok bool)
 	raw, escaped = s.str()
 	ok = s.colon()
 	if ok && !escaped && start == at+1 && s.i == start+len(raw)+3 && n <= len(ko.keys) && n < maxKeyOrder {
-		ko.keys = append(ko.keys[:n], remembered{b: append([]byte(nil), s.b[at:s.i]...), tag: -1})
+		ko.keys = append(ko.keys[:n], newRemembered(append([]byte(nil), s.b[at:s.i]...)))
 	}
 	return raw, escaped, ok
 }

@@ -12,7 +12,7 @@ type colInfo struct {
 	local string  // the side's name
 	name  string  // canonical name
 	rank  int     // position of name among the side's row columns, sorted; -1 for others
-	col   *column // normalisation, nil for none
+	col   *column // normalisation, nil for none or one that changes nothing
 	key   int     // index in the key, -1 for other columns
 	drop  bool    // not compared: ignored, or outside compare
 	soft  bool    // the side's soft-delete column
@@ -57,11 +57,15 @@ func (t *Table) learn(side Side, local string) {
 		if !isKey {
 			key = -1
 		}
+		col := t.columns[name]
+		if col != nil && !col.changes() {
+			col = nil
+		}
 		ci := &colInfo{
 			local: l,
 			name:  name,
 			rank:  -1,
-			col:   t.columns[name],
+			col:   col,
 			key:   key,
 			drop:  t.ignore[name] || t.compare != nil && !t.compare[name],
 			soft:  plan.softColumn != "" && name == plan.softColumn,

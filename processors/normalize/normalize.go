@@ -164,7 +164,7 @@ type sidePlan struct {
 
 // column is the normalisation of one canonical column.
 type column struct {
-	as        string
+	as        hint
 	scale     int32
 	hasScale  bool
 	unit      time.Duration
@@ -173,6 +173,28 @@ type column struct {
 	loose     bool // compared with a tolerance
 	trim      bool
 	fold      bool
+}
+
+// hint is a column's as: hint.
+type hint uint8
+
+// Hints; the zero hint is none.
+const (
+	noHint hint = iota
+	asBoolHint
+	asDecimalHint
+	asTimestampHint
+	asJSONHint
+	asStringHint
+)
+
+var hints = map[string]hint{"": noHint, "bool": asBoolHint, "decimal": asDecimalHint,
+	"timestamp": asTimestampHint, "json": asJSONHint, "string": asStringHint}
+
+// changes reports whether applying c can change a value: false for a
+// column with a tolerance only.
+func (c *column) changes() bool {
+	return c.as != noHint || c.precision > 0 || c.trim || c.fold
 }
 
 func newTable(tc *config.Table) (*Table, error) {
@@ -200,7 +222,7 @@ func newTable(tc *config.Table) (*Table, error) {
 		}
 	}
 	for name, n := range tc.Normalize {
-		c := &column{as: n.As, unit: n.UnitDuration(), precision: n.Precision(), trim: n.Trim, fold: n.CaseInsensitive}
+		c := &column{as: hints[n.As], unit: n.UnitDuration(), precision: n.Precision(), trim: n.Trim, fold: n.CaseInsensitive}
 		if n.Scale != nil {
 			c.scale, c.hasScale = int32(*n.Scale), true
 		}
@@ -340,7 +362,7 @@ func (t *Table) apply(c *column, v canon.Value) canon.Value {
 	if c == nil || v.Kind() == canon.Null || v.Kind() == canon.Unavailable {
 		return v
 	}
-	if v.Kind() == canon.Array && c.as != "json" && c.as != "string" {
+	if v.Kind() == canon.Array && c.as != asJSONHint && c.as != asStringHint {
 		elems := v.Elems()
 		out := make([]canon.Value, len(elems))
 		for i, e := range elems {
@@ -353,15 +375,15 @@ func (t *Table) apply(c *column, v canon.Value) canon.Value {
 
 func (c *column) apply(v canon.Value) canon.Value {
 	switch c.as {
-	case "bool":
+	case asBoolHint:
 		v = asBool(v)
-	case "decimal":
+	case asDecimalHint:
 		v = c.asDecimal(v)
-	case "timestamp":
+	case asTimestampHint:
 		v = c.asTimestamp(v)
-	case "json":
+	case asJSONHint:
 		v = asJSON(v)
-	case "string":
+	case asStringHint:
 		v = asString(v)
 	}
 	if c.precision > 0 {
