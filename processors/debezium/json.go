@@ -458,11 +458,10 @@ func (c *jsonCtx) int64() int64 {
 		s.skip(0)
 		return 0
 	}
-	raw := s.number()
-	if n, ok := canon.PlainInt(raw); ok {
-		return n
+	raw, n, ok := s.integer()
+	if !ok {
+		n, _ = strconv.ParseInt(unsafeString(raw), 10, 64)
 	}
-	n, _ := strconv.ParseInt(unsafeString(raw), 10, 64)
 	return n
 }
 
@@ -733,8 +732,11 @@ func (c *jsonCtx) value(n *node, depth int) (canon.Value, error) {
 			s.skip(0)
 			return canon.Value{}, wrongType(n, t)
 		}
-		raw := s.number()
-		x, err := strconv.ParseInt(unsafeString(raw), 10, 64)
+		raw, x, isInt := s.integer()
+		var err error
+		if !isInt {
+			x, err = strconv.ParseInt(unsafeString(raw), 10, 64)
+		}
 		if err != nil {
 			if n.name == "" { // e.g. BIGINT UNSIGNED beyond int64: keep the digits
 				if num, ok := canon.ParseNumber(raw); ok {
@@ -896,7 +898,10 @@ func (c *jsonCtx) schemaless(t tok, depth int) (canon.Value, error) {
 		s.literal("false")
 		return canon.BoolValue(false), s.err
 	case kNumber:
-		raw := s.number()
+		raw, n, isInt := s.integer()
+		if isInt {
+			return canon.IntValue(n), nil
+		}
 		if s.err != nil {
 			return canon.Value{}, s.err
 		}

@@ -64,24 +64,21 @@ func (s *scanner) peek() tok {
 	if s.i >= len(s.b) {
 		return kEnd
 	}
-	switch c := s.b[s.i]; {
-	case c == '{':
-		return kObject
-	case c == '[':
-		return kArray
-	case c == '"':
-		return kString
-	case c == '-' || c >= '0' && c <= '9':
-		return kNumber
-	case c == 't':
-		return kTrue
-	case c == 'f':
-		return kFalse
-	case c == 'n':
-		return kNull
-	}
-	return kBad
+	return toks[s.b[s.i]]
 }
+
+// toks tells the kind of a value by its first byte.
+var toks = func() (t [256]tok) {
+	for c := range t {
+		t[c] = kBad
+	}
+	t['{'], t['['], t['"'], t['-'] = kObject, kArray, kString, kNumber
+	for c := '0'; c <= '9'; c++ {
+		t[c] = kNumber
+	}
+	t['t'], t['f'], t['n'] = kTrue, kFalse, kNull
+	return t
+}()
 
 // literal consumes true, false or null.
 func (s *scanner) literal(word string) {
@@ -171,6 +168,38 @@ func isHex4(b []byte) bool {
 	}
 	return true
 }
+
+// integer consumes a number and returns its token and, when it is an
+// integer of at most 18 digits, its value.
+func (s *scanner) integer() (raw []byte, n int64, isInt bool) {
+	b, i := s.b, s.i
+	neg := i < len(b) && b[i] == '-'
+	if neg {
+		i++
+	}
+	start := i
+	for i < len(b) && b[i]-'0' <= 9 && i-start < 18 {
+		n = n*10 + int64(b[i]-'0')
+		i++
+	}
+	if d := i - start; d > 0 && (d == 1 || b[start] != '0') && (i >= len(b) || !numberByte[b[i]]) {
+		if neg {
+			n = -n
+		}
+		raw = b[s.i:i]
+		s.i = i
+		return raw, n, true
+	}
+	return s.number(), 0, false
+}
+
+// numberByte marks the bytes that can continue a number.
+var numberByte = func() (t [256]bool) {
+	for _, c := range []byte("0123456789.eE+-") {
+		t[c] = true
+	}
+	return t
+}()
 
 // number consumes a number and returns its token.
 func (s *scanner) number() []byte {
