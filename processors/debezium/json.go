@@ -19,9 +19,11 @@ const maxDepth = 64
 // envelopePrefix starts every JsonConverter message with schemas enabled.
 const envelopePrefix = `{"schema":`
 
-// jsonCtx is the state of decoding one JSON message. The strings it
-// produces are copied into one arena, so an event costs one allocation for
-// all its text and does not reference the message's buffer.
+// jsonCtx is the state of decoding one JSON message. For Decode, the
+// strings it produces are copied into one arena, so an event costs one
+// allocation for all its text and does not reference the message's buffer.
+// For DecodeProjected, unescaped text is the message's own and the arena
+// is the Decoder's, reused from message to message.
 type jsonCtx struct {
 	d     *Decoder
 	s     scanner
