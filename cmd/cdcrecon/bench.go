@@ -8,13 +8,11 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -88,9 +86,7 @@ events/s, p99 latency <= 1s) are reported, not enforced.`),
 			if o.runs < 1 || o.rate < 1 || o.partitions < 1 {
 				return usageError("--runs, --rate and --partitions must be at least 1")
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return bench(ctx, g, o)
+			return bench(cmd.Context(), g, o)
 		},
 	}
 	f := cmd.Flags()

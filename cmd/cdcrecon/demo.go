@@ -10,12 +10,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -61,9 +59,7 @@ Ctrl-C. Exit status 0 when recall and precision are both 1, 1 when not.`),
   cdcrecon demo --keep`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return demo(ctx, g, o)
+			return demo(cmd.Context(), g, o)
 		},
 	}
 	f := cmd.Flags()

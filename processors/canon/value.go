@@ -201,7 +201,7 @@ func DecimalFromBytes(b []byte, scale int32) Value {
 // leading '+', leading zeros and surrounding spaces ("12.30", "-1e5",
 // " 007 "), and the words NaN, Infinity, +Inf, -Inf.
 func ParseNumber(b []byte) (Value, bool) {
-	if n, ok := PlainInt(b); ok {
+	if n, ok := plainInt(b); ok {
 		return IntValue(n), true
 	}
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
@@ -273,10 +273,10 @@ func ParseNumber(b []byte) (Value, bool) {
 	return numberFromDigits(d, exp), true
 }
 
-// PlainInt parses the common case of an integer fast: an optional '-' and
+// plainInt parses the common case of an integer fast: an optional '-' and
 // 1 to 18 digits without a leading zero (or a lone 0); ok is false for any
 // other text.
-func PlainInt(b []byte) (int64, bool) {
+func plainInt(b []byte) (int64, bool) {
 	neg := len(b) > 0 && b[0] == '-'
 	d := b
 	if neg {

@@ -327,7 +327,7 @@ func (c *jsonCtx) payload(n *node, ev *Event) error {
 			break
 		}
 		key := c.keyBytes(raw, esc)
-		cls := topField(c.d.order.payload.tag(key, func(k string) int8 { return int8(classify(k)) }))
+		cls := classify(unsafeString(key))
 		f.shape.see(cls)
 		var err error
 		switch cls {
@@ -549,18 +549,16 @@ func (c *jsonCtx) source(sb *sourceBlock) error {
 			break
 		}
 		key := c.keyBytes(raw, esc)
-		switch f := sourceField(c.d.order.source.tag(key, sourceFieldOf)); f {
-		case srcTsMs:
+		switch string(key) {
+		case "ts_ms":
 			sb.tsMs = c.int64()
-		case srcTsSec:
+		case "ts_sec":
 			sb.tsSec = c.int64()
-		case srcSnapshot:
+		case "snapshot":
 			sb.setSnapshot(c.scalarText())
-		case srcOther:
-			s.skip(0)
 		default:
-			if s.peek() != kNull {
-				*sb.textOf(f) = c.scalarText()
+			if p := sb.text(unsafeString(key)); p != nil && s.peek() != kNull {
+				*p = c.scalarText()
 				continue
 			}
 			s.skip(0)
@@ -587,7 +585,7 @@ func (c *jsonCtx) row(n *node, dst Row, capHint int) (Row, error) {
 		last = &c.d.lastNames[1]
 	}
 	names := *last
-	order := &c.d.order.images[0] // images and keys decoded as rows share one
+	order := &c.d.order.images[0] // both images, when decoded as rows, share one
 	if c.key {
 		order = &c.d.order.key
 	}

@@ -342,8 +342,7 @@ func (s *scanner) colon() bool {
 // a comparison per key instead of a scan.
 type keyOrder struct {
 	keys []remembered
-	n    int  // the keys of the current object so far
-	hit  bool // the last key read was the remembered one
+	n    int // the keys of the current object so far
 }
 
 type remembered struct {
@@ -354,12 +353,10 @@ type remembered struct {
 	// w holds b's first 16 bytes as two little-endian words, m the masks
 	// of the bytes b has among them: most keys compare in two loads.
 	w, m [2]uint64
-	// tag is what the caller made of the key (see tag), -1 until then.
-	tag int8
 }
 
 func newRemembered(b []byte) remembered {
-	r := remembered{b: b, tag: -1}
+	r := remembered{b: b}
 	var pad [16]byte
 	copy(pad[:], b)
 	for i := range r.w {
@@ -381,21 +378,6 @@ func (r *remembered) at(b []byte) bool {
 	return binary.LittleEndian.Uint64(b)&r.m[0] == r.w[0] && binary.LittleEndian.Uint64(b[8:])&r.m[1] == r.w[1]
 }
 
-// tag returns what classify makes of the key just read, key: the
-// remembered answer when the key is a remembered one, else classify's,
-// which it remembers with the key.
-func (ko *keyOrder) tag(key []byte, classify func(string) int8) int8 {
-	i := ko.n - 1
-	if ko.hit && ko.keys[i].tag >= 0 {
-		return ko.keys[i].tag
-	}
-	t := classify(unsafeString(key))
-	if i < len(ko.keys) && string(ko.keys[i].b[2:len(ko.keys[i].b)-2]) == string(key) {
-		ko.keys[i].tag = t
-	}
-	return t
-}
-
 // maxKeyOrder bounds the keys a keyOrder remembers.
 const maxKeyOrder = 256
 
@@ -413,11 +395,9 @@ func (s *scanner) keyIn(ko *keyOrder, first bool) (raw []byte, escaped, ok bool)
 		if r := &ko.keys[n]; r.at(s.b[s.i:]) {
 			raw = s.b[s.i+2 : s.i+len(r.b)-2]
 			s.i += len(r.b)
-			ko.hit = true
 			return raw, false, true
 		}
 	}
-	ko.hit = false
 	at := s.i
 	if !s.member(first) {
 		return nil, false, false

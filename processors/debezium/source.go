@@ -15,104 +15,50 @@ type sourceBlock struct {
 	ord, scn, commitScn, rsID, ssn string
 }
 
-// sourceField names the fields of a source block that cdcrecon uses.
-type sourceField int8
-
-// Source fields; the text fields are srcText and those that follow.
-const (
-	srcOther sourceField = iota
-	srcTsMs
-	srcTsSec
-	srcSnapshot
-	srcConnector
-	srcDB
-	srcSchema
-	srcTable
-	srcCollection
-	srcLsn
-	srcTxID
-	srcSequence
-	srcFile
-	srcPos
-	srcRow
-	srcGtid
-	srcChangeLsn
-	srcCommitLsn
-	srcSerialNo
-	srcOrd
-	srcScn
-	srcCommitScn
-	srcRsID
-	srcSsn
-
-	srcText = srcConnector
-)
-
-var sourceFields = map[string]sourceField{
-	"ts_ms": srcTsMs, "ts_sec": srcTsSec, "snapshot": srcSnapshot,
-	"connector": srcConnector, "db": srcDB, "schema": srcSchema, "table": srcTable,
-	"collection": srcCollection, "lsn": srcLsn, "txId": srcTxID, "sequence": srcSequence,
-	"file": srcFile, "pos": srcPos, "row": srcRow, "gtid": srcGtid,
-	"change_lsn": srcChangeLsn, "commit_lsn": srcCommitLsn, "event_serial_no": srcSerialNo,
-	"ord": srcOrd, "scn": srcScn, "commit_scn": srcCommitScn, "rs_id": srcRsID, "ssn": srcSsn,
-}
-
-// sourceFieldOf classifies a source field name (srcOther: unused), as a
-// keyOrder tag.
-func sourceFieldOf(name string) int8 { return int8(sourceFields[name]) }
-
-// textOf returns where the text of a text field (srcText and above) goes.
-func (s *sourceBlock) textOf(f sourceField) *string {
-	switch f {
-	case srcConnector:
-		return &s.connector
-	case srcDB:
-		return &s.db
-	case srcSchema:
-		return &s.schema
-	case srcTable:
-		return &s.table
-	case srcCollection:
-		return &s.collection
-	case srcLsn:
-		return &s.lsn
-	case srcTxID:
-		return &s.txID
-	case srcSequence:
-		return &s.sequence
-	case srcFile:
-		return &s.file
-	case srcPos:
-		return &s.pos
-	case srcRow:
-		return &s.row
-	case srcGtid:
-		return &s.gtid
-	case srcChangeLsn:
-		return &s.changeLsn
-	case srcCommitLsn:
-		return &s.commitLsn
-	case srcSerialNo:
-		return &s.serialNo
-	case srcOrd:
-		return &s.ord
-	case srcScn:
-		return &s.scn
-	case srcCommitScn:
-		return &s.commitScn
-	case srcRsID:
-		return &s.rsID
-	case srcSsn:
-		return &s.ssn
-	}
-	return nil
-}
-
 // text returns where the text of a source field goes, or nil for a field
 // cdcrecon does not use, so that decoders need not copy it.
 func (s *sourceBlock) text(name string) *string {
-	if f := sourceFields[name]; f >= srcText {
-		return s.textOf(f)
+	switch name {
+	case "connector":
+		return &s.connector
+	case "db":
+		return &s.db
+	case "schema":
+		return &s.schema
+	case "table":
+		return &s.table
+	case "collection":
+		return &s.collection
+	case "lsn":
+		return &s.lsn
+	case "txId":
+		return &s.txID
+	case "sequence":
+		return &s.sequence
+	case "file":
+		return &s.file
+	case "pos":
+		return &s.pos
+	case "row":
+		return &s.row
+	case "gtid":
+		return &s.gtid
+	case "change_lsn":
+		return &s.changeLsn
+	case "commit_lsn":
+		return &s.commitLsn
+	case "event_serial_no":
+		return &s.serialNo
+	case "ord":
+		return &s.ord
+	case "scn":
+		return &s.scn
+	case "commit_scn":
+		return &s.commitScn
+	case "rs_id":
+		return &s.rsID
+	case "ssn":
+		return &s.ssn
 	}
 	return nil
 }

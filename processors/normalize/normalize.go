@@ -144,7 +144,6 @@ type Table struct {
 	compare map[string]bool // nil: all columns but ignored ones
 	ignore  map[string]bool
 	redact  map[string]bool
-	loose   bool // some column has a tolerance
 	// looseNames are the columns with a tolerance.
 	looseNames []string
 	caches     [3]sideCache // indexed by Side
@@ -227,7 +226,7 @@ func newTable(tc *config.Table) (*Table, error) {
 			c.scale, c.hasScale = int32(*n.Scale), true
 		}
 		if n.Tolerance != nil {
-			c.tolerance, c.loose, t.loose = *n.Tolerance, true, true
+			c.tolerance, c.loose = *n.Tolerance, true
 			t.looseNames = append(t.looseNames, name)
 		}
 		t.columns[name] = c
