@@ -96,6 +96,11 @@ type SubscriberConfig struct {
 	CommitInterval time.Duration
 	// CloseTimeout bounds the final commit on Close. Default 10s.
 	CloseTimeout time.Duration
+	// DrainTimeout bounds how long a message being handled when its
+	// partition is revoked (or the subscription closes) is waited for
+	// before its context is cancelled; one acked in that time is
+	// committed. Default 5s.
+	DrainTimeout time.Duration
 	// SessionTimeout is how long the group waits for a silent member
 	// before giving its partitions to others. Default 10s.
 	SessionTimeout time.Duration
@@ -148,6 +153,9 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 	if c.CommitInterval == 0 {
 		c.CommitInterval = time.Second
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 5 * time.Second
 	}
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = 10 * time.Second

@@ -411,7 +411,12 @@ func (w *partitionWorker) deliver(build func() *message.Message) bool {
 	var backoff time.Duration
 	for {
 		msg := build()
-		ctx, cancel := context.WithCancel(w.ctx)
+		// A message being handled when its partition is revoked or the
+		// subscription closes is let finish, for up to DrainTimeout, so
+		// that what its handler did is committed before the partition's
+		// next owner starts: a hand-off then repeats nothing. Its context
+		// ends only after that.
+		ctx, cancel := context.WithCancel(context.WithoutCancel(w.ctx))
 		msg.SetContext(ctx)
 		select {
 		case w.sub.out <- msg:
@@ -426,13 +431,24 @@ func (w *partitionWorker) deliver(build func() *message.Message) bool {
 		case <-msg.Nacked():
 			cancel()
 		case <-w.ctx.Done():
-			cancel()
-			// A stop racing the ack must not lose it: an acked message is
-			// marked for the commit that follows the stop.
+			t := time.NewTimer(w.sub.cfg.DrainTimeout)
+			defer t.Stop()
+			defer cancel()
 			select {
 			case <-msg.Acked():
 				return true
-			default:
+			case <-msg.Nacked():
+				return false
+			case <-t.C:
+				cancel()
+				// A stop racing the ack must not lose it: an acked
+				// message is marked for the commit that follows.
+				select {
+				case <-msg.Acked():
+					return true
+				case <-msg.Nacked():
+				case <-time.After(time.Second):
+				}
 				return false
 			}
 		}

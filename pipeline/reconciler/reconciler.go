@@ -90,7 +90,7 @@ type Stage struct {
 type partition struct {
 	mu       sync.Mutex // held by Handle; a retired partition takes no more batches
 	retired  bool
-	suppress int64 // batches ending before this offset publish nothing: the previous owner did
+	suppress int64 // what is decided at records before this offset is not published: the previous owner did
 	applied  map[inputKey]int64
 	id       int32
 	next     int64 // next changes offset to apply: a redelivered batch is not applied twice
@@ -98,8 +98,10 @@ type partition struct {
 	out      []schemas.Record
 	ended    map[string]bool
 	inputs   int
-	finished bool
-	broken   error // set when the partition's state was lost; sticky
+	// finishing: every input has ended and the engine finished; finished:
+	// OnFinish was called, once the last records were published.
+	finishing, finished bool
+	broken              error // set when the partition's state was lost; sticky
 }
 
 // inputKey is an input partition.
@@ -291,10 +293,7 @@ func (s *Stage) Handle(msg *message.Message) error {
 			return fmt.Errorf("reconciler partition %d offset %d: %w", id, r.Offset, err)
 		}
 		if m != nil {
-			p.engine.Watermark(m.Side, m.Input, m.Time)
-			if m.Time == reconcile.End {
-				p.ended[m.Input] = true
-			}
+			s.mark(p, m, r.Offset)
 			continue
 		}
 		in := inputKey{c.Origin.Topic, c.Origin.Partition}
@@ -306,14 +305,7 @@ func (s *Stage) Handle(msg *message.Message) error {
 			return fmt.Errorf("reconciler partition %d offset %d: %w", id, r.Offset, err)
 		}
 	}
-	p.engine.Advance()
-	finishing := !p.finished && p.inputs > 0 && len(p.ended) == p.inputs
-	if finishing {
-		p.engine.Finish()
-	}
-	if last := recs[len(recs)-1].Offset; last < p.suppress {
-		p.out = p.out[:0] // decided and published by the previous owner
-	}
+	finishing := p.finishing
 	if err := s.publish(msg.Context(), p); err != nil {
 		return err
 	}
@@ -321,12 +313,33 @@ func (s *Stage) Handle(msg *message.Message) error {
 		return err
 	}
 	if finishing {
-		p.finished = true
+		p.finishing, p.finished = false, true
 		if s.cfg.OnFinish != nil {
 			s.cfg.OnFinish(p.id)
 		}
 	}
 	return nil
+}
+
+// mark hands the engine a watermark read at offset off and decides what it
+// allows, there and then: every decision is tied to the record that made
+// it possible, whatever the batch it came in, so a rebuild decides each
+// record at the same offset as the owner before it, and publishes exactly
+// the records decided at or after the offset that owner committed.
+func (s *Stage) mark(p *partition, m *reconcile.Mark, off int64) {
+	before := len(p.out)
+	p.engine.Watermark(m.Side, m.Input, m.Time)
+	if m.Time == reconcile.End {
+		p.ended[m.Input] = true
+	}
+	p.engine.Advance()
+	if !p.finished && !p.finishing && p.inputs > 0 && len(p.ended) == p.inputs {
+		p.engine.Finish()
+		p.finishing = true
+	}
+	if off < p.suppress {
+		p.out = p.out[:before] // decided and published by the previous owner
+	}
 }
 
 // flush moves the partition's idle keys to the store with its next

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cdcrecon/cdcrecon/processors/canon"
@@ -99,7 +101,7 @@ type Config struct {
 // Stats counts what an Engine saw and decided.
 type Stats struct {
 	Changes  int64 // changes applied
-	Late     int64 // changes older than an already decided instant, applied just after it
+	Late     int64 // changes older than their input's watermark, applied at it
 	Opened   int64
 	Resolved int64
 	Open     int64 // drifts open now
@@ -119,14 +121,36 @@ type Engine struct {
 	timers queue[timer]
 	closes queue[windowClose]
 	marks  [3]map[string]int64 // by side: input -> latest event time
-	done   int64               // every instant up to done is decided
-	idle   []*keyState         // keys whose last window closed, for Flush
+	// byOrigin is each input's watermark by its topic and partition, for
+	// placing late changes (see Apply).
+	byOrigin map[inputKey]int64
+	done     int64       // every instant up to done is decided
+	idle     []*keyState // keys whose last window closed, for Flush
 	// spilled holds the hashes of the keys Flush stored; preexisting is
 	// set when the store held keys of the partition before this engine.
 	spilled     map[uint64]struct{}
 	preexisting bool
 	h           canon.Hasher
 	stats       Stats
+}
+
+// inputKey is an input partition, as a change's Origin names it.
+type inputKey struct {
+	topic string
+	part  int32
+}
+
+// parseInput splits an input name ("topic/partition") into its parts.
+func parseInput(input string) (inputKey, bool) {
+	i := strings.LastIndexByte(input, '/')
+	if i < 0 {
+		return inputKey{}, false
+	}
+	p, err := strconv.ParseInt(input[i+1:], 10, 32)
+	if err != nil {
+		return inputKey{}, false
+	}
+	return inputKey{input[:i], int32(p)}, true
 }
 
 type tableState struct {
@@ -149,14 +173,15 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("reconcile: Config, Mapper and Emit are required")
 	}
 	e := &Engine{
-		cfg:    cfg,
-		grace:  cfg.Config.Window.Grace.Milliseconds(),
-		window: cfg.Config.Window.Size.Milliseconds(),
-		tables: map[string]*tableState{},
-		keys:   map[string]*keyState{},
-		done:   math.MinInt64,
-		timers: queue[timer]{less: timerFirst},
-		closes: queue[windowClose]{less: closeFirst},
+		cfg:      cfg,
+		grace:    cfg.Config.Window.Grace.Milliseconds(),
+		window:   cfg.Config.Window.Size.Milliseconds(),
+		tables:   map[string]*tableState{},
+		keys:     map[string]*keyState{},
+		done:     math.MinInt64,
+		byOrigin: map[inputKey]int64{},
+		timers:   queue[timer]{less: timerFirst},
+		closes:   queue[windowClose]{less: closeFirst},
 	}
 	if e.window <= 0 {
 		return nil, fmt.Errorf("reconcile: window.size must be at least 1ms, got %s", cfg.Config.Window.Size)
@@ -196,6 +221,9 @@ func (e *Engine) Expect(side normalize.Side, inputs ...string) {
 func (e *Engine) Watermark(side normalize.Side, input string, t int64) {
 	if cur, ok := e.marks[side][input]; !ok || t > cur {
 		e.marks[side][input] = t
+		if k, ok := parseInput(input); ok {
+			e.byOrigin[k] = t
+		}
 	}
 }
 
@@ -219,6 +247,14 @@ func (e *Engine) bound() int64 {
 // Apply hands the engine one change. An error is a permanent problem with
 // the change (an unknown table, a row that does not decode). The engine
 // copies what it keeps of c; c may alias a buffer the caller reuses.
+//
+// A late change — one older than the watermark its input partition
+// (c.Origin's topic and partition) reported before it — takes effect at
+// that watermark. The watermark is a fact of the input's order, not of
+// when the engine last advanced, so a rebuild from the same changes
+// reproduces every decision whatever its batches; and no instant at or
+// past an input's watermark is decided before that input's later changes
+// are in.
 func (e *Engine) Apply(c Change) error {
 	ts := e.tables[c.Table]
 	if ts == nil {
@@ -227,7 +263,14 @@ func (e *Engine) Apply(c Change) error {
 	if c.Side != normalize.Source && c.Side != normalize.Target {
 		return fmt.Errorf("change of table %s: invalid side %d", c.Table, c.Side)
 	}
+	if m, ok := e.byOrigin[inputKey{c.Origin.Topic, c.Origin.Partition}]; ok && c.Time < m {
+		c.Time = m
+		e.stats.Late++
+	}
 	if c.Time <= e.done {
+		// Only a change of an input the engine was never told of, after
+		// Finish or from an input whose watermarks arrive under another
+		// name; decided instants stay decided.
 		c.Time = e.done + 1
 		e.stats.Late++
 	}
