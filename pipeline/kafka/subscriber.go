@@ -86,7 +86,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		cancel()
 		return nil, fmt.Errorf("subscribing to %s: %w", topic, err)
 	}
-	sub.cl = cl
+	sub.cl, sub.opts = cl, opts
 	s.subs[sub] = struct{}{}
 	s.wg.Add(1)
 	go func() {
@@ -121,13 +121,18 @@ func (s *Subscriber) Close() error {
 // records to one worker per partition; workers deliver and mark acked
 // records for commit.
 type subscription struct {
-	cfg    *SubscriberConfig
-	log    *slog.Logger
-	topic  string
-	cl     *kgo.Client
-	ctx    context.Context
-	cancel context.CancelFunc
-	out    chan *message.Message
+	cfg   *SubscriberConfig
+	log   *slog.Logger
+	topic string
+	cl    *kgo.Client
+	opts  []kgo.Opt // cl's, to join again as a new member
+	// established is when the member first got an assignment; fenced
+	// counts the times a static member was fenced since.
+	established time.Time
+	fenced      int
+	ctx         context.Context
+	cancel      context.CancelFunc
+	out         chan *message.Message
 
 	mu      sync.Mutex
 	workers map[int32]*partitionWorker
@@ -162,6 +167,9 @@ func (s *subscription) run() {
 				s.log.Warn("fetch error, retrying", "partition", p, "error", err)
 			}
 		})
+		if fatal != nil && errors.Is(fatal, kerr.FencedInstanceID) && s.rejoin() {
+			continue
+		}
 		if fatal != nil {
 			s.cl.AllowRebalance()
 			s.cfg.Fatal(fmt.Errorf("consumer group %s: %w", s.cfg.ConsumerGroup, fatal))
@@ -187,6 +195,47 @@ func (s *subscription) run() {
 	}
 	cancel()
 	s.cl.Close()
+}
+
+// rejoin handles a static member's FENCED_INSTANCE_ID: the broker gave
+// its instance id to another member. A member that has held its
+// partitions for two session timeouts or more is the established one — a
+// broker restarted on its data can fence it with no one else there — so
+// it joins again as a new member under the same id, which fences the
+// other: a newcomer with a duplicate id is then fenced within its first
+// two session timeouts and stops (rejoin reports false), leaving the
+// established member running. The same holds after three fences: two
+// members that keep taking the id from each other are a configuration
+// error, not something a retry mends.
+func (s *subscription) rejoin() bool {
+	s.mu.Lock()
+	established := s.established
+	s.mu.Unlock()
+	if s.cfg.InstanceID == "" || established.IsZero() || time.Since(established) < 2*s.cfg.SessionTimeout || s.fenced >= 3 {
+		return false
+	}
+	s.fenced++
+	s.log.Warn("fenced by another member with this instance id, joining again as the established member",
+		"instance_id", s.cfg.InstanceID, "times", s.fenced)
+	s.cl.AllowRebalance()
+	s.mu.Lock()
+	all := make([]int32, 0, len(s.workers))
+	for p := range s.workers {
+		all = append(all, p)
+	}
+	s.mu.Unlock()
+	s.stop(all)
+	s.revoked(all)
+	s.cl.Close()
+	cl, err := kgo.NewClient(s.opts...)
+	if err != nil {
+		s.log.Error("joining again", "error", err)
+		return false
+	}
+	s.mu.Lock()
+	s.cl = cl
+	s.mu.Unlock()
+	return true
 }
 
 // waitForSpace blocks while the workers hold MaxBufferedRecords records not
@@ -262,6 +311,11 @@ func (s *subscription) stop(ps []int32) {
 // it records the commit floors and lets the Assigned hook choose where
 // each partition starts.
 func (s *subscription) adjust(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	s.mu.Lock()
+	if s.established.IsZero() {
+		s.established = time.Now()
+	}
+	s.mu.Unlock()
 	for p, o := range offsets[s.topic] {
 		committed := o.EpochOffset().Offset
 		if committed < 0 {
@@ -288,11 +342,13 @@ func (s *subscription) adjust(_ context.Context, offsets map[string]map[int32]kg
 func (s *subscription) mark(r *kgo.Record) {
 	s.mu.Lock()
 	floor, ok := s.floor[r.Partition]
-	s.mu.Unlock()
 	if ok && r.Offset+1 <= floor {
+		s.mu.Unlock()
 		return
 	}
-	s.cl.MarkCommitRecords(r)
+	cl := s.cl
+	s.mu.Unlock()
+	cl.MarkCommitRecords(r)
 }
 
 // revoked tells the Revoked hook about partitions whose workers stopped.
