@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/processors/debezium"
@@ -53,6 +55,16 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	return newRootCmdWith(&globals{stdin: stdin, stdout: stdout, stderr: stderr})
 }
 
+// versionString is what --version prints after the name: the version,
+// the revision when known, and the Go version.
+func versionString() string {
+	v := ops.Version()
+	if r := ops.Revision(); r != "" {
+		v += " (" + r[:min(len(r), 12)] + ")"
+	}
+	return v + " " + runtime.Version()
+}
+
 func newRootCmdWith(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "cdcrecon",
@@ -73,7 +85,9 @@ error.`),
   cdcrecon tail --brokers 127.0.0.1:9092 --topic pg.public.orders --exit`),
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionString(),
 	}
+	root.SetVersionTemplate("cdcrecon {{.Version}}\n")
 	root.SetIn(g.stdin)
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -142,14 +144,24 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, before func(
 		return fail(err)
 	}
 
-	st, err := state.Open(cfg.State.Dir, state.Options{})
+	st, err := state.Open(cfg.State.Dir, state.Options{OnFatal: func(f *state.Failure) {
+		// Pebble cannot go on, and holds its locks: report and exit at
+		// once, as a crash would (nothing acknowledged is lost).
+		fmt.Fprintf(g.stderr, "cdcrecon: %s: state.dir %s: %v: %v\n", cfg.File, cfg.State.Dir, state.ErrStorage, f)
+		os.Exit(exitFailure)
+	}})
 	if err != nil {
 		if strings.Contains(err.Error(), "lock") {
 			err = fmt.Errorf("%w (another worker uses this state directory: give each worker its own with --state-dir)", err)
 		}
 		return fail(fmt.Errorf("%s: state.dir: %w", cfg.File, err))
 	}
-	defer st.Close()
+	storeFailed := false
+	defer func() {
+		if !storeFailed {
+			st.Close()
+		}
+	}()
 	rc, err := registry.NewClient(cfg.SchemaRegistry)
 	if err != nil {
 		return fail(err)
@@ -165,10 +177,13 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, before func(
 	}
 	if cfg.HTTP.Listen != "" {
 		srv, err := ops.Serve(cfg.HTTP.Listen, metrics, func() error {
+			if err := pl.Err(); err != nil {
+				return err
+			}
 			if !pl.Router.IsRunning() {
 				return errors.New("the pipeline is not running")
 			}
-			return nil
+			return metrics.Failing()
 		})
 		if err != nil {
 			pl.Close()
@@ -184,10 +199,18 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, before func(
 	log.Info("running", "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.Group, "tables", len(cfg.Tables))
 	select {
 	case err := <-runErr:
-		pl.Close()
 		if err == nil {
 			err = errors.New("the pipeline stopped")
 		}
+		if errors.Is(err, state.ErrStorage) {
+			// The store failed: closing it may hang or panic, and
+			// nothing more can be kept in it. Stop within the bound.
+			err = fmt.Errorf("%s: state.dir %s: %w", cfg.File, cfg.State.Dir, err)
+			storeFailed = true
+			closeWithin(shutdownTimeout, func() { pl.Close() })
+			return &exitError{code: exitFailure, err: err}
+		}
+		closeWithin(shutdownTimeout, func() { pl.Close() })
 		return fail(err)
 	case <-ctx.Done():
 	}
@@ -206,6 +229,16 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, before func(
 		return nil
 	case <-time.After(shutdownTimeout):
 		return fail(fmt.Errorf("stopping: not done within %s", shutdownTimeout))
+	}
+}
+
+// closeWithin runs close, waiting for it at most d.
+func closeWithin(d time.Duration, fn func()) {
+	done := make(chan struct{})
+	go func() { fn(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
 	}
 }
 
@@ -230,7 +263,8 @@ func retry[T any](ctx context.Context, log interface{ Warn(string, ...any) }, fn
 	wait := 100 * time.Millisecond
 	for {
 		v, err := fn()
-		if err == nil || !kerr.IsRetriable(err) || time.Now().After(deadline) {
+		var dial *net.OpError
+		if err == nil || !(kerr.IsRetriable(err) || errors.As(err, &dial)) || time.Now().After(deadline) {
 			return v, err
 		}
 		log.Warn("retrying", "error", err, "in", wait)

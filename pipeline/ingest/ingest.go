@@ -409,6 +409,7 @@ func (s *Stage) publish(ctx context.Context, in *input, out []*kgo.Record, dead 
 		for _, d := range dead {
 			v, err := s.cfg.Serde.Encode(ctx, nil, s.cfg.DLQTopic, d)
 			if err != nil {
+				s.cfg.Metrics.Published(s.cfg.DLQTopic, err, errors.Is(err, registry.ErrUnavailable))
 				return fmt.Errorf("ingest %s: encoding dead letter: %w", in.name, err)
 			}
 			m := message.NewMessage("", v)
@@ -419,7 +420,9 @@ func (s *Stage) publish(ctx context.Context, in *input, out []*kgo.Record, dead 
 			m.Metadata.Set("cdcrecon.reason", d.Reason)
 			msgs = append(msgs, m)
 		}
-		if err := s.cfg.Publisher.Publish(s.cfg.DLQTopic, msgs...); err != nil {
+		err := s.cfg.Publisher.Publish(s.cfg.DLQTopic, msgs...)
+		s.cfg.Metrics.Published(s.cfg.DLQTopic, err, false)
+		if err != nil {
 			return fmt.Errorf("ingest %s: publishing dead letters: %w", in.name, err)
 		}
 		for _, d := range dead {
@@ -431,7 +434,9 @@ func (s *Stage) publish(ctx context.Context, in *input, out []*kgo.Record, dead 
 	if len(out) == 0 {
 		return nil
 	}
-	if err := s.cfg.Publisher.PublishRecords(s.cfg.ChangesTopic, out...); err != nil {
+	err := s.cfg.Publisher.PublishRecords(s.cfg.ChangesTopic, out...)
+	s.cfg.Metrics.Published(s.cfg.ChangesTopic, err, false)
+	if err != nil {
 		return fmt.Errorf("ingest %s: publishing changes: %w", in.name, err)
 	}
 	return nil

@@ -12,6 +12,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +39,34 @@ type Metrics struct {
 	stateKeys     prometheus.Gauge
 	rebuilding    prometheus.Gauge
 	latency       *prometheus.HistogramVec
+	panics        *prometheus.CounterVec
+	publishFails  *prometheus.CounterVec
+	registryFails prometheus.Counter
+	reachable     prometheus.Gauge
+
+	mu      sync.Mutex
+	failing map[string]error // by output topic: the last publish's error
+}
+
+// Version is the binary's version, for build_info and --version: the
+// module version it was built at, or "devel".
+func Version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+// Revision is the VCS revision the binary was built from, or "".
+func Revision() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return ""
 }
 
 // NewMetrics registers the worker's metrics, and Go's and the process's,
@@ -68,6 +100,19 @@ func NewMetrics() *Metrics {
 			Help:    "Time to handle one batch, by stage (ingest, reconcile).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"stage"}),
 	}
+	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcrecon_panics_total",
+		Help: "Panics recovered in a stage's handler, by stage; the batch is retried, and the worker stops on a storage failure or after 3 in a row."}, []string{"stage"})
+	m.publishFails = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcrecon_publish_failures_total",
+		Help: "Failed publishes of a batch of output records, by topic (each is retried)."}, []string{"topic"})
+	m.registryFails = prometheus.NewCounter(prometheus.CounterOpts{Name: "cdcrecon_registry_failures_total",
+		Help: "Output records that could not be encoded because the schema registry was out of reach."})
+	m.reachable = prometheus.NewGauge(prometheus.GaugeOpts{Name: "cdcrecon_broker_reachable",
+		Help: "1 when the worker's last look-up of the topics' end offsets succeeded, else 0 (and the lag is then absent: unknown)."})
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcrecon_build_info",
+		Help: "Always 1; the labels name the binary's version, revision and Go version."}, []string{"version", "revision", "go_version"})
+	buildInfo.WithLabelValues(Version(), Revision(), runtime.Version()).Set(1)
+	m.failing = map[string]error{}
+	m.Registry.MustRegister(m.panics, m.publishFails, m.registryFails, m.reachable, buildInfo)
 	m.Registry.MustRegister(m.events, m.duplicates, m.invalid, m.driftOpened, m.driftResolved, m.driftOpen,
 		m.watermark, m.lag, m.stateBytes, m.stateKeys, m.rebuilding, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -91,13 +136,30 @@ func (m *Metrics) Watermark(side, input string, t time.Time) {
 	m.watermark.WithLabelValues(side, input).Set(float64(t.UnixMilli()) / 1000)
 }
 
+// Tables makes the per-table series exist from the start, at 0, so that
+// "no drift" can be told from "no data yet".
+func (m *Metrics) Tables(tables, sides []string) {
+	if m == nil {
+		return
+	}
+	for _, t := range tables {
+		m.driftOpened.WithLabelValues(t)
+		m.driftResolved.WithLabelValues(t)
+		m.driftOpen.WithLabelValues(t).Set(0)
+		for _, s := range sides {
+			m.events.WithLabelValues(t, s)
+			m.duplicates.WithLabelValues(t, s)
+			m.invalid.WithLabelValues(t, s)
+		}
+	}
+}
+
 // DriftOpened and DriftResolved record a drift record of a table.
 func (m *Metrics) DriftOpened(table string) {
 	if m == nil {
 		return
 	}
 	m.driftOpened.WithLabelValues(table).Inc()
-	m.driftOpen.WithLabelValues(table).Inc()
 }
 
 // DriftResolved records a resolution.
@@ -106,7 +168,75 @@ func (m *Metrics) DriftResolved(table string) {
 		return
 	}
 	m.driftResolved.WithLabelValues(table).Inc()
-	m.driftOpen.WithLabelValues(table).Dec()
+}
+
+// DriftOpen sets the drifts open now in the state of the partitions this
+// worker owns, by table (tables missing from open have none).
+func (m *Metrics) DriftOpen(tables []string, open map[string]int64) {
+	if m == nil {
+		return
+	}
+	for _, t := range tables {
+		m.driftOpen.WithLabelValues(t).Set(float64(max(open[t], 0)))
+	}
+}
+
+// Panic counts a panic recovered in a stage.
+func (m *Metrics) Panic(stage string) {
+	if m != nil {
+		m.panics.WithLabelValues(stage).Inc()
+	}
+}
+
+// Published records the outcome of publishing a batch to topic: a
+// failure is counted (a registry out of reach also as such) and makes
+// Failing report it until a publish to that topic succeeds.
+func (m *Metrics) Published(topic string, err error, registry bool) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err == nil {
+		delete(m.failing, topic)
+		return
+	}
+	m.publishFails.WithLabelValues(topic).Inc()
+	if registry {
+		m.registryFails.Inc()
+	}
+	m.failing[topic] = err
+}
+
+// Failing returns an error naming an output topic whose last publish
+// failed, or nil.
+func (m *Metrics) Failing() error {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	topics := make([]string, 0, len(m.failing))
+	for t := range m.failing {
+		topics = append(topics, t)
+	}
+	if len(topics) == 0 {
+		return nil
+	}
+	sort.Strings(topics)
+	return fmt.Errorf("publishing to %s fails: %w", topics[0], m.failing[topics[0]])
+}
+
+// Reachable records whether the brokers answered the worker's last look-up.
+func (m *Metrics) Reachable(ok bool) {
+	if m == nil {
+		return
+	}
+	if ok {
+		m.reachable.Set(1)
+	} else {
+		m.reachable.Set(0)
+	}
 }
 
 // Lag records how many records of an input partition are not yet read.

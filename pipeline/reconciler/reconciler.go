@@ -220,6 +220,12 @@ func (s *Stage) Stats() reconcile.Stats {
 		total.Opened += st.Opened
 		total.Resolved += st.Resolved
 		total.Open += st.Open
+		if total.OpenByTable == nil {
+			total.OpenByTable = map[string]int64{}
+		}
+		for t, n := range st.OpenByTable {
+			total.OpenByTable[t] += n
+		}
 		total.Keys += st.Keys
 		total.Spilled += st.Spilled
 		total.Loaded += st.Loaded
@@ -375,6 +381,7 @@ func (s *Stage) publish(ctx context.Context, p *partition) error {
 		topic, key := s.route(r)
 		v, err := s.cfg.Serde.Encode(ctx, nil, topic, r)
 		if err != nil {
+			s.cfg.Metrics.Published(topic, err, errors.Is(err, registry.ErrUnavailable))
 			return fmt.Errorf("reconciler partition %d: %w", p.id, err)
 		}
 		m := message.NewMessage("", v)
@@ -385,7 +392,9 @@ func (s *Stage) publish(ctx context.Context, p *partition) error {
 		byTopic[topic] = append(byTopic[topic], m)
 	}
 	for _, topic := range order {
-		if err := s.cfg.Publisher.Publish(topic, byTopic[topic]...); err != nil {
+		err := s.cfg.Publisher.Publish(topic, byTopic[topic]...)
+		s.cfg.Metrics.Published(topic, err, false)
+		if err != nil {
 			return fmt.Errorf("reconciler partition %d: publishing to %s: %w", p.id, topic, err)
 		}
 	}

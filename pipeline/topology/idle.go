@@ -24,6 +24,7 @@ type clock struct {
 	o      Options
 	log    *slog.Logger
 	topics []string
+	tables []string
 	// heartbeat holds each side's latest heartbeat time (Unix ms).
 	heartbeat [3]atomic.Int64
 	ctx       context.Context
@@ -39,7 +40,9 @@ func newClock(p *Pipeline, o Options, log *slog.Logger) *clock {
 	}
 	for _, t := range o.Config.Tables {
 		c.topics = append(c.topics, t.Source.Topic, t.Target.Topic)
+		c.tables = append(c.tables, t.Name)
 	}
+	o.Metrics.Tables(c.tables, []string{normalize.Source.String(), normalize.Target.String()})
 	return c
 }
 
@@ -111,6 +114,12 @@ func (c *clock) heartbeats(ctx context.Context, cl *kgo.Client, sides map[string
 	}
 }
 
+// driftOpen sets the drift gauge from the state of the partitions this
+// worker owns, every table included.
+func (c *clock) driftOpen() {
+	c.o.Metrics.DriftOpen(c.tables, c.p.Reconciler.Stats().OpenByTable)
+}
+
 func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 	idle := c.o.Config.Idle
 	t := time.NewTicker(idle.Interval)
@@ -121,13 +130,35 @@ func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 			return
 		case <-t.C:
 		}
+		m := c.o.Metrics
+		c.driftOpen()
+		if c.o.Store != nil {
+			if err := c.o.Store.Check(); err != nil {
+				c.p.fail(err)
+				return
+			}
+		}
 		ends, err := adm.ListEndOffsets(ctx, append(c.topics, c.o.Config.Topics.Changes)...)
+		if err == nil {
+			// A partition whose end is unknown is reported without lag;
+			// none known at all is a broker out of reach.
+			known := false
+			ends.Each(func(o kadm.ListedOffset) { known = known || o.Err == nil })
+			if !known {
+				err = ends.Error()
+			}
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				c.log.Warn("listing end offsets, retrying", "error", err)
 			}
+			// Unknown, not 0: the brokers did not say where the
+			// partitions end.
+			m.Reachable(false)
+			m.ForgetLag()
 			continue
 		}
+		m.Reachable(true)
 		byInput := map[string]int64{}
 		changes := map[int32]int64{}
 		ends.Each(func(o kadm.ListedOffset) {
@@ -149,7 +180,6 @@ func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 		if err != nil && ctx.Err() == nil {
 			c.log.Warn("publishing idle watermarks, retrying", "error", err)
 		}
-		m := c.o.Metrics
 		m.ForgetLag()
 		for _, l := range lags {
 			m.Lag(l.Topic, l.Partition, l.Records)

@@ -13,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -78,6 +80,8 @@ type Pipeline struct {
 	refused        error
 	stop           context.CancelFunc
 	sessionTimeout time.Duration
+	log            *slog.Logger
+	metrics        *ops.Metrics
 }
 
 // New builds the pipeline; Run starts it.
@@ -95,7 +99,7 @@ func New(o Options) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{Mapper: m, pub: pub, run: make(chan struct{}), sessionTimeout: cfg.Kafka.SessionTimeout}
+	p := &Pipeline{Mapper: m, pub: pub, run: make(chan struct{}), sessionTimeout: cfg.Kafka.SessionTimeout, log: log, metrics: o.Metrics}
 	inputs := map[normalize.Side][]string{}
 	for _, t := range cfg.Tables {
 		for side, topic := range map[normalize.Side]string{normalize.Source: t.Source.Topic, normalize.Target: t.Target.Topic} {
@@ -148,7 +152,7 @@ func New(o Options) (*Pipeline, error) {
 				p.Close()
 				return nil, err
 			}
-			p.Router.AddConsumerHandler("ingest "+topic, topic, s, p.Ingest.Handle)
+			p.Router.AddConsumerHandler("ingest "+topic, topic, s, p.guard("ingest", p.Ingest.Handle))
 		}
 	}
 	s, err := sub(cfg.Kafka.Group+".reconcile", p.Reconciler.Assigned, p.Reconciler.Revoked)
@@ -156,7 +160,7 @@ func New(o Options) (*Pipeline, error) {
 		p.Close()
 		return nil, err
 	}
-	p.Router.AddConsumerHandler("reconcile", cfg.Topics.Changes, s, p.Reconciler.Handle)
+	p.Router.AddConsumerHandler("reconcile", cfg.Topics.Changes, s, p.guard("reconcile", p.Reconciler.Handle))
 	if o.Worker {
 		p.clock = newClock(p, o, log)
 	}
@@ -196,13 +200,72 @@ func (p *Pipeline) refuse(err error) {
 	if errors.Is(err, kerr.InvalidSessionTimeout) {
 		err = fmt.Errorf("%w; kafka.session_timeout is %s", err, p.sessionTimeout)
 	}
+	p.fail(fmt.Errorf("the broker refused this worker: %w", err))
+}
+
+// fail stops the pipeline with err, the first such error winning: Run
+// returns it and Err reports it from now on.
+func (p *Pipeline) fail(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.refused == nil {
-		p.refused = fmt.Errorf("the broker refused this worker: %w", err)
+		p.refused = err
 		if p.stop != nil {
 			p.stop()
 		}
+	}
+}
+
+// Err is the error the pipeline is stopping with, if any: a /readyz
+// check fails from the first one on.
+func (p *Pipeline) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
+}
+
+// panicLimit is how many panics in a row (of any handler) stop the
+// worker: a panic that repeats on every retry would otherwise hold its
+// partition forever.
+const panicLimit = 3
+
+// guard wraps a stage's handler. A storage error (state.ErrStorage,
+// returned or a Pebble failure's panic) stops the pipeline at once: no
+// retry mends a full or lost disk, and going on would decide on state
+// that was not kept. Any other panic is counted, logged once with its
+// stack, and nacks the batch for a retry; panicLimit of them in a row
+// stop the pipeline.
+func (p *Pipeline) guard(stage string, h message.NoPublishHandlerFunc) message.NoPublishHandlerFunc {
+	var repeats atomic.Int32
+	return func(msg *message.Message) (err error) {
+		defer func() {
+			r := recover()
+			if r == nil {
+				if err == nil {
+					repeats.Store(0)
+				} else if errors.Is(err, state.ErrStorage) {
+					p.fail(err)
+				}
+				return
+			}
+			p.metrics.Panic(stage)
+			if e, ok := r.(error); ok {
+				err = fmt.Errorf("%s stage panicked: %w", stage, e)
+			} else {
+				err = fmt.Errorf("%s stage panicked: %v", stage, r)
+			}
+			n := repeats.Add(1)
+			if n == 1 {
+				p.log.Error("handler panicked, retrying the batch", "stage", stage, "error", err, "stack", string(debug.Stack()))
+			}
+			switch {
+			case errors.Is(err, state.ErrStorage):
+				p.fail(err)
+			case n >= panicLimit:
+				p.fail(fmt.Errorf("%w (%d panics in a row)", err, n))
+			}
+		}()
+		return h(msg)
 	}
 }
 

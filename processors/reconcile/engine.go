@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"sort"
 	"strconv"
@@ -105,9 +106,11 @@ type Stats struct {
 	Opened   int64
 	Resolved int64
 	Open     int64 // drifts open now
-	Keys     int64 // keys in memory
-	Spilled  int64 // keys written to the store by Flush
-	Loaded   int64 // keys read back from the store
+	// OpenByTable is Open by table name.
+	OpenByTable map[string]int64
+	Keys        int64 // keys in memory
+	Spilled     int64 // keys written to the store by Flush
+	Loaded      int64 // keys read back from the store
 }
 
 // Engine reconciles the keys of one changes-topic partition. It is not
@@ -132,6 +135,7 @@ type Engine struct {
 	preexisting bool
 	h           canon.Hasher
 	stats       Stats
+	openBy      map[string]int64 // by table: drifts open now
 }
 
 // inputKey is an input partition, as a change's Origin names it.
@@ -180,6 +184,7 @@ func New(cfg Config) (*Engine, error) {
 		keys:     map[string]*keyState{},
 		done:     math.MinInt64,
 		byOrigin: map[inputKey]int64{},
+		openBy:   map[string]int64{},
 		timers:   queue[timer]{less: timerFirst},
 		closes:   queue[windowClose]{less: closeFirst},
 	}
@@ -202,6 +207,7 @@ func New(cfg Config) (*Engine, error) {
 func (e *Engine) Stats() Stats {
 	st := e.stats
 	st.Keys = int64(len(e.keys))
+	st.OpenByTable = maps.Clone(e.openBy)
 	return st
 }
 

@@ -73,6 +73,7 @@ func (e *Engine) open(ks *keyState, t int64) {
 	ks.drift = &openDrift{rec: d}
 	e.stats.Opened++
 	e.stats.Open++
+	e.openBy[ks.table.t.Name()]++
 	e.cfg.Emit(&d)
 	e.cfg.Emit(e.compensation(ks, &d, src))
 }
@@ -84,6 +85,7 @@ func (e *Engine) resolveDrift(ks *keyState, t int64) {
 	ks.drift = nil
 	e.stats.Resolved++
 	e.stats.Open--
+	e.openBy[ks.table.t.Name()]--
 	e.cfg.Emit(&d)
 }
 

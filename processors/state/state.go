@@ -33,6 +33,14 @@ type Options struct {
 	// NoWAL skips Pebble's write-ahead log: a crash loses everything not
 	// yet flushed. For runs that never resume (an offline check).
 	NoWAL bool
+	// OnFatal is called with a failure Pebble cannot return as an error
+	// (a WAL that cannot be created on a full or removed disk, a missing
+	// table file) and must not return: Pebble holds its locks then, so a
+	// panic would leave it unusable and unwinding it can crash the
+	// process anyway. A worker reports the failure and exits (what it had
+	// acknowledged is durable: it loses nothing). Default: panic with a
+	// *Failure.
+	OnFatal func(*Failure)
 }
 
 // Store is an open Pebble database. It is safe for concurrent use.
@@ -40,6 +48,8 @@ type Store struct {
 	db    *pebble.DB
 	cache *pebble.Cache
 	sync  *pebble.WriteOptions
+	fs    vfs.FS
+	dir   string
 }
 
 // Sizes of the block cache and of each memtable (Pebble's defaults are 8
@@ -59,7 +69,11 @@ func Open(dir string, o Options) (*Store, error) {
 	// The cache is released after the database is closed, not before:
 	// Pebble frees it when the last reference goes.
 	cache := pebble.NewCache(cacheSize)
-	opts := &pebble.Options{FS: o.FS, Logger: quiet{}, Cache: cache, MemTableSize: memTableSize, DisableWAL: o.NoWAL}
+	fatal := o.OnFatal
+	if fatal == nil {
+		fatal = func(f *Failure) { panic(f) }
+	}
+	opts := &pebble.Options{FS: o.FS, Logger: quiet{fatal}, Cache: cache, MemTableSize: memTableSize, DisableWAL: o.NoWAL}
 	opts.EnsureDefaults()
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
@@ -73,7 +87,21 @@ func Open(dir string, o Options) (*Store, error) {
 	if o.Sync {
 		wo = pebble.Sync
 	}
-	return &Store{db: db, cache: cache, sync: wo}, nil
+	fs := o.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	return &Store{db: db, cache: cache, sync: wo, fs: fs, dir: dir}, nil
+}
+
+// Check reports a store whose directory is gone (removed while the
+// worker runs): Pebble goes on writing to files already open, and only
+// fails when it next creates one, which can be minutes later.
+func (s *Store) Check() error {
+	if _, err := s.fs.Stat(s.fs.PathJoin(s.dir, "LOCK")); err != nil {
+		return fmt.Errorf("checking the state directory %s: %w: %w", s.dir, ErrStorage, err)
+	}
+	return nil
 }
 
 // Close closes the store; it is safe to call twice.
@@ -94,7 +122,7 @@ func (s *Store) Get(key []byte) ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("reading state: %w", err)
+		return nil, false, fmt.Errorf("reading state: %w: %w", ErrStorage, err)
 	}
 	defer closer.Close()
 	return append([]byte(nil), v...), true, nil
@@ -107,7 +135,7 @@ func (s *Store) Has(key []byte) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("reading state: %w", err)
+		return false, fmt.Errorf("reading state: %w: %w", ErrStorage, err)
 	}
 	closer.Close()
 	return true, nil
@@ -118,7 +146,7 @@ func (s *Store) Has(key []byte) (bool, error) {
 func (s *Store) Scan(lower, upper []byte, fn func(key, value []byte) error) error {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return fmt.Errorf("reading state: %w", err)
+		return fmt.Errorf("reading state: %w: %w", ErrStorage, err)
 	}
 	for it.First(); it.Valid(); it.Next() {
 		if err := fn(it.Key(), it.Value()); err != nil {
@@ -127,7 +155,7 @@ func (s *Store) Scan(lower, upper []byte, fn func(key, value []byte) error) erro
 		}
 	}
 	if err := it.Close(); err != nil {
-		return fmt.Errorf("reading state: %w", err)
+		return fmt.Errorf("reading state: %w: %w", ErrStorage, err)
 	}
 	return nil
 }
@@ -178,7 +206,7 @@ func (b *Batch) SetOffset(topic string, partition int32, next int64) {
 // Commit applies the batch and readies it for reuse.
 func (b *Batch) Commit() error {
 	if err := b.b.Commit(b.s.sync); err != nil {
-		return fmt.Errorf("committing state: %w", err)
+		return fmt.Errorf("committing state: %w: %w", ErrStorage, err)
 	}
 	b.b.Reset()
 	return nil
@@ -227,12 +255,26 @@ func offsetKey(topic string, partition int32) []byte {
 	return binary.BigEndian.AppendUint32(k, uint32(partition))
 }
 
+// ErrStorage marks an error of the store itself — a failed read or
+// write, a missing file, a full disk — as opposed to one of its data. No
+// retry mends it: the worker stops. A Pebble failure it cannot return
+// (Pebble's Fatalf) panics with a *Failure, which wraps ErrStorage.
+var ErrStorage = errors.New("state storage failed")
+
+// Failure is the value Pebble's fatal errors panic with.
+type Failure struct{ Msg string }
+
+func (f *Failure) Error() string { return "pebble: " + f.Msg }
+
+// Unwrap makes a Failure an ErrStorage.
+func (f *Failure) Unwrap() error { return ErrStorage }
+
 // quiet keeps Pebble's informational logging off stderr; errors reach us
-// as returned errors.
-type quiet struct{}
+// as returned errors, or as a *Failure panic.
+type quiet struct{ fatal func(*Failure) }
 
 func (quiet) Infof(string, ...any)  {}
 func (quiet) Errorf(string, ...any) {}
-func (quiet) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...))
+func (q quiet) Fatalf(format string, args ...any) {
+	q.fatal(&Failure{Msg: fmt.Sprintf(format, args...)})
 }
