@@ -274,11 +274,40 @@ func check(ctx context.Context, g *globals, cfg *config.Config, dumps []string, 
 			return fail(fmt.Errorf("writing --report: %w", err))
 		}
 	}
+	if err := compared(cfg, p.offsets, rep); err != nil {
+		return fail(err)
+	}
 	switch {
 	case badLines > 0:
 		return fail(fmt.Errorf("%d dump lines could not be read and were skipped", badLines))
 	case len(open) > 0:
 		return &exitError{code: exitDrift}
+	}
+	return nil
+}
+
+// compared reports a check that compared nothing, which must not pass as
+// consistent: a table with no record in the dumps (a topic named wrong),
+// or input of which every message was invalid (a key column named wrong,
+// say).
+func compared(cfg *config.Config, loaded map[string][]int64, rep Report) error {
+	records := func(topic string) int {
+		n := 0
+		for k, offs := range loaded {
+			if strings.HasPrefix(k, topic+"/") {
+				n += len(offs)
+			}
+		}
+		return n
+	}
+	for _, t := range cfg.Tables {
+		if records(t.Source.Topic)+records(t.Target.Topic) == 0 {
+			return fmt.Errorf("nothing to compare for table %s: the dumps hold no record of %s or %s (%s: tables)",
+				t.Name, t.Source.Topic, t.Target.Topic, cfg.File)
+		}
+	}
+	if rep.Events == rep.Invalid {
+		return fmt.Errorf("nothing could be compared: %d messages read, all invalid (see above)", rep.Events)
 	}
 	return nil
 }

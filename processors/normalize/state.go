@@ -193,6 +193,15 @@ func (st *mapState) finish(ev *debezium.Event, raw []byte) (Change, error) {
 	if ev.Op == debezium.Delete && !ev.Unwrapped {
 		is = &st.img[debezium.BeforeImage]
 	}
+	if ev.Unwrapped {
+		// An ExtractNewRecordState row always carries its key columns;
+		// a value without them is no row of the table (say {"hello":1}
+		// under a valid key), not a row to compare.
+		if i := slices.Index(is.keySet, false); i >= 0 {
+			return Change{}, fmt.Errorf("%w: %s (%s name %s) is not in the row: neither a Debezium envelope nor a row of the table",
+				ErrKeyMissing, t.key[i], side, t.LocalName(side, t.key[i]))
+		}
+	}
 	key, err := st.keyOf(ev.Key, is)
 	if err != nil {
 		return Change{}, err
