@@ -345,7 +345,7 @@ func setDiff(a, b []string) []string {
 
 func head10(s []string) []string { return s[:min(len(s), 10)] }
 
-// keepLogs copies a failed test's logs to $CDCRECON_KEEP_LOGS, when set.
+// keepLogs copies a test's logs to $CDCRECON_KEEP_LOGS, when set.
 func keepLogs(t testing.TB, dir, prefix string, files ...string) {
 	keep := os.Getenv("CDCRECON_KEEP_LOGS")
 	if keep == "" {

@@ -83,8 +83,9 @@ func TestWorkerSignalsTellTheTruth(t *testing.T) {
 	if m.series("cdcrecon_build_info") != 1 {
 		t.Error("no cdcrecon_build_info")
 	}
-	// Read everything; the gauge then equals the drift open in the
-	// drift topic, by each id's latest record.
+	// Read everything (3 tables x 2 sides x 2 input partitions, and 3
+	// changes partitions); the gauge then equals the drift the truth has
+	// open.
 	m = waitMetrics(t, url, 60*time.Second, "read to the end", func(m promMetrics) bool {
 		return m.series("cdcrecon_consumer_lag_records") >= 6*2+3 && m.sum("cdcrecon_consumer_lag_records") == 0 && m["cdcrecon_broker_reachable"] == 1
 	})

@@ -17,21 +17,14 @@ func TestCheckFailsWhenNothingCompared(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dumps := []string{"../../examples/dumps/source.jsonl", "../../examples/dumps/target.jsonl"}
-	for _, tc := range []struct{ name, from, to, want string }{
-		{"key typo", "key: [id]", "key: [idd]", "nothing could be compared"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := filepath.Join(t.TempDir(), "c.yaml")
-			if err := os.WriteFile(cfg, []byte(strings.Replace(string(base), tc.from, tc.to, 1)), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			var out, errOut bytes.Buffer
-			code := run(context.Background(), append([]string{"check", "--config", cfg}, dumps...), nil, &out, &errOut)
-			if code != exitFailure || !strings.Contains(errOut.String(), tc.want) {
-				t.Errorf("check: exit %d, want %d with %q:\n%s", code, exitFailure, tc.want, errOut.String())
-			}
-		})
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(base), "key: [id]", "key: [idd]", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"check", "--config", cfg, "../../examples/dumps/source.jsonl", "../../examples/dumps/target.jsonl"}, nil, &out, &errOut)
+	if code != exitFailure || !strings.Contains(errOut.String(), "nothing could be compared") {
+		t.Errorf("check: exit %d, want %d saying nothing could be compared:\n%s", code, exitFailure, errOut.String())
 	}
 }
 

@@ -204,11 +204,9 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, before func(
 		}
 		if errors.Is(err, state.ErrStorage) {
 			// The store failed: closing it may hang or panic, and
-			// nothing more can be kept in it. Stop within the bound.
+			// nothing more can be kept in it.
 			err = fmt.Errorf("%s: state.dir %s: %w", cfg.File, cfg.State.Dir, err)
 			storeFailed = true
-			closeWithin(shutdownTimeout, func() { pl.Close() })
-			return &exitError{code: exitFailure, err: err}
 		}
 		closeWithin(shutdownTimeout, func() { pl.Close() })
 		return fail(err)

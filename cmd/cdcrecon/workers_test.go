@@ -73,44 +73,6 @@ func waitForBroker(t testing.TB, cc kafka.ClientConfig) {
 	}
 }
 
-// splitDump splits a kcat -J dump into the first half and the rest of
-// each partition's records, so that both halves use every partition.
-func splitDump(t testing.TB, file, first, rest string) {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	byPart := map[string][]string{}
-	var order []string
-	for _, l := range lines {
-		var r struct {
-			Topic     string `json:"topic"`
-			Partition int32  `json:"partition"`
-		}
-		if err := json.Unmarshal([]byte(l), &r); err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		k := fmt.Sprint(r.Topic, "/", r.Partition)
-		if byPart[k] == nil {
-			order = append(order, k)
-		}
-		byPart[k] = append(byPart[k], l)
-	}
-	var a, z []string
-	for _, k := range order {
-		ls := byPart[k]
-		a = append(a, ls[:len(ls)/2]...)
-		z = append(z, ls[len(ls)/2:]...)
-	}
-	for f, ls := range map[string][]string{first: a, rest: z} {
-		if err := os.WriteFile(f, []byte(strings.Join(ls, "\n")+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // TestWorkersSurviveSIGKILL: three worker processes share one cdcrecon
 // broker. Half of a simulated workload is in the topics when they start,
 // the rest arrives while they run; one worker is killed with SIGKILL in
@@ -147,9 +109,8 @@ func TestWorkersSurviveSIGKILL(t *testing.T) {
 	}
 	var firsts, rests []string
 	for i, d := range dumps {
-		a, z := filepath.Join(dir, fmt.Sprintf("first%d.jsonl", i)), filepath.Join(dir, fmt.Sprintf("rest%d.jsonl", i))
-		splitDump(t, d, a, z)
-		firsts, rests = append(firsts, a), append(rests, z)
+		halves := chunkDump(t, d, filepath.Join(dir, fmt.Sprintf("half%d-", i)), 0.5, 1)
+		firsts, rests = append(firsts, halves[0]), append(rests, halves[1])
 	}
 	produce(firsts...)
 
@@ -278,13 +239,7 @@ func TestWorkersSurviveSIGKILL(t *testing.T) {
 		w.kill()
 	}
 	if t.Failed() {
-		if keep := os.Getenv("CDCRECON_KEEP_LOGS"); keep != "" {
-			_ = os.MkdirAll(keep, 0o755)
-			for _, f := range []string{"broker.log", "worker0.log", "worker1.log", "worker2.log"} {
-				b, _ := os.ReadFile(filepath.Join(dir, f))
-				_ = os.WriteFile(filepath.Join(keep, f), b, 0o644)
-			}
-		}
+		keepLogs(t, dir, "", "broker.log", "worker0.log", "worker1.log", "worker2.log")
 		for i := range workers {
 			b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("worker%d.log", i)))
 			t.Logf("worker%d.log (end):\n%s", i, lastBytes(string(b), 3000))
@@ -330,13 +285,5 @@ func TestWorkerRidesOutBrokerRestart(t *testing.T) {
 	startProcess(t, bin, filepath.Join(dir, "broker.log"), brokerArgs...)
 	waitForDrift(t, cc, decided)
 	w.kill()
-	if t.Failed() || os.Getenv("CDCRECON_KEEP_LOGS") != "" {
-		if keep := os.Getenv("CDCRECON_KEEP_LOGS"); keep != "" {
-			_ = os.MkdirAll(keep, 0o755)
-			for _, f := range []string{"broker.log", "worker.log"} {
-				b, _ := os.ReadFile(filepath.Join(dir, f))
-				_ = os.WriteFile(filepath.Join(keep, "restart-"+f), b, 0o644)
-			}
-		}
-	}
+	keepLogs(t, dir, "restart-", "broker.log", "worker.log")
 }

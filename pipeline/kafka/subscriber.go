@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -182,12 +184,7 @@ func (s *subscription) run() {
 		})
 		s.cl.AllowRebalance()
 	}
-	s.mu.Lock()
-	all := make([]int32, 0, len(s.workers))
-	for p := range s.workers {
-		all = append(all, p)
-	}
-	s.mu.Unlock()
+	all := s.partitions()
 	s.stop(all)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CloseTimeout)
 	if err := s.cl.CommitMarkedOffsets(ctx); err != nil {
@@ -195,6 +192,13 @@ func (s *subscription) run() {
 	}
 	cancel()
 	s.cl.Close()
+}
+
+// partitions returns the partitions that have a worker.
+func (s *subscription) partitions() []int32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Keys(s.workers))
 }
 
 // rejoin handles a static member's FENCED_INSTANCE_ID: the broker gave
@@ -218,12 +222,7 @@ func (s *subscription) rejoin() bool {
 	s.log.Warn("fenced by another member with this instance id, joining again as the established member",
 		"instance_id", s.cfg.InstanceID, "times", s.fenced)
 	s.cl.AllowRebalance()
-	s.mu.Lock()
-	all := make([]int32, 0, len(s.workers))
-	for p := range s.workers {
-		all = append(all, p)
-	}
-	s.mu.Unlock()
+	all := s.partitions()
 	s.stop(all)
 	s.revoked(all)
 	s.cl.Close()
@@ -496,15 +495,13 @@ func (w *partitionWorker) deliver(build func() *message.Message) bool {
 			case <-msg.Nacked():
 				return false
 			case <-t.C:
-				cancel()
-				// A stop racing the ack must not lose it: an acked
-				// message is marked for the commit that follows.
-				select {
-				case <-msg.Acked():
-					return true
-				case <-msg.Nacked():
-				case <-time.After(time.Second):
-				}
+			}
+			// An ack racing the timeout must not be lost: an acked
+			// message is marked for the commit that follows the stop.
+			select {
+			case <-msg.Acked():
+				return true
+			default:
 				return false
 			}
 		}

@@ -123,12 +123,12 @@ type Engine struct {
 	keys   map[string]*keyState
 	timers queue[timer]
 	closes queue[windowClose]
-	marks  [3]map[string]int64 // by side: input -> latest event time
-	// byOrigin is each input's watermark by its topic and partition, for
+	// marks holds, by side, each input's latest event time; keyed by the
+	// input's topic and partition, as a change's Origin names it, for
 	// placing late changes (see Apply).
-	byOrigin map[inputKey]int64
-	done     int64       // every instant up to done is decided
-	idle     []*keyState // keys whose last window closed, for Flush
+	marks [3]map[inputKey]int64
+	done  int64       // every instant up to done is decided
+	idle  []*keyState // keys whose last window closed, for Flush
 	// spilled holds the hashes of the keys Flush stored; preexisting is
 	// set when the store held keys of the partition before this engine.
 	spilled     map[uint64]struct{}
@@ -144,17 +144,15 @@ type inputKey struct {
 	part  int32
 }
 
-// parseInput splits an input name ("topic/partition") into its parts.
-func parseInput(input string) (inputKey, bool) {
-	i := strings.LastIndexByte(input, '/')
-	if i < 0 {
-		return inputKey{}, false
+// parseInput splits an input name ("topic/partition") into its parts; a
+// name of another form is a topic of partition -1, which no change names.
+func parseInput(input string) inputKey {
+	if i := strings.LastIndexByte(input, '/'); i >= 0 {
+		if p, err := strconv.ParseInt(input[i+1:], 10, 32); err == nil {
+			return inputKey{input[:i], int32(p)}
+		}
 	}
-	p, err := strconv.ParseInt(input[i+1:], 10, 32)
-	if err != nil {
-		return inputKey{}, false
-	}
-	return inputKey{input[:i], int32(p)}, true
+	return inputKey{input, -1}
 }
 
 type tableState struct {
@@ -177,22 +175,21 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("reconcile: Config, Mapper and Emit are required")
 	}
 	e := &Engine{
-		cfg:      cfg,
-		grace:    cfg.Config.Window.Grace.Milliseconds(),
-		window:   cfg.Config.Window.Size.Milliseconds(),
-		tables:   map[string]*tableState{},
-		keys:     map[string]*keyState{},
-		done:     math.MinInt64,
-		byOrigin: map[inputKey]int64{},
-		openBy:   map[string]int64{},
-		timers:   queue[timer]{less: timerFirst},
-		closes:   queue[windowClose]{less: closeFirst},
+		cfg:    cfg,
+		grace:  cfg.Config.Window.Grace.Milliseconds(),
+		window: cfg.Config.Window.Size.Milliseconds(),
+		tables: map[string]*tableState{},
+		keys:   map[string]*keyState{},
+		done:   math.MinInt64,
+		openBy: map[string]int64{},
+		timers: queue[timer]{less: timerFirst},
+		closes: queue[windowClose]{less: closeFirst},
 	}
 	if e.window <= 0 {
 		return nil, fmt.Errorf("reconcile: window.size must be at least 1ms, got %s", cfg.Config.Window.Size)
 	}
 	for i := range e.marks {
-		e.marks[i] = map[string]int64{}
+		e.marks[i] = map[inputKey]int64{}
 	}
 	if err := e.openStore(); err != nil {
 		return nil, err
@@ -215,8 +212,9 @@ func (e *Engine) Stats() Stats {
 // side's watermark stays at -∞ until each has reported one.
 func (e *Engine) Expect(side normalize.Side, inputs ...string) {
 	for _, in := range inputs {
-		if _, ok := e.marks[side][in]; !ok {
-			e.marks[side][in] = math.MinInt64
+		k := parseInput(in)
+		if _, ok := e.marks[side][k]; !ok {
+			e.marks[side][k] = math.MinInt64
 		}
 	}
 }
@@ -225,11 +223,9 @@ func (e *Engine) Expect(side normalize.Side, inputs ...string) {
 // change with event time ≤ t (changes of later time may follow). A side's
 // watermark is the smallest over its inputs.
 func (e *Engine) Watermark(side normalize.Side, input string, t int64) {
-	if cur, ok := e.marks[side][input]; !ok || t > cur {
-		e.marks[side][input] = t
-		if k, ok := parseInput(input); ok {
-			e.byOrigin[k] = t
-		}
+	k := parseInput(input)
+	if cur, ok := e.marks[side][k]; !ok || t > cur {
+		e.marks[side][k] = t
 	}
 }
 
@@ -269,7 +265,7 @@ func (e *Engine) Apply(c Change) error {
 	if c.Side != normalize.Source && c.Side != normalize.Target {
 		return fmt.Errorf("change of table %s: invalid side %d", c.Table, c.Side)
 	}
-	if m, ok := e.byOrigin[inputKey{c.Origin.Topic, c.Origin.Partition}]; ok && c.Time < m {
+	if m, ok := e.marks[c.Side][inputKey{c.Origin.Topic, c.Origin.Partition}]; ok && c.Time < m {
 		c.Time = m
 		e.stats.Late++
 	}

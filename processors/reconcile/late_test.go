@@ -30,18 +30,10 @@ func lateLog(r *rand.Rand, hist *history, inputs []string) []logEntry {
 	pos := map[string]int{}
 	var log []logEntry
 	for {
-		var live []string
-		for _, in := range inputs {
-			if pos[in] < len(hist.inputs[in]) {
-				live = append(live, in)
-			}
-		}
-		if len(live) == 0 {
+		in, c, ok := hist.next(r, inputs, pos)
+		if !ok {
 			break
 		}
-		in := live[r.IntN(len(live))]
-		c := hist.inputs[in][pos[in]]
-		pos[in]++
 		log = append(log, logEntry{change: &c})
 		switch p := r.IntN(8); {
 		case p == 0: // idle: the wall clock is ahead of the events

@@ -144,6 +144,25 @@ func generate(r *rand.Rand, m *normalize.Mapper) *history {
 	return hist
 }
 
+// next takes the next change of an input picked at random among those
+// with changes left (pos holds each input's position); false when none
+// is left.
+func (h *history) next(r *rand.Rand, inputs []string, pos map[string]int) (string, reconcile.Change, bool) {
+	var live []string
+	for _, in := range inputs {
+		if pos[in] < len(h.inputs[in]) {
+			live = append(live, in)
+		}
+	}
+	if len(live) == 0 {
+		return "", reconcile.Change{}, false
+	}
+	in := live[r.IntN(len(live))]
+	c := h.inputs[in][pos[in]]
+	pos[in]++
+	return in, c, true
+}
+
 // feed runs a history through an engine, interleaving the input partitions
 // at random, reporting watermarks and advancing as it goes.
 func feed(t testing.TB, r *rand.Rand, e *reconcile.Engine, hist *history, inputs []string, flush func()) {
@@ -153,18 +172,10 @@ func feed(t testing.TB, r *rand.Rand, e *reconcile.Engine, hist *history, inputs
 	}
 	pos := map[string]int{}
 	for {
-		var live []string
-		for _, in := range inputs {
-			if pos[in] < len(hist.inputs[in]) {
-				live = append(live, in)
-			}
-		}
-		if len(live) == 0 {
+		in, c, ok := hist.next(r, inputs, pos)
+		if !ok {
 			break
 		}
-		in := live[r.IntN(len(live))]
-		c := hist.inputs[in][pos[in]]
-		pos[in]++
 		if err := e.Apply(c); err != nil {
 			t.Fatal(err)
 		}
