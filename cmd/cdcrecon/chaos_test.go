@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 )
@@ -299,6 +302,7 @@ func TestChaos(t *testing.T) {
 		t.Errorf("missed %v\nfalse %v", head10(missed), head10(falsePos))
 	}
 	if t.Failed() {
+		logGroups(t, cc)
 		for i, w := range workers {
 			if w == nil || w.cmd.ProcessState != nil {
 				continue
@@ -331,6 +335,42 @@ func TestChaos(t *testing.T) {
 }
 
 type driftRecord struct{ status, json string }
+
+// logGroups logs every consumer group's members and what each is
+// assigned, as the broker sees them.
+func logGroups(t *testing.T, cc kafka.ClientConfig) {
+	cl, err := kgo.NewClient(cc.ClientOpts()...)
+	if err != nil {
+		t.Logf("groups: %v", err)
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	listed, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Logf("groups: %v", err)
+		return
+	}
+	described, err := adm.DescribeGroups(ctx, listed.Groups()...)
+	if err != nil {
+		t.Logf("groups: %v", err)
+		return
+	}
+	for _, g := range described.Sorted() {
+		t.Logf("group %s: state %s, protocol %s, %d members", g.Group, g.State, g.Protocol, len(g.Members))
+		for _, m := range g.Members {
+			var parts []string
+			if c, ok := m.Assigned.AsConsumer(); ok {
+				for _, tp := range c.Topics {
+					parts = append(parts, fmt.Sprintf("%s%v", tp.Topic, tp.Partitions))
+				}
+			}
+			t.Logf("  %s (%s): %s", m.MemberID, m.ClientHost, strings.Join(parts, " "))
+		}
+	}
+}
 
 // setDiff returns the members of a (sorted) not in b.
 func setDiff(a, b []string) []string {

@@ -138,6 +138,20 @@ func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 				return
 			}
 		}
+		// The heartbeats and the wall clock are read before the ends are
+		// listed: a heartbeat stands for the records its connector wrote
+		// before it, and those are inside ends listed after it was seen.
+		// Read the other way round, a heartbeat seen after the listing
+		// would close a partition over records not yet read, and make
+		// them late.
+		var hb [3]int64
+		for s := range hb {
+			hb[s] = c.heartbeat[s].Load()
+		}
+		wall := int64(math.MinInt64)
+		if idle.SafetyMargin > 0 {
+			wall = time.Now().Add(-idle.SafetyMargin).UnixMilli()
+		}
 		ends, err := adm.ListEndOffsets(ctx, append(c.topics, c.o.Config.Topics.Changes)...)
 		if err == nil {
 			// A partition whose end is unknown is reported without lag;
@@ -170,12 +184,8 @@ func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 				byInput[ingest.InputName(o.Topic, o.Partition)] = o.Offset
 			}
 		})
-		wall := int64(math.MinInt64)
-		if idle.SafetyMargin > 0 {
-			wall = time.Now().Add(-idle.SafetyMargin).UnixMilli()
-		}
 		lags, err := c.p.Ingest.Idle(ctx, byInput, func(s normalize.Side) int64 {
-			return max(wall, c.heartbeat[s].Load())
+			return max(wall, hb[s])
 		})
 		if err != nil && ctx.Err() == nil {
 			c.log.Warn("publishing idle watermarks, retrying", "error", err)
