@@ -31,6 +31,7 @@ import (
 func newCheckCmd(g *globals) *cobra.Command {
 	var (
 		cfgFile, reportFile, dlqFile string
+		maxRecord                    int
 		history                      bool
 	)
 	cmd := &cobra.Command{
@@ -62,7 +63,10 @@ line that cannot be read included).`),
 			if err != nil {
 				return err
 			}
-			return check(cmd.Context(), g, cfg, dumps, history, reportFile, dlqFile)
+			if err := checkMaxRecord(maxRecord); err != nil {
+				return err
+			}
+			return check(cmd.Context(), g, cfg, dumps, checkOptions{history, reportFile, dlqFile, maxRecord})
 		},
 	}
 	f := cmd.Flags()
@@ -70,6 +74,8 @@ line that cannot be read included).`),
 	f.BoolVar(&history, "history", false, "print every opened and resolved drift record, in order, not only the drift open at the end")
 	f.StringVar(&reportFile, "report", "", "write a JSON summary (events, duplicates, invalid, open_drift, resolved_drift, ...) to this file")
 	f.StringVar(&dlqFile, "dlq", "", "write malformed messages to this file as kcat -J lines")
+	f.IntVar(&maxRecord, "max-record-bytes", defaultCheckMaxRecord,
+		"the largest record (key, value, headers and about 100 bytes of framing) a dump may hold; a larger one is a bad line")
 	return cmd
 }
 
@@ -88,7 +94,18 @@ type Report struct {
 	LoadSeconds float64 `json:"load_seconds"`
 }
 
-func check(ctx context.Context, g *globals, cfg *config.Config, dumps []string, history bool, reportFile, dlqFile string) error {
+// defaultCheckMaxRecord is 16 MiB: above what brokers are commonly
+// configured to take, far above Kafka's 1 MiB default.
+const defaultCheckMaxRecord = 16 << 20
+
+type checkOptions struct {
+	history             bool
+	reportFile, dlqFile string
+	maxRecord           int
+}
+
+func check(ctx context.Context, g *globals, cfg *config.Config, dumps []string, o checkOptions) error {
+	history, reportFile, dlqFile := o.history, o.reportFile, o.dlqFile
 	started := time.Now()
 	log, err := g.logger()
 	if err != nil {
@@ -114,15 +131,19 @@ func check(ctx context.Context, g *globals, cfg *config.Config, dumps []string, 
 		return fail(fmt.Errorf("creating state directory: %w", err))
 	}
 	defer os.RemoveAll(dir)
-	b, err := broker.Start(broker.Config{DataDir: filepath.Join(dir, "broker")})
+	// The stages' own records hold a dump's rows, a drift both sides':
+	// the broker takes twice the largest record, and some.
+	internal := min(2*o.maxRecord+1<<20, 1<<30)
+	b, err := broker.Start(broker.Config{DataDir: filepath.Join(dir, "broker"), MaxMessageBytes: internal})
 	if err != nil {
 		return fail(err)
 	}
 	defer b.Close()
-	cc := kafka.ClientConfig{Brokers: []string{b.Addr()}, Logger: log}
+	cc := kafka.ClientConfig{Brokers: []string{b.Addr()}, Logger: log, Opts: []kgo.Opt{
+		kgo.ProducerBatchMaxBytes(int32(internal)), kgo.BrokerMaxWriteBytes(int32(max(100<<20, internal+1<<20)))}}
 
 	// Load the dumps into their topics.
-	p, err := newProducer(cc)
+	p, err := newProducerLimit(cc, o.maxRecord)
 	if err != nil {
 		return fail(err)
 	}

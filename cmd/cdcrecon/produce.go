@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +27,7 @@ import (
 
 func newProduceCmd(g *globals) *cobra.Command {
 	var brokers []string
+	var maxRecord int
 	cmd := &cobra.Command{
 		Use:   "produce --brokers ADDR FILE...",
 		Short: "Load kcat -J dumps into their topics",
@@ -35,7 +39,13 @@ headers and timestamp. Records of one partition keep their order. A topic
 that does not exist is created with as many partitions as the dump uses.
 
 A bad line is reported with its file and line number and skipped; the
-command then exits with status 2 after loading the rest.`),
+command then exits with status 2 after loading the rest. A record larger
+than --max-record-bytes is a bad line.
+
+When the broker refuses a record or cannot be reached, the command stops
+reading, waits for the records already sent, and exits with status 2
+naming the first line that failed and, per file, exactly the lines the
+broker has.`),
 		Example: examples(`
   cdcrecon produce --brokers 127.0.0.1:9092 examples/dumps/source.jsonl examples/dumps/target.jsonl
   # copy a topic read by kcat into a second broker listening on port 9093
@@ -46,7 +56,10 @@ command then exits with status 2 after loading the rest.`),
 			if err != nil {
 				return err
 			}
-			p, err := newProducer(cc)
+			if err := checkMaxRecord(maxRecord); err != nil {
+				return err
+			}
+			p, err := newProducerLimit(cc, maxRecord)
 			if err != nil {
 				return err
 			}
@@ -58,11 +71,11 @@ command then exits with status 2 after loading the rest.`),
 				n, err := p.loadFile(cmd.Context(), g, name)
 				bad += n
 				if err != nil {
-					return err
+					return p.stopped(cmd.Context(), err)
 				}
 			}
 			if err := p.flush(cmd.Context()); err != nil {
-				return err
+				return p.stopped(cmd.Context(), err)
 			}
 			stop()
 			fmt.Fprintf(g.stderr, "produced %d records from %d file(s)\n", p.produced.Load(), len(files))
@@ -72,15 +85,29 @@ command then exits with status 2 after loading the rest.`),
 			return nil
 		},
 	}
+	cmd.Flags().IntVar(&maxRecord, "max-record-bytes", defaultMaxRecord,
+		"the largest record batch the broker takes (its message.max.bytes, or the topic's max.message.bytes); a larger record is a bad line")
 	cmd.Flags().StringSliceVar(&brokers, "brokers", []string{"127.0.0.1:9092"}, "seed brokers, host:port, comma separated")
 	return cmd
 }
+
+// defaultMaxRecord is Kafka's own default limit on a record batch
+// (message.max.bytes), the largest single record a default broker takes.
+const defaultMaxRecord = 1048588
+
+// recordFraming bounds the bytes a record batch of one record adds to its
+// key, value and headers: 61 of batch header, up to 32 of record fields,
+// and 10 per header.
+func recordFraming(headers int) int { return 61 + 32 + 10*headers }
 
 // producer loads dump records, creating missing topics with enough
 // partitions for the records seen.
 type producer struct {
 	cl  *kgo.Client
 	adm *kadm.Client
+	// maxRecord is the largest record batch the broker takes: a record
+	// that does not fit one on its own is a bad line.
+	maxRecord int
 
 	// partitions is the partition count of every topic seen so far;
 	// created marks the topics this run created and may grow.
@@ -90,6 +117,9 @@ type producer struct {
 	produced atomic.Int64
 	mu       sync.Mutex
 	errs     []error
+	// sent is, by file, its last line handed to the client and what each
+	// of its partitions got.
+	sent map[string]*fileSent
 
 	// offsets, when not nil, records per "topic/partition" the dump's own
 	// offset of each record in produce order: the broker numbers them
@@ -97,19 +127,54 @@ type producer struct {
 	offsets map[string][]int64
 }
 
+// fileSent is what one file's lines became.
+type fileSent struct {
+	last  int
+	parts map[string]*partSent // by "topic/partition"
+}
+
+// partSent is what the records one file sent to one partition became.
+// The client answers a partition's records in order, so while no record
+// succeeds after a failure the partition holds exactly the lines up to
+// lastOK.
+type partSent struct {
+	sent, ok          int
+	lastOK, firstFail int
+	// failed are the lines that failed; okAfter those that succeeded
+	// after the first failure.
+	failed, okAfter []int
+}
+
 func newProducer(cc kafka.ClientConfig) (*producer, error) {
+	return newProducerLimit(cc, defaultMaxRecord)
+}
+
+// newProducerLimit is newProducer for a broker taking record batches of up
+// to maxRecord bytes.
+func newProducerLimit(cc kafka.ClientConfig, maxRecord int) (*producer, error) {
 	opts := append([]kgo.Opt{
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchMaxBytes(int32(maxRecord)),
+		kgo.BrokerMaxWriteBytes(int32(max(100<<20, maxRecord+1<<20))),
 	}, cc.ClientOpts()...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("creating client: %w", err)
 	}
-	return &producer{cl: cl, adm: kadm.NewClient(cl), partitions: map[string]int32{}, created: map[string]bool{}}, nil
+	return &producer{cl: cl, adm: kadm.NewClient(cl), maxRecord: maxRecord, partitions: map[string]int32{}, created: map[string]bool{},
+		sent: map[string]*fileSent{}}, nil
 }
 
 func (p *producer) close() { p.cl.Close() }
+
+// checkMaxRecord validates a --max-record-bytes value.
+func checkMaxRecord(n int) error {
+	if n < 1024 || n > 1<<30 {
+		return usageError("--max-record-bytes: must be between 1024 and %d, got %d", 1<<30, n)
+	}
+	return nil
+}
 
 // loadFile produces one dump file and returns how many bad lines it skipped.
 func (p *producer) loadFile(ctx context.Context, g *globals, name string) (int, error) {
@@ -141,6 +206,12 @@ func (p *producer) loadFile(ctx context.Context, g *globals, name string) (int, 
 		if err != nil {
 			return bad, err
 		}
+		if n := recordSize(rec); n > p.maxRecord {
+			fmt.Fprintf(g.stderr, "%s:%d: a record of %d bytes (key, value, headers and framing) is over --max-record-bytes %d (skipped)\n",
+				name, dr.Line(), n, p.maxRecord)
+			bad++
+			continue
+		}
 		if err := p.ensurePartition(ctx, rec.Topic, rec.Partition); err != nil {
 			if !errors.Is(err, errNoPartition) {
 				// The broker's trouble, not the line's: skipping would
@@ -162,18 +233,105 @@ func (p *producer) loadFile(ctx context.Context, g *globals, name string) (int, 
 	}
 }
 
+// recordSize is what a record takes in a batch of its own, at most.
+func recordSize(rec dump.Record) int {
+	n := len(rec.Key) + len(rec.Value) + recordFraming(len(rec.Headers))
+	for _, h := range rec.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
 // send produces one record, which came from line of name; a failure is
-// kept for firstErr.
+// kept for firstErr, and the outcome for written.
 func (p *producer) send(ctx context.Context, rec dump.Record, name string, line int) {
+	p.mu.Lock()
+	f := p.sent[name]
+	if f == nil {
+		f = &fileSent{parts: map[string]*partSent{}}
+		p.sent[name] = f
+	}
+	f.last = line
+	k := ingest.InputName(rec.Topic, rec.Partition)
+	ps := f.parts[k]
+	if ps == nil {
+		ps = &partSent{}
+		f.parts[k] = ps
+	}
+	ps.sent++
+	p.mu.Unlock()
 	p.cl.Produce(ctx, rec.ToKafka(), func(_ *kgo.Record, err error) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
 		if err != nil {
-			p.mu.Lock()
 			p.errs = append(p.errs, fmt.Errorf("%s:%d: producing: %w", name, line, err))
-			p.mu.Unlock()
+			if ps.firstFail == 0 {
+				ps.firstFail = line
+			}
+			ps.failed = append(ps.failed, line)
 			return
+		}
+		ps.ok++
+		ps.lastOK = line
+		if ps.firstFail != 0 {
+			ps.okAfter = append(ps.okAfter, line)
 		}
 		p.produced.Add(1)
 	})
+}
+
+// written says, once every record sent has its answer, what the broker
+// has of each file: by partition, all the lines sent, the lines up to
+// one, or every line but those listed.
+func (p *producer) written() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var files []string
+	for _, name := range slices.Sorted(maps.Keys(p.sent)) {
+		f := p.sent[name]
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(f.parts)) {
+			ps := f.parts[k]
+			switch {
+			case ps.ok == ps.sent:
+				parts = append(parts, fmt.Sprintf("%s: all %d sent", k, ps.sent))
+			case ps.ok == 0:
+				parts = append(parts, fmt.Sprintf("%s: none of %d sent", k, ps.sent))
+			case len(ps.okAfter) == 0:
+				parts = append(parts, fmt.Sprintf("%s: %d of %d sent, its lines up to line %d", k, ps.ok, ps.sent, ps.lastOK))
+			case len(ps.okAfter) < len(ps.failed):
+				// The client answers a partition in order: every line
+				// before the first failure is in.
+				parts = append(parts, fmt.Sprintf("%s: %d of %d sent, its lines before line %d and, of the later ones, lines %s",
+					k, ps.ok, ps.sent, ps.firstFail, lineRanges(ps.okAfter)))
+			default:
+				parts = append(parts, fmt.Sprintf("%s: %d of %d sent, all but lines %s", k, ps.ok, ps.sent, lineRanges(ps.failed)))
+			}
+		}
+		files = append(files, fmt.Sprintf("of %s (read to line %d): %s", name, f.last, strings.Join(parts, "; ")))
+	}
+	if len(files) == 0 {
+		return "nothing"
+	}
+	return strings.Join(files, "; ")
+}
+
+// lineRanges shows sorted line numbers as ranges: "4-9, 12".
+func lineRanges(lines []int) string {
+	var out []string
+	for i := 0; i < len(lines); {
+		j := i
+		for j+1 < len(lines) && lines[j+1] == lines[j]+1 {
+			j++
+		}
+		r := strconv.Itoa(lines[i])
+		if j > i {
+			r += "-" + strconv.Itoa(lines[j])
+		}
+		out = append(out, r)
+		i = j + 1
+	}
+	return strings.Join(out, ", ")
 }
 
 // sendAll produces records held in memory (numbered from first in errors)
@@ -186,6 +344,21 @@ func (p *producer) sendAll(ctx context.Context, recs []dump.Record, name string,
 		p.send(ctx, rec, name, first+i)
 	}
 	return p.flush(ctx)
+}
+
+// stopped ends a load that failed with err: it waits for the records
+// already sent to be answered (for a minute at most), then names err and
+// exactly what the broker has.
+func (p *producer) stopped(ctx context.Context, err error) error {
+	wait, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if ferr := p.cl.Flush(wait); ferr != nil {
+		return &exitError{code: exitFailure, err: fmt.Errorf("%w. Stopped; after a minute some records sent were still unanswered, and beyond what follows the broker may have them. It has, %s", err, p.written())}
+	}
+	if first := p.firstErr(); first != nil {
+		err = first
+	}
+	return &exitError{code: exitFailure, err: fmt.Errorf("%w. Stopped; the broker has, %s", err, p.written())}
 }
 
 // errNoPartition is a record for a partition its existing topic lacks.

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -29,6 +30,9 @@ type Config struct {
 	// Partitions is the partition count of automatically created topics.
 	// Default 1.
 	Partitions int
+	// MaxMessageBytes is the largest record batch the broker takes
+	// (Kafka's message.max.bytes). Default 1048588, Kafka's.
+	MaxMessageBytes int
 	// Logger receives the broker's own log lines. Default: discarded.
 	Logger *slog.Logger
 	// Opts are extra kfake options (TLS, SASL users, seeded topics), applied
@@ -38,6 +42,9 @@ type Config struct {
 
 // Validate reports a configuration error, naming the field.
 func (c Config) Validate() error {
+	if c.MaxMessageBytes < 0 {
+		return fmt.Errorf("max message bytes: must not be negative, got %d", c.MaxMessageBytes)
+	}
 	if c.Partitions < 0 {
 		return fmt.Errorf("partitions: must not be negative, got %d", c.Partitions)
 	}
@@ -87,6 +94,9 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	if cfg.MaxMessageBytes > 0 {
+		opts = append(opts, kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(cfg.MaxMessageBytes)}))
 	}
 	if cfg.Logger != nil {
 		opts = append(opts, kfake.WithLogger(logAdapter{cfg.Logger}))
