@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -60,6 +61,8 @@ func (c Config) Validate() error {
 type Broker struct {
 	cluster *kfake.Cluster
 	addr    string
+	expirer *expirer
+	closing sync.Once
 }
 
 // Start starts a broker and returns once it accepts connections.
@@ -114,7 +117,13 @@ func Start(cfg Config) (*Broker, error) {
 		c.Close()
 		return nil, errors.New("starting broker: no listener")
 	}
-	return &Broker{cluster: c, addr: addrs[0]}, nil
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	b := &Broker{cluster: c, addr: addrs[0], expirer: newExpirer(c, addrs[0], log)}
+	go b.expirer.run()
+	return b, nil
 }
 
 // Addr is the host:port clients connect to.
@@ -125,7 +134,12 @@ func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
 
 // Close stops the broker, writing its state to the data dir if it has one.
 // It is safe to call more than once.
-func (b *Broker) Close() { b.cluster.Close() }
+func (b *Broker) Close() {
+	b.closing.Do(func() {
+		b.expirer.close()
+		b.cluster.Close()
+	})
+}
 
 type logAdapter struct{ l *slog.Logger }
 
