@@ -7,7 +7,7 @@ BENCHOUT  ?= bench.txt
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHSTAT   = golang.org/x/perf/cmd/benchstat@latest
 
-.PHONY: build demo test e2e fuzz lint bench clean
+.PHONY: build demo test e2e e2e-local realstack-jars fuzz lint bench clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cdcrecon
@@ -29,6 +29,17 @@ test:
 # stack down. Without Docker it fails (make test skips it instead).
 e2e:
 	CDCRECON_E2E=1 $(GO) test -run '^TestComposeEndToEnd$$' -v -count 1 -timeout 20m ./test/e2e
+
+# The real stack's jars (Kafka, Connect, Debezium) from Maven Central into
+# test/realstack/lib; Maven's local repository caches them.
+realstack-jars:
+	mvn -B -q -f test/realstack/pom.xml dependency:copy-dependencies
+
+# The end-to-end suite on the real stack, as local processes: Apache Kafka
+# (KRaft) and Kafka Connect with Debezium from Maven Central, PostgreSQL
+# from the machine. A missing component fails it (make test skips instead).
+e2e-local: realstack-jars
+	CDCRECON_REALSTACK=required $(GO) test -v -count 1 -timeout 30m ./test/realstack
 
 # A short run of every fuzz target, counted in executions rather than
 # seconds: a -fuzztime duration can fail with "context deadline exceeded"
