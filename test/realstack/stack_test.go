@@ -2,10 +2,15 @@ package realstack
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,18 +31,7 @@ var compose = filepath.Join(Dir(), "..", "e2e", "compose")
 func TestPostgresPairStreams(t *testing.T) {
 	s := New(t)
 	started := time.Now()
-	src, tgt := s.StartPostgres("source"), s.StartPostgres("target")
-	for _, pg := range []*Postgres{src, tgt} {
-		pg.SQL(t, "postgres", "-c", "CREATE DATABASE shop")
-		pg.SQL(t, "shop", "-f", filepath.Join(compose, "schema.sql"))
-	}
-	src.SQL(t, "shop", "-f", filepath.Join(compose, "source.sql"))
-	sub := exec.Command("sh", filepath.Join(compose, "subscribe.sh"))
-	sub.Env = append(os.Environ(), "SOURCE_HOST=127.0.0.1", "SOURCE_PORT="+strconv.Itoa(src.Port),
-		"TARGET_HOST=127.0.0.1", "TARGET_PORT="+strconv.Itoa(tgt.Port))
-	if out, err := sub.CombinedOutput(); err != nil {
-		t.Fatalf("subscribe.sh: %v\n%s", err, out)
-	}
+	src, tgt := s.postgresPair(t)
 	s.StartKafka()
 	kafkaUp := time.Since(started)
 	s.StartConnect(map[string]Connector{
@@ -85,4 +79,162 @@ func readKeys(t *testing.T, addr, topic string, n int) map[string]bool {
 		})
 	}
 	return keys
+}
+
+// TestPostgresPairDrift: the compose scenario on the real stack. The
+// source is written while replication runs, the target tampered with
+// behind its back, and a cdcrecon worker on the real broker must end with
+// exactly the drift a SQL comparison of the two databases finds.
+func TestPostgresPairDrift(t *testing.T) {
+	s := New(t)
+	src, tgt := s.postgresPair(t)
+	s.StartKafka()
+	s.StartConnect(map[string]Connector{
+		"source": ReadConnector(t, filepath.Join(compose, "connector-source.json"),
+			map[string]string{"database.hostname": "127.0.0.1", "database.port": strconv.Itoa(src.Port)}),
+		"target": ReadConnector(t, filepath.Join(compose, "connector-target.json"),
+			map[string]string{"database.hostname": "127.0.0.1", "database.port": strconv.Itoa(tgt.Port)}),
+	})
+	t.Logf("running %s", s.Versions())
+	w := s.StartWorker(t, filepath.Join(compose, "cdcrecon.yaml"))
+
+	for _, sql := range []string{
+		"INSERT INTO orders (id, customer_id, total, status) VALUES (4, 1, 42.00, 'new'), (5, 2, 7.25, 'new')",
+		"UPDATE orders SET status = 'shipped', updated_at = now() WHERE id = 1",
+		"INSERT INTO customers VALUES (4, 'Barbara', 'barbara@example.com')",
+		"DELETE FROM orders WHERE id = 3",
+	} {
+		src.SQL(t, "shop", "-c", sql)
+	}
+	replicated := "SELECT (SELECT count(*) FROM orders WHERE id IN (4, 5)) = 2 AND (SELECT count(*) FROM orders WHERE id = 3) = 0 AND (SELECT count(*) FROM customers WHERE id = 4) = 1"
+	eventuallySQL(t, tgt, "replication of the source's writes", replicated)
+	for _, sql := range []string{
+		"UPDATE orders SET total = 0 WHERE id = 2",
+		"DELETE FROM orders WHERE id = 4",
+		"INSERT INTO customers VALUES (99, 'ghost', NULL)",
+		"UPDATE customers SET email = 'ada@tampered.example' WHERE id = 1",
+	} {
+		tgt.SQL(t, "shop", "-c", sql)
+	}
+
+	truth := sqlDrift(t, src, tgt)
+	if len(truth) != 4 {
+		t.Fatalf("the SQL comparison finds %v; the scenario tampers with 4 rows", truth)
+	}
+	var got map[string]string
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		got = w.OpenDrift(t)
+		if mapsEqual(got, truth) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	report(t, "postgres", truth, got)
+}
+
+// postgresPair starts the compose stack's PostgreSQL pair: both with its
+// schema, the source with its rows and publication, the target
+// subscribed to it.
+func (s *Stack) postgresPair(t *testing.T) (src, tgt *Postgres) {
+	t.Helper()
+	src, tgt = s.StartPostgres("source"), s.StartPostgres("target")
+	for _, pg := range []*Postgres{src, tgt} {
+		pg.SQL(t, "postgres", "-c", "CREATE DATABASE shop")
+		pg.SQL(t, "shop", "-f", filepath.Join(compose, "schema.sql"))
+	}
+	src.SQL(t, "shop", "-f", filepath.Join(compose, "source.sql"))
+	sub := exec.Command("sh", filepath.Join(compose, "subscribe.sh"))
+	sub.Env = append(os.Environ(), "SOURCE_HOST=127.0.0.1", "SOURCE_PORT="+strconv.Itoa(src.Port),
+		"TARGET_HOST=127.0.0.1", "TARGET_PORT="+strconv.Itoa(tgt.Port))
+	if out, err := sub.CombinedOutput(); err != nil {
+		t.Fatalf("subscribe.sh: %v\n%s", err, out)
+	}
+	eventuallySQL(t, tgt, "the initial copy", "SELECT (SELECT count(*) FROM orders) = 3 AND (SELECT count(*) FROM customers) = 3")
+	return src, tgt
+}
+
+// eventuallySQL waits up to a minute for query to return true.
+func eventuallySQL(t *testing.T, pg *Postgres, what, query string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); pg.SQL(t, "shop", "-c", query) != "t"; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within a minute (%s)", what, query)
+		}
+	}
+}
+
+// sqlDrift is the ground truth: both databases' tables read out and
+// compared by key, in the drift's terms ("table {key}" → kind, and the
+// differing columns of a value mismatch).
+func sqlDrift(t *testing.T, src, tgt *Postgres) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, table := range []string{"customers", "orders"} {
+		read := func(pg *Postgres) map[string]map[string]any {
+			rows := map[string]map[string]any{}
+			text := pg.SQL(t, "shop", "-c", "SELECT row_to_json(r)::text FROM "+table+" r")
+			for _, line := range strings.Split(text, "\n") {
+				if line == "" {
+					continue
+				}
+				var row map[string]any
+				if err := json.Unmarshal([]byte(line), &row); err != nil {
+					t.Fatalf("%s: %v: %s", table, err, line)
+				}
+				key, _ := json.Marshal(map[string]any{"id": row["id"]})
+				rows[table+" "+string(key)] = row
+			}
+			return rows
+		}
+		a, b := read(src), read(tgt)
+		for k, ra := range a {
+			rb, ok := b[k]
+			if !ok {
+				out[k] = "missing_in_target"
+				continue
+			}
+			var cols []string
+			for c, v := range ra {
+				if fmt.Sprint(v) != fmt.Sprint(rb[c]) {
+					cols = append(cols, c)
+				}
+			}
+			if len(cols) > 0 {
+				slices.Sort(cols)
+				out[k] = "value_mismatch " + strings.Join(cols, ",")
+			}
+		}
+		for k := range b {
+			if _, ok := a[k]; !ok {
+				out[k] = "extra_in_target"
+			}
+		}
+	}
+	return out
+}
+
+func mapsEqual(a, b map[string]string) bool { return maps.Equal(a, b) }
+
+// report logs a scenario's drift against the SQL ground truth (expected,
+// found, missed, false) and fails on any difference.
+func report(t *testing.T, scenario string, truth, got map[string]string) {
+	t.Helper()
+	var missed, falsePos []string
+	for k, v := range truth {
+		if got[k] != v {
+			missed = append(missed, k+" "+v)
+		}
+	}
+	for k, v := range got {
+		if truth[k] != v {
+			falsePos = append(falsePos, k+" "+v)
+		}
+	}
+	slices.Sort(missed)
+	slices.Sort(falsePos)
+	t.Logf("%s: drift expected %d (by SQL), found %d, missed %d, false %d", scenario, len(truth), len(got), len(missed), len(falsePos))
+	if len(missed) > 0 || len(falsePos) > 0 {
+		t.Errorf("%s: missed %v\nfalse %v", scenario, missed, falsePos)
+	}
 }

@@ -1,0 +1,160 @@
+package realstack
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdcrecon/cdcrecon/pipeline/registry"
+	"github.com/cdcrecon/cdcrecon/processors/config"
+	"github.com/cdcrecon/cdcrecon/schemas"
+)
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+// Binary builds cmd/cdcrecon once per test process and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cdcrecon-realstack-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "cdcrecon")
+		cmd := exec.Command("go", "build", "-o", binary, "github.com/cdcrecon/cdcrecon/cmd/cdcrecon")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building cdcrecon: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+// Worker is a `cdcrecon run` process on the stack's broker.
+type Worker struct {
+	cmd *exec.Cmd
+	cfg *config.Config
+	// Config is the configuration file it runs.
+	Config string
+	kafka  string
+}
+
+// StartWorker starts `cdcrecon run` with the compose stack's cdcrecon
+// configuration (file), pointed at this stack: its broker, no schema
+// registry (outputs in Avro single-object encoding), a state directory
+// and metrics port of its own.
+func (s *Stack) StartWorker(t testing.TB, file string) *Worker {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for old, repl := range map[string]string{
+		"brokers: [kafka:9092]":                                  "brokers: [" + s.Kafka + "]",
+		"schema_registry:\n  url: http://schema-registry:8081\n": "",
+		"dir: /var/lib/cdcrecon":                                 "dir: " + filepath.Join(s.dir, "worker-state"),
+		`listen: ":9464"`:                                        fmt.Sprintf(`listen: "127.0.0.1:%d"`, FreePort(t)),
+	} {
+		if !strings.Contains(text, old) {
+			t.Fatalf("%s no longer has %q: update StartWorker", file, old)
+		}
+		text = strings.Replace(text, old, repl, 1)
+	}
+	cfgFile := s.write("cdcrecon.yaml", text)
+	cfg, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(s.dir, "worker.log")
+	f, err := os.Create(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s.logs = append(s.logs, log)
+	cmd := exec.Command(Binary(t), "run", "--config", cfgFile, "--log-level", "info")
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { kill(cmd) })
+	return &Worker{cmd: cmd, cfg: cfg, Config: cfgFile, kafka: s.Kafka}
+}
+
+// OpenDrift reads the drift topic to its end and returns the drift open
+// by each row's latest record: "table {key}" → kind, and for a value
+// mismatch the sorted columns ("value_mismatch total,status").
+func (w *Worker) OpenDrift(t testing.TB) map[string]string {
+	t.Helper()
+	topic := w.cfg.Topics.Drift
+	cl, err := kgo.NewClient(kgo.SeedBrokers(w.kafka), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil
+	}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil && o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	serde := registry.NewSerde(nil)
+	open := map[string]string{}
+	for len(want) > 0 && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			if r.Offset+1 >= want[r.Partition] {
+				delete(want, r.Partition)
+			}
+			rec, _, _, err := serde.Decode(ctx, r.Value)
+			if err != nil {
+				t.Errorf("%s offset %d: %v", topic, r.Offset, err)
+				return
+			}
+			d, ok := rec.(*schemas.Drift)
+			if !ok {
+				return
+			}
+			key, _ := json.Marshal(d.Key)
+			row := d.Table + " " + string(key)
+			if d.Status == schemas.Resolved {
+				delete(open, row)
+				return
+			}
+			kind := string(d.Kind)
+			if len(d.Columns) > 0 {
+				cols := slices.Clone(d.Columns)
+				slices.Sort(cols)
+				kind += " " + strings.Join(cols, ",")
+			}
+			open[row] = kind
+		})
+	}
+	return open
+}
