@@ -333,8 +333,8 @@ type Postgres struct {
 func (s *Stack) StartPostgres(name string) *Postgres {
 	s.t.Helper()
 	for _, tool := range []string{"initdb", "pg_ctl", "psql"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			skip(s.t, "PostgreSQL's %s is not installed: %v", tool, err)
+		if pgTool(tool) == "" {
+			skip(s.t, "PostgreSQL's %s is not installed (apt-get install postgresql)", tool)
 		}
 	}
 	cred := s.nobody()
@@ -349,7 +349,7 @@ func (s *Stack) StartPostgres(name string) *Postgres {
 	}
 	server := func(args ...string) {
 		s.t.Helper()
-		cmd := exec.Command(args[0], args[1:]...)
+		cmd := exec.Command(pgTool(args[0]), args[1:]...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			s.t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
@@ -369,11 +369,25 @@ func (s *Stack) StartPostgres(name string) *Postgres {
 		fmt.Sprintf("-c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10 -c listen_addresses=127.0.0.1 -p %d -k %s", port, data),
 		"start")
 	s.t.Cleanup(func() {
-		cmd := exec.Command("pg_ctl", "-D", data, "-m", "immediate", "stop")
+		cmd := exec.Command(pgTool("pg_ctl"), "-D", data, "-m", "immediate", "stop")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		_ = cmd.Run()
 	})
 	return &Postgres{Port: port, dir: data}
+}
+
+// pgTool finds a PostgreSQL program: on the PATH, or where Debian's
+// packages put the server's (/usr/lib/postgresql/VERSION/bin); "" when
+// neither has it.
+func pgTool(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	m, _ := filepath.Glob(filepath.Join("/usr/lib/postgresql", "*", "bin", name))
+	if len(m) == 0 {
+		return ""
+	}
+	return m[len(m)-1]
 }
 
 // nobody is the credential servers that refuse root run under, or nil.
@@ -410,7 +424,7 @@ func (s *Stack) Versions() string {
 			v = append(v, strings.TrimSuffix(filepath.Base(m[0]), ".jar"))
 		}
 	}
-	if out, err := exec.Command("postgres", "--version").Output(); err == nil {
+	if out, err := exec.Command(pgTool("postgres"), "--version").Output(); err == nil {
 		v = append(v, strings.TrimSpace(string(out)))
 	} else if out, err := exec.Command("psql", "--version").Output(); err == nil {
 		v = append(v, strings.TrimSpace(string(out)))
