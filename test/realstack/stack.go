@@ -63,6 +63,37 @@ type Stack struct {
 	Connect string
 
 	logs []string
+
+	kafkaProps  string
+	kafkaCmd    *exec.Cmd
+	connectArgs []string
+	connectors  map[string]Connector
+	connectCmd  *exec.Cmd
+}
+
+// KillConnect kills Kafka Connect with SIGKILL and starts it again on its
+// offsets file: its connectors resume from their last flushed offsets,
+// sending again what they had sent since.
+func (s *Stack) KillConnect() {
+	s.t.Helper()
+	kill(s.connectCmd)
+	s.startConnect()
+}
+
+// RestartKafka stops the broker (SIGTERM, a clean shutdown), waits
+// downFor, and starts it again on its log.
+func (s *Stack) RestartKafka(downFor time.Duration) {
+	s.t.Helper()
+	_ = syscall.Kill(-s.kafkaCmd.Process.Pid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.kafkaCmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		kill(s.kafkaCmd)
+	}
+	time.Sleep(downFor)
+	s.startKafka()
 }
 
 // New prepares a stack in a temporary directory: the jars must have been
@@ -209,7 +240,14 @@ log.retention.ms=-1
 `, port, ctrl, filepath.Join(s.dir, "kafka-data")))
 	id := strings.TrimSpace(s.run("kafka-storage", "kafka.tools.StorageTool", "random-uuid"))
 	s.run("kafka-storage", "kafka.tools.StorageTool", "format", "--standalone", "-t", id, "-c", props)
-	s.java("kafka", "broker", "512m", "kafka.Kafka", props)
+	s.kafkaProps = props
+	s.startKafka()
+}
+
+// startKafka starts the broker on its formatted log and waits for it.
+func (s *Stack) startKafka() {
+	s.t.Helper()
+	s.kafkaCmd = s.java("kafka", "broker", "512m", "kafka.Kafka", s.kafkaProps)
 	s.waitFor("the Kafka broker answering metadata", 90*time.Second, func() error {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(s.Kafka))
 		if err != nil {
@@ -293,8 +331,15 @@ plugin.discovery=only_scan
 		b, _ := json.Marshal(c)
 		args = append(args, s.write("connector-"+name+".json", string(b)))
 	}
-	s.java("connect", "connect", "768m", args...)
-	for name := range connectors {
+	s.connectArgs, s.connectors = args, connectors
+	s.startConnect()
+}
+
+// startConnect starts Connect and waits for its connectors.
+func (s *Stack) startConnect() {
+	s.t.Helper()
+	s.connectCmd = s.java("connect", "connect", "768m", s.connectArgs...)
+	for name := range s.connectors {
 		s.waitFor("connector "+name+" RUNNING", 180*time.Second, func() error { return s.connectorRunning(name) })
 	}
 }

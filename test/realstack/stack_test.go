@@ -238,3 +238,108 @@ func report(t *testing.T, scenario string, truth, got map[string]string) {
 		t.Errorf("%s: missed %v\nfalse %v", scenario, missed, falsePos)
 	}
 }
+
+// TestPostgresPairUnderFaults: writes go on at a steady rate for the whole
+// test — inserts, updates, deletes, a key change, a transaction over both
+// tables — while the target is tampered with, Kafka Connect is killed
+// with SIGKILL and restarted (Debezium sends again what it had not
+// flushed), the broker restarts, and the worker is killed and restarted.
+// After the writes stop and replication settles, the worker's open drift
+// must equal the SQL comparison of the databases.
+func TestPostgresPairUnderFaults(t *testing.T) {
+	s := New(t)
+	src, tgt := s.postgresPair(t)
+	s.StartKafka()
+	s.StartConnect(map[string]Connector{
+		"source": ReadConnector(t, filepath.Join(compose, "connector-source.json"),
+			map[string]string{"database.hostname": "127.0.0.1", "database.port": strconv.Itoa(src.Port)}),
+		"target": ReadConnector(t, filepath.Join(compose, "connector-target.json"),
+			map[string]string{"database.hostname": "127.0.0.1", "database.port": strconv.Itoa(tgt.Port)}),
+	})
+	w := s.StartWorker(t, filepath.Join(compose, "cdcrecon.yaml"))
+
+	// The writer owns orders from 100 on and customers from 100 on; the
+	// tampering touches only rows below, so the truth is the tampering's.
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		n := 0
+		defer func() { done <- n }()
+		for i := 100; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			var sql string
+			switch i % 6 {
+			case 0, 1:
+				sql = fmt.Sprintf("INSERT INTO orders (id, customer_id, total, status) VALUES (%d, 1, %d.25, 'new')", i, i)
+			case 2:
+				sql = fmt.Sprintf("UPDATE orders SET status = 'paid', total = total + 1, updated_at = now() WHERE id = %d", i-2)
+			case 3:
+				sql = fmt.Sprintf("DELETE FROM orders WHERE id = %d", i-2)
+			case 4:
+				// A key change: delete and insert in one event pair.
+				sql = fmt.Sprintf("UPDATE orders SET id = %d WHERE id = %d", i+1000000, i-4)
+			case 5:
+				sql = fmt.Sprintf("BEGIN; INSERT INTO customers VALUES (%d, 'c%d', NULL); UPDATE orders SET customer_id = %d WHERE id = %d; COMMIT", i, i, i, i-5)
+			}
+			cmd := exec.Command("psql", "-h", "127.0.0.1", "-p", strconv.Itoa(src.Port), "-U", "postgres", "-d", "shop", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("writer: %s: %v\n%s", sql, err, out)
+				return
+			}
+			n++
+		}
+	}()
+
+	time.Sleep(3 * time.Second)
+	for _, sql := range []string{
+		"UPDATE orders SET total = 0 WHERE id = 2",
+		"DELETE FROM orders WHERE id = 3",
+		"INSERT INTO customers VALUES (99, 'ghost', NULL)",
+		"UPDATE customers SET email = 'ada@tampered.example' WHERE id = 1",
+	} {
+		tgt.SQL(t, "shop", "-c", sql)
+	}
+	time.Sleep(2 * time.Second)
+	faults := time.Now()
+	s.KillConnect()
+	t.Logf("Connect killed and RUNNING again after %s", time.Since(faults).Round(time.Second))
+	time.Sleep(3 * time.Second)
+	at := time.Now()
+	s.RestartKafka(2 * time.Second)
+	t.Logf("broker restarted, answering after %s", time.Since(at).Round(time.Second))
+	time.Sleep(3 * time.Second)
+	w.Kill(t)
+	t.Log("worker killed and started again")
+	time.Sleep(5 * time.Second)
+	close(stop)
+	writes := <-done
+
+	// Replication has settled when two readings of the databases agree.
+	var truth map[string]string
+	for prev := map[string]string(nil); ; prev = truth {
+		truth = sqlDrift(t, src, tgt)
+		if prev != nil && maps.Equal(prev, truth) {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if len(truth) != 4 {
+		t.Errorf("the SQL comparison finds %v; the scenario tampers with 4 rows", truth)
+	}
+	var got map[string]string
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		got = w.OpenDrift(t)
+		if maps.Equal(got, truth) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	t.Logf("%d source writes; the worker counted %.0f events, %.0f duplicates", writes,
+		w.Metric("cdcrecon_events_total"), w.Metric("cdcrecon_duplicates_total"))
+	report(t, "postgres under faults", truth, got)
+}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -56,6 +59,7 @@ type Worker struct {
 	// Config is the configuration file it runs.
 	Config string
 	kafka  string
+	log    string
 }
 
 // StartWorker starts `cdcrecon run` with the compose stack's cdcrecon
@@ -86,20 +90,55 @@ func (s *Stack) StartWorker(t testing.TB, file string) *Worker {
 		t.Fatal(err)
 	}
 	log := filepath.Join(s.dir, "worker.log")
-	f, err := os.Create(log)
+	s.logs = append(s.logs, log)
+	w := &Worker{cfg: cfg, Config: cfgFile, kafka: s.Kafka, log: log}
+	w.start(t)
+	return w
+}
+
+func (w *Worker) start(t testing.TB) {
+	t.Helper()
+	f, err := os.OpenFile(w.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	s.logs = append(s.logs, log)
-	cmd := exec.Command(Binary(t), "run", "--config", cfgFile, "--log-level", "info")
+	cmd := exec.Command(Binary(t), "run", "--config", w.Config, "--log-level", "info")
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { kill(cmd) })
-	return &Worker{cmd: cmd, cfg: cfg, Config: cfgFile, kafka: s.Kafka}
+	w.cmd = cmd
+}
+
+// Kill kills the worker with SIGKILL and starts it again on its state
+// directory.
+func (w *Worker) Kill(t testing.TB) {
+	t.Helper()
+	kill(w.cmd)
+	w.start(t)
+}
+
+// Metric returns the sum of a metric's series on the worker's /metrics.
+func (w *Worker) Metric(name string) float64 {
+	resp, err := http.Get("http://" + w.cfg.HTTP.Listen + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == name || strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+			f := strings.Fields(line)
+			if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+				sum += v
+			}
+		}
+	}
+	return sum
 }
 
 // OpenDrift reads the drift topic to its end and returns the drift open
