@@ -101,7 +101,25 @@ func (s *Store) Check() error {
 	if _, err := s.fs.Stat(s.fs.PathJoin(s.dir, "LOCK")); err != nil {
 		return fmt.Errorf("checking the state directory %s: %w: %w", s.dir, ErrStorage, err)
 	}
-	return nil
+	return s.room()
+}
+
+// reserve is the free space the store's disk must keep: a write-ahead
+// log rotated and a memtable flushed need it. Pebble cannot return an
+// error when it finds the disk full there — it panics, and unwinding
+// that panic crashes the process on a lock it already released — so the
+// store refuses commits before it gets that far.
+const reserve = 4 * memTableSize
+
+// room reports a disk with less free space than reserve, as ErrStorage.
+// A filesystem that cannot tell is let through.
+func (s *Store) room() error {
+	u, err := s.fs.GetDiskUsage(s.dir)
+	if err != nil || u.AvailBytes >= reserve {
+		return nil
+	}
+	return fmt.Errorf("state directory %s: %w: %d MiB free on its disk, under the %d MiB the store keeps for its log and flushes",
+		s.dir, ErrStorage, u.AvailBytes>>20, reserve>>20)
 }
 
 // Close closes the store; it is safe to call twice.
@@ -205,6 +223,9 @@ func (b *Batch) SetOffset(topic string, partition int32, next int64) {
 
 // Commit applies the batch and readies it for reuse.
 func (b *Batch) Commit() error {
+	if err := b.s.room(); err != nil {
+		return err
+	}
 	if err := b.b.Commit(b.s.sync); err != nil {
 		return fmt.Errorf("committing state: %w: %w", ErrStorage, err)
 	}
