@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -85,13 +86,10 @@ func (s *Stack) KillConnect() {
 func (s *Stack) RestartKafka(downFor time.Duration) {
 	s.t.Helper()
 	_ = syscall.Kill(-s.kafkaCmd.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.kafkaCmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		kill(s.kafkaCmd)
+	for deadline := time.Now().Add(60 * time.Second); !exited(s.kafkaCmd) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
 	}
+	kill(s.kafkaCmd)
 	time.Sleep(downFor)
 	s.startKafka()
 }
@@ -169,21 +167,55 @@ func (s *Stack) java(name, classpath, heap string, args ...string) *exec.Cmd {
 		"-cp", filepath.Join(s.lib, classpath, "*")}, args...)
 	cmd := exec.Command("java", all...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("starting %s: %v", name, err)
 	}
+	watch(cmd)
 	s.t.Cleanup(func() { kill(cmd) })
 	return cmd
 }
 
-// kill ends a process and its children and waits for it.
+// childAttr puts a child in a process group of its own (kill ends its
+// children too) and has the kernel kill it if this process dies first: an
+// interrupted test leaves nothing running.
+func childAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+// started holds, for every child started, a channel closed once it has
+// exited (its Wait returned).
+var started sync.Map
+
+// watch waits for a started child in the background; see kill and exited.
+func watch(cmd *exec.Cmd) {
+	done := make(chan struct{})
+	started.Store(cmd, done)
+	go func() { _ = cmd.Wait(); close(done) }()
+}
+
+// exited reports whether a watched child has exited.
+func exited(cmd *exec.Cmd) bool {
+	v, ok := started.Load(cmd)
+	if !ok {
+		return false
+	}
+	select {
+	case <-v.(chan struct{}):
+		return true
+	default:
+		return false
+	}
+}
+
+// kill ends a watched child and its children and waits for it.
 func kill(cmd *exec.Cmd) {
-	if cmd.Process == nil || cmd.ProcessState != nil {
+	v, ok := started.Load(cmd)
+	if !ok || cmd.Process == nil {
 		return
 	}
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	_ = cmd.Wait()
+	<-v.(chan struct{})
 }
 
 func (s *Stack) write(name, content string) string {
@@ -345,6 +377,9 @@ func (s *Stack) startConnect() {
 }
 
 func (s *Stack) connectorRunning(name string) error {
+	if exited(s.connectCmd) {
+		s.t.Fatalf("Kafka Connect exited before connector %s ran (its log follows at the end)", name)
+	}
 	resp, err := http.Get(s.Connect + "/connectors/" + name + "/status")
 	if err != nil {
 		return err
@@ -410,15 +445,28 @@ func (s *Stack) StartPostgres(name string) *Postgres {
 		}
 	}
 	s.logs = append(s.logs, log)
-	server("pg_ctl", "-D", data, "-l", log, "-w", "-o",
-		fmt.Sprintf("-c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10 -c listen_addresses=127.0.0.1 -p %d -k %s", port, data),
-		"start")
-	s.t.Cleanup(func() {
-		cmd := exec.Command(pgTool("pg_ctl"), "-D", data, "-m", "immediate", "stop")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		_ = cmd.Run()
+	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer f.Close()
+	// The server is this process's child, not pg_ctl's daemon: it dies
+	// with the test even when the test is interrupted.
+	cmd := exec.Command(pgTool("postgres"), "-D", data, "-c", "wal_level=logical", "-c", "max_replication_slots=10",
+		"-c", "max_wal_senders=10", "-c", "listen_addresses=127.0.0.1", "-p", strconv.Itoa(port), "-k", data)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = childAttr()
+	cmd.SysProcAttr.Credential = cred
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("starting PostgreSQL %s: %v", name, err)
+	}
+	watch(cmd)
+	s.t.Cleanup(func() { kill(cmd) })
+	pg := &Postgres{Port: port, dir: data}
+	s.waitFor("PostgreSQL "+name+" answering", 60*time.Second, func() error {
+		return exec.Command("psql", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "-d", "postgres", "-c", "SELECT 1").Run()
 	})
-	return &Postgres{Port: port, dir: data}
+	return pg
 }
 
 // pgTool finds a PostgreSQL program: on the PATH, or where Debian's

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -72,12 +71,11 @@ func (s *Stack) StartWorker(t testing.TB, file string) *Worker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := string(b)
+	text := strings.Replace(string(b), "schema_registry:\n  url: http://schema-registry:8081\n", "", 1)
 	for old, repl := range map[string]string{
-		"brokers: [kafka:9092]":                                  "brokers: [" + s.Kafka + "]",
-		"schema_registry:\n  url: http://schema-registry:8081\n": "",
-		"dir: /var/lib/cdcrecon":                                 "dir: " + filepath.Join(s.dir, "worker-state"),
-		`listen: ":9464"`:                                        fmt.Sprintf(`listen: "127.0.0.1:%d"`, FreePort(t)),
+		"brokers: [kafka:9092]":  "brokers: [" + s.Kafka + "]",
+		"dir: /var/lib/cdcrecon": "dir: " + filepath.Join(s.dir, "worker-state"),
+		`listen: ":9464"`:        fmt.Sprintf(`listen: "127.0.0.1:%d"`, FreePort(t)),
 	} {
 		if !strings.Contains(text, old) {
 			t.Fatalf("%s no longer has %q: update StartWorker", file, old)
@@ -105,10 +103,11 @@ func (w *Worker) start(t testing.TB) {
 	defer f.Close()
 	cmd := exec.Command(Binary(t), "run", "--config", w.Config, "--log-level", "info")
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	watch(cmd)
 	t.Cleanup(func() { kill(cmd) })
 	w.cmd = cmd
 }
