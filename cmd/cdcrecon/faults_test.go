@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,4 +151,69 @@ func TestWorkerStopsWhenStateDirRemoved(t *testing.T) {
 		t.Errorf("the worker's last words do not name the state directory and the storage failure:\n%s", lastBytes(string(out), 1500))
 	}
 	t.Logf("stopped %s after the removal", time.Since(removed).Round(100*time.Millisecond))
+}
+
+// TestWorkerWaitsForItsInputTopics: a worker started before its
+// connectors have created their topics waits for them, saying which, and
+// runs once they exist, instead of exiting.
+func TestWorkerWaitsForItsInputTopics(t *testing.T) {
+	listen := freeAddr(t)
+	dir, dumps, _ := simulated(t, "--events", "2000", "--keys", "300", "--partitions", "1", "--seed", "22")
+	b, err := broker.Start(broker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	base, err := os.ReadFile(filepath.Join(dir, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "wait.yaml")
+	head := fmt.Sprintf("kafka: {brokers: [%s], partitions: 2}\nstate: {dir: %s}\nhttp: {listen: %q}\nidle: {safety_margin: 1s, interval: 200ms}\n",
+		b.Addr(), filepath.Join(dir, "state"), listen)
+	if err := os.WriteFile(cfg, append([]byte(head), base...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	var stderr syncBuffer
+	go func() { done <- run(ctx, []string{"run", "--config", cfg}, nil, io.Discard, &stderr) }()
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(stderr.String(), "waiting for an input topic"); time.Sleep(100 * time.Millisecond) {
+		select {
+		case code := <-done:
+			t.Fatalf("the worker exited %d before its topics existed:\n%s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no word of waiting for the topics within 15s:\n%s", stderr.String())
+		}
+	}
+	loadDumps(t, kafka.ClientConfig{Brokers: []string{b.Addr()}}, dumps...)
+	waitMetrics(t, "http://"+listen+"/metrics", 30*time.Second, "events read once the topics exist", func(m promMetrics) bool {
+		return m.sum("cdcrecon_events_total") > 0
+	})
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("exit %d after SIGTERM-like stop:\n%s", code, stderr.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to write from one goroutine while
+// another reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -39,8 +39,10 @@ output topics as the watermarks of both sides allow.
 
 At start it creates the internal topics that are missing (the changes
 topic with kafka.partitions partitions, the output topics) and refuses a
-changes topic whose partition count differs from kafka.partitions, or an
-input topic that does not exist. Its state (dedupe marks, reconciler keys)
+changes topic whose partition count differs from kafka.partitions. An
+input topic that does not exist yet (its connector creates it with its
+first records) is waited for, with a warning every 10 s, for 5 minutes,
+then refused. Its state (dedupe marks, reconciler keys)
 lives in state.dir.
 
 Several workers with the same configuration form one consumer group and
@@ -130,7 +132,9 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, before func(
 		return fail(fmt.Errorf("connecting to %v: %w", cfg.Kafka.Brokers, err))
 	}
 	adm := kadm.NewClient(cl)
-	partitions, err := retry(ctx, log, func() (map[string]int32, error) { return ensureTopics(ctx, adm, cfg) })
+	partitions, err := awaitTopics(ctx, log, func() (map[string]int32, error) {
+		return retry(ctx, log, func() (map[string]int32, error) { return ensureTopics(ctx, adm, cfg) })
+	})
 	if err == nil && before != nil {
 		err = before(ctx, adm)
 	}
@@ -245,12 +249,51 @@ func closeWithin(d time.Duration, fn func()) {
 // partition count.
 func ensureTopics(ctx context.Context, adm *kadm.Client, cfg *config.Config) (map[string]int32, error) {
 	partitions, err := inputPartitions(ctx, adm, cfg, func(topic string) (int32, error) {
-		return 0, fmt.Errorf("input topic %s does not exist (%s: tables)", topic, cfg.File)
+		return 0, &missingTopic{topic: topic, file: cfg.File}
 	})
 	if err != nil {
 		return nil, err
 	}
 	return partitions, ensureInternal(ctx, adm, cfg)
+}
+
+// missingTopic is an input topic that does not exist (yet).
+type missingTopic struct{ topic, file string }
+
+func (e *missingTopic) Error() string {
+	return fmt.Sprintf("input topic %s does not exist (%s: tables)", e.topic, e.file)
+}
+
+// topicWait is how long a starting worker waits for its input topics: a
+// connector creates its topics with its first records, and a worker
+// deployed with it, or before it, must not give up first.
+const topicWait = 5 * time.Minute
+
+// awaitTopics calls ensure until no input topic is missing, saying every
+// 10 s which it waits for, for topicWait at most.
+func awaitTopics(ctx context.Context, log interface{ Warn(string, ...any) }, ensure func() (map[string]int32, error)) (map[string]int32, error) {
+	deadline := time.Now().Add(topicWait)
+	var said time.Time
+	for {
+		partitions, err := ensure()
+		var missing *missingTopic
+		if !errors.As(err, &missing) {
+			return partitions, err
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w, after waiting %s for it", err, topicWait)
+		}
+		if time.Since(said) >= 10*time.Second {
+			log.Warn("waiting for an input topic to be created (by its connector, usually)", "topic", missing.topic, "config", missing.file,
+				"gives_up_in", time.Until(deadline).Round(time.Second).String())
+			said = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // retry calls fn until it succeeds, fails for good, or 30 seconds have
