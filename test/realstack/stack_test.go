@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrecon/cdcrecon/processors/debezium"
+	"github.com/cdcrecon/cdcrecon/schemas"
 )
 
 // compose is the compose stack's directory: its SQL and connector files
@@ -131,12 +132,14 @@ func TestPostgresPairDrift(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	report(t, "postgres", truth, got)
+	checkCompensations(t, w, truth, pgRows(t, src))
+	checkAgrees(t, s, w, truth)
 }
 
 // postgresPair starts the compose stack's PostgreSQL pair: both with its
 // schema, the source with its rows and publication, the target
 // subscribed to it.
-func (s *Stack) postgresPair(t *testing.T) (src, tgt *Postgres) {
+func (s *Stack) postgresPair(t testing.TB) (src, tgt *Postgres) {
 	t.Helper()
 	src, tgt = s.StartPostgres("source"), s.StartPostgres("target")
 	for _, pg := range []*Postgres{src, tgt} {
@@ -155,7 +158,7 @@ func (s *Stack) postgresPair(t *testing.T) (src, tgt *Postgres) {
 }
 
 // eventuallySQL waits up to a minute for query to return true.
-func eventuallySQL(t *testing.T, pg *Postgres, what, query string) {
+func eventuallySQL(t testing.TB, pg *Postgres, what, query string) {
 	t.Helper()
 	for deadline := time.Now().Add(time.Minute); pg.SQL(t, "shop", "-c", query) != "t"; time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -351,6 +354,8 @@ func TestPostgresPairUnderFaults(t *testing.T) {
 	t.Logf("%d source writes; the worker counted %.0f events, %.0f duplicates", writes,
 		w.Metric("cdcrecon_events_total"), w.Metric("cdcrecon_duplicates_total"))
 	report(t, "postgres under faults", truth, got)
+	checkCompensations(t, w, truth, pgRows(t, src))
+	checkAgrees(t, s, w, truth)
 }
 
 // TestMariaDBPairDrift: MariaDB source → MariaDB target by MariaDB's own
@@ -429,4 +434,147 @@ func eventuallyMaria(t *testing.T, m *MariaDB, what, query string) {
 			t.Fatalf("%s: not within a minute (%s)\n%s", what, query, status)
 		}
 	}
+}
+
+// checkCompensations requires, for every drifted row of truth, the
+// compensation that repairs exactly it: a delete of an extra row, an
+// upsert of a missing or mismatched one carrying the source's values
+// (every column of a missing row but its key, which is the command's key;
+// the mismatched columns of a mismatched one).
+func checkCompensations(t *testing.T, w *Worker, truth map[string]string, src map[string]map[string]any) {
+	t.Helper()
+	comps := w.Compensations(t)
+	for row, drift := range truth {
+		c := comps[row]
+		kind, cols, _ := strings.Cut(drift, " ")
+		switch {
+		case c == nil:
+			t.Errorf("no compensation for %s (%s)", row, drift)
+			continue
+		case kind == "extra_in_target":
+			if c.Action != schemas.Delete {
+				t.Errorf("compensation of %s (%s): %s, want delete", row, drift, c.Action)
+			}
+			continue
+		case c.Action != schemas.Upsert:
+			t.Errorf("compensation of %s (%s): %s, want upsert", row, drift, c.Action)
+			continue
+		}
+		b, _ := json.Marshal(c.Row)
+		var got map[string]any
+		_ = json.Unmarshal(b, &got)
+		want := src[row]
+		check := strings.Split(cols, ",")
+		if kind == "missing_in_target" {
+			// The row's columns; its key is the command's key.
+			check = nil
+			for col := range want {
+				if col != "id" {
+					check = append(check, col)
+				}
+			}
+		}
+		if k, _ := json.Marshal(c.Key); !strings.HasSuffix(row, " "+string(k)) {
+			t.Errorf("compensation of %s has key %s", row, k)
+		}
+		for _, col := range check {
+			if !sameValue(got[col], want[col]) {
+				t.Errorf("compensation of %s (%s): %s = %v, want the source's %v", row, drift, col, got[col], want[col])
+			}
+		}
+	}
+	// Rows whose drift opened and resolved while replication lagged keep
+	// their last compensation on the topic: the drift topic says it is
+	// over, which is what apply will go by.
+	stale := 0
+	for row := range comps {
+		if _, ok := truth[row]; !ok {
+			stale++
+		}
+	}
+	t.Logf("compensations: %d for the %d drifted rows checked, %d of drifts since resolved", len(comps)-stale, len(truth), stale)
+}
+
+// sameValue compares a compensation's value with a database's: numbers
+// by value, whether either side writes them as text, and timestamps by
+// instant, whatever their zone's notation.
+func sameValue(a, b any) bool {
+	if fmt.Sprint(a) == fmt.Sprint(b) {
+		return true
+	}
+	ta, errA := time.Parse(time.RFC3339Nano, fmt.Sprint(a))
+	tb, errB := time.Parse(time.RFC3339Nano, fmt.Sprint(b))
+	if errA == nil && errB == nil {
+		return ta.Equal(tb)
+	}
+	fa, errA := strconv.ParseFloat(fmt.Sprint(a), 64)
+	fb, errB := strconv.ParseFloat(fmt.Sprint(b), 64)
+	return errA == nil && errB == nil && fa == fb
+}
+
+// pgRows reads a PostgreSQL database's tables: "table {key}" → row.
+func pgRows(t *testing.T, pg *Postgres) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for _, table := range []string{"customers", "orders"} {
+		for _, line := range strings.Split(pg.SQL(t, "shop", "-c", "SELECT row_to_json(r)::text FROM "+table+" r"), "\n") {
+			var row map[string]any
+			if json.Unmarshal([]byte(line), &row) == nil {
+				key, _ := json.Marshal(map[string]any{"id": row["id"]})
+				out[table+" "+string(key)] = row
+			}
+		}
+	}
+	return out
+}
+
+// checkAgrees dumps the worker's input topics from the real broker with
+// `cdcrecon tail` and runs `cdcrecon check` over the dumps with the
+// worker's configuration: the offline verdict must be the SQL truth too.
+func checkAgrees(t *testing.T, s *Stack, w *Worker, truth map[string]string) {
+	t.Helper()
+	var dumps []string
+	for _, tb := range w.cfg.Tables {
+		for _, topic := range []string{tb.Source.Topic, tb.Target.Topic} {
+			f := filepath.Join(s.dir, topic+".jsonl")
+			out, err := exec.Command(Binary(t), "tail", "--brokers", s.Kafka, "--topic", topic, "--from", "earliest", "--exit").Output()
+			if err != nil {
+				t.Fatalf("cdcrecon tail %s: %v", topic, err)
+			}
+			if err := os.WriteFile(f, out, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			dumps = append(dumps, f)
+		}
+	}
+	cmd := exec.Command(Binary(t), append([]string{"check", "--config", w.Config}, dumps...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if code := cmd.ProcessState.ExitCode(); code != 0 && code != 1 {
+		t.Fatalf("cdcrecon check: %v\n%s", err, stderr.String())
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line == "" {
+			continue
+		}
+		var d struct {
+			Table   string
+			Key     json.RawMessage
+			Kind    string
+			Columns []string
+		}
+		if err := json.Unmarshal([]byte(line), &d); err != nil {
+			t.Fatalf("check output %q: %v", line, err)
+		}
+		kind := string(d.Kind)
+		if len(d.Columns) > 0 {
+			cols := slices.Clone(d.Columns)
+			slices.Sort(cols)
+			kind += " " + strings.Join(cols, ",")
+		}
+		got[d.Table+" "+string(d.Key)] = kind
+	}
+	report(t, "check over the tail dumps", truth, got)
 }

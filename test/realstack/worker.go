@@ -145,7 +145,51 @@ func (w *Worker) Metric(name string) float64 {
 // mismatch the sorted columns ("value_mismatch total,status").
 func (w *Worker) OpenDrift(t testing.TB) map[string]string {
 	t.Helper()
-	topic := w.cfg.Topics.Drift
+	open := map[string]string{}
+	w.read(t, w.cfg.Topics.Drift, func(rec schemas.Record) {
+		d, ok := rec.(*schemas.Drift)
+		if !ok {
+			return
+		}
+		row := RowName(d.Table, d.Key)
+		if d.Status == schemas.Resolved {
+			delete(open, row)
+			return
+		}
+		kind := string(d.Kind)
+		if len(d.Columns) > 0 {
+			cols := slices.Clone(d.Columns)
+			slices.Sort(cols)
+			kind += " " + strings.Join(cols, ",")
+		}
+		open[row] = kind
+	})
+	return open
+}
+
+// Compensations reads the compensation topic to its end: each row's
+// latest command.
+func (w *Worker) Compensations(t testing.TB) map[string]*schemas.Compensation {
+	t.Helper()
+	out := map[string]*schemas.Compensation{}
+	w.read(t, w.cfg.Topics.Compensation, func(rec schemas.Record) {
+		if c, ok := rec.(*schemas.Compensation); ok {
+			out[RowName(c.Table, c.Key)] = c
+		}
+	})
+	return out
+}
+
+// RowName names a row as the drift maps do: "table {key}".
+func RowName(table string, key schemas.Columns) string {
+	k, _ := json.Marshal(key)
+	return table + " " + string(k)
+}
+
+// read decodes a topic's records, from its start to the end it had when
+// called.
+func (w *Worker) read(t testing.TB, topic string, fn func(schemas.Record)) {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(w.kafka), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +199,7 @@ func (w *Worker) OpenDrift(t testing.TB) map[string]string {
 	defer cancel()
 	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
 	if err != nil {
-		return nil
+		return
 	}
 	want := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
@@ -164,7 +208,6 @@ func (w *Worker) OpenDrift(t testing.TB) map[string]string {
 		}
 	})
 	serde := registry.NewSerde(nil)
-	open := map[string]string{}
 	for len(want) > 0 && ctx.Err() == nil {
 		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 			if r.Offset+1 >= want[r.Partition] {
@@ -175,24 +218,7 @@ func (w *Worker) OpenDrift(t testing.TB) map[string]string {
 				t.Errorf("%s offset %d: %v", topic, r.Offset, err)
 				return
 			}
-			d, ok := rec.(*schemas.Drift)
-			if !ok {
-				return
-			}
-			key, _ := json.Marshal(d.Key)
-			row := d.Table + " " + string(key)
-			if d.Status == schemas.Resolved {
-				delete(open, row)
-				return
-			}
-			kind := string(d.Kind)
-			if len(d.Columns) > 0 {
-				cols := slices.Clone(d.Columns)
-				slices.Sort(cols)
-				kind += " " + strings.Join(cols, ",")
-			}
-			open[row] = kind
+			fn(rec)
 		})
 	}
-	return open
 }

@@ -1,0 +1,108 @@
+package realstack
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdcrecon/cdcrecon/pipeline/registry"
+	"github.com/cdcrecon/cdcrecon/schemas"
+)
+
+// BenchmarkDetectionLatency measures, on the real stack's PostgreSQL pair,
+// the time from a tampering statement on the target to its drift record
+// on the drift topic, over 50 tamperings of distinct rows, one every
+// 200 ms while replication runs:
+//
+//	go test -run '^$' -bench BenchmarkDetectionLatency -benchtime 1x ./test/realstack
+//
+// The clock starts when psql is started for the statement (so psql's own
+// start-up counts against cdcrecon) and stops when the record is read.
+// The configuration's grace (5 s: a value may differ that long before it
+// is drift) is part of every figure; p50-grace is reported too.
+func BenchmarkDetectionLatency(b *testing.B) {
+	const n = 50
+	for range b.N {
+		s := New(b)
+		src, tgt := s.postgresPair(b)
+		s.StartKafka()
+		s.StartConnect(map[string]Connector{
+			"source": ReadConnector(b, filepath.Join(compose, "connector-source.json"),
+				map[string]string{"database.hostname": "127.0.0.1", "database.port": strconv.Itoa(src.Port)}),
+			"target": ReadConnector(b, filepath.Join(compose, "connector-target.json"),
+				map[string]string{"database.hostname": "127.0.0.1", "database.port": strconv.Itoa(tgt.Port)}),
+		})
+		w := s.StartWorker(b, filepath.Join(compose, "cdcrecon.yaml"))
+		src.SQL(b, "shop", "-c", fmt.Sprintf("INSERT INTO customers SELECT g, 'c' || g, NULL FROM generate_series(1000, %d) g", 1000+n-1))
+		eventuallySQL(b, tgt, "the rows replicated", fmt.Sprintf("SELECT count(*) = %d FROM customers WHERE id >= 1000", n))
+		// Let the worker catch up, so the figures are of steady state.
+		time.Sleep(10 * time.Second)
+
+		var mu sync.Mutex
+		seen := map[string]time.Time{}
+		ctx, cancel := context.WithCancel(context.Background())
+		cl, err := kgo.NewClient(kgo.SeedBrokers(s.Kafka), kgo.ConsumeTopics(w.cfg.Topics.Drift), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		go func() {
+			serde := registry.NewSerde(nil)
+			for ctx.Err() == nil {
+				cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+					at := time.Now()
+					rec, _, _, err := serde.Decode(ctx, r.Value)
+					if d, ok := rec.(*schemas.Drift); err == nil && ok && d.Status == schemas.Open {
+						mu.Lock()
+						if _, dup := seen[RowName(d.Table, d.Key)]; !dup {
+							seen[RowName(d.Table, d.Key)] = at
+						}
+						mu.Unlock()
+					}
+				})
+			}
+		}()
+		time.Sleep(2 * time.Second) // the consumer has its partitions
+		sent := map[string]time.Time{}
+		for i := range n {
+			id := 1000 + i
+			sent[fmt.Sprintf(`customers {"id":%d}`, id)] = time.Now()
+			tgt.SQL(b, "shop", "-c", fmt.Sprintf("UPDATE customers SET email = 'tampered' WHERE id = %d", id))
+			time.Sleep(200 * time.Millisecond)
+		}
+		var lat []time.Duration
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
+			mu.Lock()
+			lat = lat[:0]
+			for row, t0 := range sent {
+				if at, ok := seen[row]; ok {
+					lat = append(lat, at.Sub(t0))
+				}
+			}
+			mu.Unlock()
+			if len(lat) == n || time.Now().After(deadline) {
+				break
+			}
+		}
+		cancel()
+		cl.Close()
+		if len(lat) < n {
+			b.Fatalf("%d of %d tamperings detected within 2 minutes", len(lat), n)
+		}
+		slices.Sort(lat)
+		p50, p99 := lat[n/2], lat[(n*99+99)/100-1]
+		grace := w.cfg.Window.Grace
+		b.ReportMetric(p50.Seconds(), "p50-s")
+		b.ReportMetric(p99.Seconds(), "p99-s")
+		b.ReportMetric(lat[n-1].Seconds(), "max-s")
+		b.ReportMetric((p50 - grace).Seconds(), "p50-minus-grace-s")
+		b.Logf("%d tamperings: p50 %s, p99 %s, max %s (grace %s); running %s", n, p50.Round(time.Millisecond),
+			p99.Round(time.Millisecond), lat[n-1].Round(time.Millisecond), grace, s.Versions())
+	}
+}
