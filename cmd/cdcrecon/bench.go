@@ -36,6 +36,9 @@ type benchOptions struct {
 	seed                                 uint64
 	timeout                              time.Duration
 	jsonOut, bin                         string
+	// brokers, when set, is an empty Kafka cluster the throughput part
+	// also runs on, after the embedded broker.
+	brokers []string
 }
 
 // The targets of a benchmark run on the reference machine.
@@ -86,6 +89,9 @@ events/s, p99 latency <= 1s) are reported, not enforced.`),
 			if o.runs < 1 || o.rate < 1 || o.partitions < 1 {
 				return usageError("--runs, --rate and --partitions must be at least 1")
 			}
+			if len(o.brokers) > 0 && o.runs != 1 {
+				return usageError("--brokers takes --runs 1: each run needs a cluster without the workload's topics")
+			}
 			return bench(cmd.Context(), g, o)
 		},
 	}
@@ -98,6 +104,7 @@ events/s, p99 latency <= 1s) are reported, not enforced.`),
 	f.Uint64Var(&o.seed, "seed", 1, "random seed of the simulation")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on a part of a run after this long")
 	f.StringVar(&o.jsonOut, "json", "", "also write every run's figures to this file, as JSON")
+	f.StringSliceVar(&o.brokers, "brokers", nil, "also run the throughput part on this Kafka cluster (host:port, comma separated), which must not have the workload's topics; with --runs 1")
 	f.StringVar(&o.bin, "worker-binary", "", "the cdcrecon binary to run the worker with (default: this one)")
 	_ = f.MarkHidden("worker-binary")
 	return cmd
@@ -119,6 +126,10 @@ type benchRun struct {
 	ByHeartbeat    int     `json:"latency_records_decided_by_heartbeats"`
 	LiveRecall     float64 `json:"latency_recall"`
 	LivePrecision  float64 `json:"latency_precision"`
+	// The throughput part on --brokers: events/s, recall and precision.
+	BrokersEventsPerSec float64 `json:"brokers_events_per_s,omitempty"`
+	BrokersRecall       float64 `json:"brokers_recall,omitempty"`
+	BrokersPrecision    float64 `json:"brokers_precision,omitempty"`
 }
 
 // benchInput is the simulated input, in memory.
@@ -180,7 +191,8 @@ func bench(ctx context.Context, g *globals, o benchOptions) error {
 		}
 	}
 	for _, r := range runs {
-		if r.Recall != 1 || r.Precision != 1 || r.LiveRecall != 1 || r.LivePrecision != 1 {
+		if r.Recall != 1 || r.Precision != 1 || r.LiveRecall != 1 || r.LivePrecision != 1 ||
+			len(o.brokers) > 0 && (r.BrokersRecall != 1 || r.BrokersPrecision != 1) {
 			return &exitError{code: exitDrift, err: errors.New("detection was not perfect")}
 		}
 	}
@@ -237,69 +249,73 @@ func benchOnce(ctx context.Context, bin, dir string, w *benchInput, o benchOptio
 	if err := benchLatency(ctx, bin, filepath.Join(dir, "latency"), w, o, &r, say); err != nil {
 		return r, fmt.Errorf("latency: %w", err)
 	}
+	if len(o.brokers) > 0 {
+		if err := benchOnBrokers(ctx, bin, filepath.Join(dir, "brokers"), w, o, &r, say); err != nil {
+			return r, fmt.Errorf("throughput on %v: %w", o.brokers, err)
+		}
+	}
 	return r, nil
 }
 
-// benchBroker starts an embedded broker keeping its log in dir, as check's
-// does, with the workload's topics created.
-func benchBroker(ctx context.Context, dir string, w *benchInput, o benchOptions) (*broker.Broker, *producer, error) {
+// benchOnBrokers runs the throughput part's worker on --brokers: the same
+// workload, loaded the same way, measured the same way.
+func benchOnBrokers(ctx context.Context, bin, dir string, w *benchInput, o benchOptions, r *benchRun, say func(string, ...any)) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, nil, err
+		return err
 	}
-	b, err := broker.Start(broker.Config{DataDir: filepath.Join(dir, "broker")})
-	if err != nil {
-		return nil, nil, err
-	}
-	p, err := newProducer(kafka.ClientConfig{Brokers: []string{b.Addr()}})
-	if err != nil {
-		b.Close()
-		return nil, nil, err
-	}
-	for _, t := range w.inputs {
-		err = errors.Join(err, p.ensurePartition(ctx, t, int32(o.partitions-1)))
-	}
-	for _, hb := range w.heartbeats {
-		err = errors.Join(err, p.ensurePartition(ctx, hb.Topic, 0))
-	}
-	if err != nil {
-		p.close()
-		b.Close()
-		return nil, nil, err
-	}
-	return b, p, nil
-}
-
-// startBenchProcess starts a worker process on the workload against addr, with
-// no wall-clock idle watermark and the heartbeat topics.
-func startBenchProcess(bin, dir, addr string, w *benchInput) (*workerProcess, error) {
-	head := fmt.Sprintf("kafka: {brokers: [%s], group: bench}\nstate: {dir: %s}\n"+
-		"idle: {safety_margin: 0s, interval: 100ms, heartbeats: {source: [hb.source], target: [hb.target]}}\n",
-		addr, filepath.Join(dir, "state"))
-	cfg := filepath.Join(dir, "worker.yaml")
-	if err := os.WriteFile(cfg, append([]byte(head), w.config...), 0o644); err != nil {
-		return nil, err
-	}
-	return startWorkerProcess(bin, cfg, filepath.Join(dir, "worker.log"), "--log-level", "warn")
-}
-
-func benchThroughput(ctx context.Context, bin, dir string, w *benchInput, o benchOptions, r *benchRun, say func(string, ...any)) error {
-	b, p, err := benchBroker(ctx, dir, w, o)
+	p, err := newProducer(kafka.ClientConfig{Brokers: o.brokers})
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	details, err := p.adm.ListTopics(ctx, w.inputs...)
+	if err == nil {
+		for _, t := range w.inputs {
+			if d, ok := details[t]; ok && d.Err == nil {
+				err = fmt.Errorf("topic %s exists already: --brokers needs a cluster without the workload's topics", t)
+				break
+			}
+		}
+	}
+	if err != nil {
+		p.close()
+		return err
+	}
+	if err := benchLoad(ctx, p, w, o, say); err != nil {
+		return err
+	}
+	var sub benchRun
+	if err := runBenchWorker(ctx, bin, dir, o.brokers[0], w, o, &sub); err != nil {
+		return err
+	}
+	r.BrokersEventsPerSec, r.BrokersRecall, r.BrokersPrecision = sub.EventsPerSec, sub.Recall, sub.Precision
+	say("on %v: worker %.0f events/s, recall %.2f precision %.2f", o.brokers, sub.EventsPerSec, sub.Recall, sub.Precision)
+	return nil
+}
+
+// benchLoad produces the workload and its heartbeats with p, which it
+// closes, creating the input topics with the workload's partitions.
+func benchLoad(ctx context.Context, p *producer, w *benchInput, o benchOptions, say func(string, ...any)) error {
+	defer p.close()
+	if err := benchTopics(ctx, p, w, o); err != nil {
+		return err
+	}
 	loadStart := time.Now()
-	err = p.sendAll(ctx, w.records, "workload", 1)
+	err := p.sendAll(ctx, w.records, "workload", 1)
 	if err == nil {
 		err = p.sendAll(ctx, w.heartbeats, "heartbeats", 1)
 	}
-	p.close()
 	if err != nil {
 		return err
 	}
 	say("loaded %d records in %.1fs", len(w.records), time.Since(loadStart).Seconds())
+	return nil
+}
 
-	wp, err := startBenchProcess(bin, dir, b.Addr(), w)
+// runBenchWorker runs a worker process on the loaded workload at addr until
+// it has read and decided everything, and sets r's events/s, seconds,
+// peak RSS, recall and precision.
+func runBenchWorker(ctx context.Context, bin, dir, addr string, w *benchInput, o benchOptions, r *benchRun) error {
+	wp, err := startBenchProcess(bin, dir, addr, w)
 	if err != nil {
 		return err
 	}
@@ -327,8 +343,68 @@ func benchThroughput(ctx context.Context, bin, dir string, w *benchInput, o benc
 	if r.PeakRSS, err = wp.stop(); err != nil {
 		return err
 	}
-	cc := kafka.ClientConfig{Brokers: []string{b.Addr()}}
-	if r.Recall, r.Precision, err = benchDetection(ctx, cc, w.truth); err != nil {
+	r.Recall, r.Precision, err = benchDetection(ctx, kafka.ClientConfig{Brokers: []string{addr}}, w.truth)
+	return err
+}
+
+// benchBroker starts an embedded broker keeping its log in dir, as check's
+// does, with the workload's topics created.
+func benchBroker(ctx context.Context, dir string, w *benchInput, o benchOptions) (*broker.Broker, *producer, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	b, err := broker.Start(broker.Config{DataDir: filepath.Join(dir, "broker")})
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := newProducer(kafka.ClientConfig{Brokers: []string{b.Addr()}})
+	if err != nil {
+		b.Close()
+		return nil, nil, err
+	}
+	if err := benchTopics(ctx, p, w, o); err != nil {
+		p.close()
+		b.Close()
+		return nil, nil, err
+	}
+	return b, p, nil
+}
+
+// benchTopics creates the workload's input topics and heartbeat topics.
+func benchTopics(ctx context.Context, p *producer, w *benchInput, o benchOptions) error {
+	var err error
+	for _, t := range w.inputs {
+		err = errors.Join(err, p.ensurePartition(ctx, t, int32(o.partitions-1)))
+	}
+	for _, hb := range w.heartbeats {
+		err = errors.Join(err, p.ensurePartition(ctx, hb.Topic, 0))
+	}
+	return err
+}
+
+// startBenchProcess starts a worker process on the workload against addr, with
+// no wall-clock idle watermark and the heartbeat topics.
+func startBenchProcess(bin, dir, addr string, w *benchInput) (*workerProcess, error) {
+	head := fmt.Sprintf("kafka: {brokers: [%s], group: bench}\nstate: {dir: %s}\n"+
+		"idle: {safety_margin: 0s, interval: 100ms, heartbeats: {source: [hb.source], target: [hb.target]}}\n",
+		addr, filepath.Join(dir, "state"))
+	cfg := filepath.Join(dir, "worker.yaml")
+	if err := os.WriteFile(cfg, append([]byte(head), w.config...), 0o644); err != nil {
+		return nil, err
+	}
+	return startWorkerProcess(bin, cfg, filepath.Join(dir, "worker.log"), "--log-level", "warn")
+}
+
+func benchThroughput(ctx context.Context, bin, dir string, w *benchInput, o benchOptions, r *benchRun, say func(string, ...any)) error {
+	b, p, err := benchBroker(ctx, dir, w, o)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if err := benchLoad(ctx, p, w, o, say); err != nil {
+		return err
+	}
+	if err := runBenchWorker(ctx, bin, dir, b.Addr(), w, o, r); err != nil {
 		return err
 	}
 	say("worker: %.0f events/s (%.1fs from its start), peak RSS %s, recall %.2f precision %.2f",
@@ -636,6 +712,9 @@ func printBench(out io.Writer, o benchOptions, runs []benchRun) {
 	one := func(v float64) bool { return v == 1 }
 	fmt.Fprintf(out, "\nmedians of %d runs\n", len(runs))
 	row("worker events/s", num, ">= 100k", func(v float64) bool { return v >= targetEventsPerSec }, func(r benchRun) float64 { return r.EventsPerSec })
+	if len(o.brokers) > 0 {
+		row("worker events/s on --brokers", num, "", nil, func(r benchRun) float64 { return r.BrokersEventsPerSec })
+	}
 	row("raw consume+parse records/s", num, "", nil, func(r benchRun) float64 { return r.BaselinePerSec })
 	row("worker / raw", two, "", nil, func(r benchRun) float64 { return r.EventsPerSec / r.BaselinePerSec })
 	row("worker peak RSS", mib, "", nil, func(r benchRun) float64 { return r.PeakRSS })

@@ -2,7 +2,10 @@ package realstack
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -105,5 +108,41 @@ func BenchmarkDetectionLatency(b *testing.B) {
 		b.ReportMetric(lat[n-1].Seconds(), "max-s")
 		b.Logf("%d tamperings: p50 %s, p99 %s, max %s (grace %s); running %s", n, p50.Round(time.Millisecond),
 			p99.Round(time.Millisecond), lat[n-1].Round(time.Millisecond), grace, s.Versions())
+	}
+}
+
+// BenchmarkWorkerRealBroker runs `cdcrecon bench --brokers` against the
+// real stack's Kafka broker: the same simulated workload, loaded the same
+// way, read by the same worker on kfake (the embedded broker) and on
+// Apache Kafka, in one run; a fresh broker for every run.
+//
+//	go test -run '^$' -bench BenchmarkWorkerRealBroker -benchtime 1x -count 3 ./test/realstack
+func BenchmarkWorkerRealBroker(b *testing.B) {
+	for range b.N {
+		s := New(b)
+		s.StartKafka()
+		out := filepath.Join(s.dir, "bench.json")
+		cmd := exec.Command(Binary(b), "bench", "--runs", "1", "--events", "200000", "--keys", "40000",
+			"--brokers", s.Kafka, "--json", out)
+		if text, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("cdcrecon bench: %v\n%s", err, text)
+		}
+		data, err := os.ReadFile(out)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var res struct {
+			Runs []struct {
+				EventsPerSec        float64 `json:"events_per_s"`
+				BrokersEventsPerSec float64 `json:"brokers_events_per_s"`
+			} `json:"runs"`
+		}
+		if err := json.Unmarshal(data, &res); err != nil || len(res.Runs) != 1 {
+			b.Fatalf("bench --json: %v %s", err, data)
+		}
+		r := res.Runs[0]
+		b.ReportMetric(r.EventsPerSec, "kfake-events/s")
+		b.ReportMetric(r.BrokersEventsPerSec, "kafka-events/s")
+		b.ReportMetric(r.BrokersEventsPerSec/r.EventsPerSec, "kafka/kfake")
 	}
 }
