@@ -38,6 +38,41 @@ func Truncate(v Value, unit time.Duration) Value {
 	return v
 }
 
+// Round returns v, an Instant or Duration (or an Array of them), rounded
+// to the nearest multiple of unit, halves away from the past: what
+// PostgreSQL and MySQL do to fractional seconds stored at a lower
+// precision. Other kinds are returned as they are.
+func Round(v Value, unit time.Duration) Value {
+	if unit <= 1 {
+		return v
+	}
+	u := int64(unit)
+	switch v.kind {
+	case Instant:
+		ns := int64(v.n) + u/2
+		if u >= 1e9 {
+			ns = 0
+			if int64(v.n) >= 5e8 {
+				v.i++
+			}
+		} else if ns >= 1e9 {
+			v.i++
+			ns -= 1e9
+		}
+		v.n = int32(ns - ns%u)
+	case Duration:
+		v.i += u / 2
+		return Truncate(v, unit)
+	case Array:
+		elems := make([]Value, len(v.Elems()))
+		for i, e := range v.Elems() {
+			elems[i] = Round(e, unit)
+		}
+		v = ArrayValue(elems)
+	}
+	return v
+}
+
 // Trim returns a String without leading and trailing white space.
 func Trim(v Value) Value {
 	if v.kind == String {

@@ -228,6 +228,10 @@ type Normalize struct {
 	Unit string `yaml:"unit"`
 	// TimestampPrecision truncates instants and times: s, ms, us or ns.
 	TimestampPrecision string `yaml:"timestamp_precision"`
+	// TimestampRounding is how TimestampPrecision drops digits: truncate
+	// (the default) or nearest, as PostgreSQL and MySQL store a value
+	// with more fractional digits than the column keeps.
+	TimestampRounding string `yaml:"timestamp_rounding"`
 	// Tolerance compares numbers as equal when at most this far apart.
 	Tolerance *float64 `yaml:"tolerance"`
 	// Trim removes leading and trailing white space from strings.
@@ -443,6 +447,15 @@ func (c *Config) Validate() error {
 			}
 			if n.Scale != nil && n.As != "decimal" {
 				add(c.errorAt(np+".scale", "scale applies to as: decimal only"))
+			}
+			switch n.TimestampRounding {
+			case "", "truncate":
+			case "nearest":
+				if n.TimestampPrecision == "" {
+					add(c.errorAt(np+".timestamp_rounding", "needs timestamp_precision"))
+				}
+			default:
+				add(c.errorAt(np+".timestamp_rounding", "unknown rounding %q (want truncate or nearest)", n.TimestampRounding))
 			}
 			if n.TimestampPrecision != "" {
 				if _, ok := precisionValues[n.TimestampPrecision]; !ok {

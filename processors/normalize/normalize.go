@@ -168,6 +168,7 @@ type column struct {
 	hasScale  bool
 	unit      time.Duration
 	precision time.Duration
+	round     bool // to the nearest precision, not truncated
 	tolerance float64
 	loose     bool // compared with a tolerance
 	trim      bool
@@ -221,7 +222,8 @@ func newTable(tc *config.Table) (*Table, error) {
 		}
 	}
 	for name, n := range tc.Normalize {
-		c := &column{as: hints[n.As], unit: n.UnitDuration(), precision: n.Precision(), trim: n.Trim, fold: n.CaseInsensitive}
+		c := &column{as: hints[n.As], unit: n.UnitDuration(), precision: n.Precision(), round: n.TimestampRounding == "nearest",
+			trim: n.Trim, fold: n.CaseInsensitive}
 		if n.Scale != nil {
 			c.scale, c.hasScale = int32(*n.Scale), true
 		}
@@ -385,7 +387,10 @@ func (c *column) apply(v canon.Value) canon.Value {
 	case asStringHint:
 		v = asString(v)
 	}
-	if c.precision > 0 {
+	switch {
+	case c.precision > 0 && c.round:
+		v = canon.Round(v, c.precision)
+	case c.precision > 0:
 		v = canon.Truncate(v, c.precision)
 	}
 	if c.trim {

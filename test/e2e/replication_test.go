@@ -16,7 +16,7 @@ import (
 
 // TestReplicationSQL runs the stack's database half on local PostgreSQL
 // binaries, as the compose services would: two clusters with logical
-// decoding, schema.sql on both and source.sql on the source, subscribe.sh (twice: it must be
+// decoding, schema.sql on both, each side's products-*.sql, and source.sql on the source, subscribe.sh (twice: it must be
 // idempotent), then the end-to-end scenario's writes, which must reach the
 // target by logical replication, and its tampering, which must apply.
 func TestReplicationSQL(t *testing.T) {
@@ -79,13 +79,14 @@ func TestReplicationSQL(t *testing.T) {
 	}
 	compose := filepath.Join(root, "test/e2e/compose")
 	src, tgt := start("source"), start("target")
-	for _, port := range []string{src, tgt} {
+	for port, products := range map[string]string{src: "products-source.sql", tgt: "products-target.sql"} {
 		psql(port, "postgres", "-c", "CREATE DATABASE shop")
 		psql(port, "shop", "-f", filepath.Join(compose, "schema.sql"))
+		psql(port, "shop", "-f", filepath.Join(compose, products))
 	}
 	psql(src, "shop", "-f", filepath.Join(compose, "source.sql"))
-	if got := psql(src, "shop", "-c", "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = 'shop_pub'"); got != "customers,orders" {
-		t.Errorf("publication shop_pub has %q, want customers,orders", got)
+	if got := psql(src, "shop", "-c", "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = 'shop_pub'"); got != "customers,orders,products" {
+		t.Errorf("publication shop_pub has %q, want customers,orders,products", got)
 	}
 	for range 2 {
 		cmd := exec.Command("sh", filepath.Join(compose, "subscribe.sh"))
