@@ -29,13 +29,18 @@ func Truncate(v Value, unit time.Duration) Value {
 		}
 		v.i -= r
 	case Array:
-		elems := make([]Value, len(v.Elems()))
-		for i, e := range v.Elems() {
-			elems[i] = Truncate(e, unit)
-		}
-		v = ArrayValue(elems)
+		v = mapElems(v, func(e Value) Value { return Truncate(e, unit) })
 	}
 	return v
+}
+
+// mapElems returns an Array of f applied to each of v's elements.
+func mapElems(v Value, f func(Value) Value) Value {
+	elems := make([]Value, len(v.Elems()))
+	for i, e := range v.Elems() {
+		elems[i] = f(e)
+	}
+	return ArrayValue(elems)
 }
 
 // Round returns v, an Instant or Duration (or an Array of them), rounded
@@ -64,11 +69,7 @@ func Round(v Value, unit time.Duration) Value {
 		v.i += u / 2
 		return Truncate(v, unit)
 	case Array:
-		elems := make([]Value, len(v.Elems()))
-		for i, e := range v.Elems() {
-			elems[i] = Round(e, unit)
-		}
-		v = ArrayValue(elems)
+		v = mapElems(v, func(e Value) Value { return Round(e, unit) })
 	}
 	return v
 }
