@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -597,4 +598,74 @@ func checkAgrees(t *testing.T, s *Stack, w *Worker, truth map[string]string) {
 		got[d.Table+" "+string(d.Key)] = kind
 	}
 	report(t, "check over the tail dumps", truth, got)
+}
+
+// TestPostgresPairAvro: the PostgreSQL pair with Debezium's output in Avro
+// through Apicurio Registry (Apicurio's converter, in Confluent's wire
+// format with the registry's content ids), read by the worker through the
+// registry's Confluent-compatible API, where it also registers its own
+// outputs' schemas. The drift must equal the SQL comparison, as in JSON.
+func TestPostgresPairAvro(t *testing.T) {
+	s := New(t)
+	reg := s.StartRegistry()
+	src, tgt := s.postgresPair(t)
+	s.StartKafka()
+	avro := func(port int) map[string]string {
+		m := map[string]string{"database.hostname": "127.0.0.1", "database.port": strconv.Itoa(port)}
+		for _, side := range []string{"key", "value"} {
+			for k, v := range map[string]string{
+				"":                                   "io.apicurio.registry.utils.converter.AvroConverter",
+				".apicurio.registry.url":             reg + "/apis/registry/v2",
+				".apicurio.registry.auto-register":   "true",
+				".apicurio.registry.find-latest":     "true",
+				".apicurio.registry.as-confluent":    "true",
+				".apicurio.registry.use-id":          "contentId",
+				".apicurio.registry.headers.enabled": "false",
+				".schemas.enable":                    "true",
+			} {
+				m[side+".converter"+k] = v
+			}
+		}
+		return m
+	}
+	s.StartConnect(map[string]Connector{
+		"source": ReadConnector(t, filepath.Join(compose, "connector-source.json"), avro(src.Port)),
+		"target": ReadConnector(t, filepath.Join(compose, "connector-target.json"), avro(tgt.Port)),
+	})
+	w := s.StartWorkerRegistry(t, filepath.Join(compose, "cdcrecon.yaml"), reg+"/apis/ccompat/v7")
+
+	src.SQL(t, "shop", "-c", "INSERT INTO orders (id, customer_id, total, status) VALUES (4, 1, 42.00, 'new')")
+	eventuallySQL(t, tgt, "replication of the source's writes", "SELECT count(*) = 1 FROM orders WHERE id = 4")
+	for _, sql := range []string{
+		"UPDATE orders SET total = 0 WHERE id = 2",
+		"DELETE FROM orders WHERE id = 4",
+		"INSERT INTO customers VALUES (99, 'ghost', NULL)",
+	} {
+		tgt.SQL(t, "shop", "-c", sql)
+	}
+	truth := sqlDrift(t, src, tgt)
+	if len(truth) != 3 {
+		t.Fatalf("the SQL comparison finds %v; the scenario tampers with 3 rows", truth)
+	}
+	var got map[string]string
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
+		got = w.OpenDrift(t)
+		if maps.Equal(got, truth) || time.Now().After(deadline) {
+			break
+		}
+	}
+	report(t, "postgres in Avro", truth, got)
+	resp, err := http.Get(reg + "/apis/ccompat/v7/subjects")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var subjects []string
+	_ = json.NewDecoder(resp.Body).Decode(&subjects)
+	t.Logf("subjects in the registry: %v", subjects)
+	for _, want := range []string{w.cfg.Topics.Drift + "-value", "src.public.orders-value"} {
+		if !slices.Contains(subjects, want) {
+			t.Errorf("subject %s is not in the registry: %v", want, subjects)
+		}
+	}
 }

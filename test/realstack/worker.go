@@ -67,11 +67,23 @@ type Worker struct {
 // and metrics port of its own.
 func (s *Stack) StartWorker(t testing.TB, file string) *Worker {
 	t.Helper()
+	return s.StartWorkerRegistry(t, file, "")
+}
+
+// StartWorkerRegistry is StartWorker with the schema registry at
+// registry (its Confluent-compatible API): the worker reads Avro input
+// through it and registers its outputs' schemas there.
+func (s *Stack) StartWorkerRegistry(t testing.TB, file, registry string) *Worker {
+	t.Helper()
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := strings.Replace(string(b), "schema_registry:\n  url: http://schema-registry:8081\n", "", 1)
+	repl := ""
+	if registry != "" {
+		repl = "schema_registry:\n  url: " + registry + "\n"
+	}
+	text := strings.Replace(string(b), "schema_registry:\n  url: http://schema-registry:8081\n", repl, 1)
 	for old, repl := range map[string]string{
 		"brokers: [kafka:9092]":  "brokers: [" + s.Kafka + "]",
 		"dir: /var/lib/cdcrecon": "dir: " + filepath.Join(s.dir, "worker-state"),
@@ -207,7 +219,11 @@ func (w *Worker) read(t testing.TB, topic string, fn func(schemas.Record)) {
 			want[o.Partition] = o.Offset
 		}
 	})
-	serde := registry.NewSerde(nil)
+	rc, err := registry.NewClient(w.cfg.SchemaRegistry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serde := registry.NewSerde(rc)
 	for len(want) > 0 && ctx.Err() == nil {
 		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 			if r.Offset+1 >= want[r.Partition] {
