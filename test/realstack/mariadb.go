@@ -57,25 +57,12 @@ func (s *Stack) StartMariaDB(name string, serverID int) *MariaDB {
 	}
 	port := FreePort(s.t)
 	m := &MariaDB{Port: port, ServerID: serverID, socket: filepath.Join(data, "mysqld.sock")}
-	log := filepath.Join(s.dir, name+".log")
-	f, err := os.Create(log)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer f.Close()
-	s.logs = append(s.logs, log)
 	cmd := exec.Command("mariadbd", "--no-defaults", "--datadir="+data, "--user="+run,
 		"--bind-address=127.0.0.1", "--port="+strconv.Itoa(port), "--socket="+m.socket,
 		"--pid-file="+filepath.Join(data, "mysqld.pid"),
 		"--server-id="+strconv.Itoa(serverID), "--log-bin=binlog", "--binlog-format=ROW", "--binlog-row-image=FULL",
 		"--log-slave-updates=ON", "--skip-name-resolve", "--innodb-buffer-pool-size=64M")
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = childAttr()
-	if err := cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	watch(cmd)
-	s.t.Cleanup(func() { kill(cmd) })
+	s.start(cmd, filepath.Join(s.dir, name+".log"))
 	s.waitFor("MariaDB "+name+" answering", 60*time.Second, func() error {
 		_, err := m.query("SELECT 1")
 		return err

@@ -60,23 +60,10 @@ func (s *Stack) StartRegistry() string {
 		s.t.Fatalf("unpacking %s: %v\n%s", tars[0], err, out)
 	}
 	port, mgmt := FreePort(s.t), FreePort(s.t)
-	log := filepath.Join(s.dir, "registry.log")
-	f, err := os.Create(log)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer f.Close()
-	s.logs = append(s.logs, log)
 	cmd := exec.Command(java, "-Xmx384m", "-XX:+UseSerialGC", "-Dquarkus.http.host=127.0.0.1",
 		fmt.Sprintf("-Dquarkus.http.port=%d", port), fmt.Sprintf("-Dquarkus.management.port=%d", mgmt),
 		"-jar", filepath.Join(app, "quarkus-run.jar"))
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = childAttr()
-	if err := cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	watch(cmd)
-	s.t.Cleanup(func() { kill(cmd) })
+	s.start(cmd, filepath.Join(s.dir, "registry.log"))
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	s.waitFor("Apicurio Registry answering", 90*time.Second, func() error {
 		if exited(cmd) {

@@ -20,6 +20,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,24 +156,11 @@ func FreePort(t testing.TB) int {
 // after it; it is killed when the test ends.
 func (s *Stack) java(name, classpath, heap string, args ...string) *exec.Cmd {
 	s.t.Helper()
-	log := filepath.Join(s.dir, name+".log")
-	f, err := os.Create(log)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer f.Close()
-	s.logs = append(s.logs, log)
 	all := append([]string{"-Xms128m", "-Xmx" + heap, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
 		"-Dlog4j2.configurationFile=" + filepath.Join(s.dir, "log4j2.properties"),
 		"-cp", filepath.Join(s.lib, classpath, "*")}, args...)
 	cmd := exec.Command("java", all...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = childAttr()
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("starting %s: %v", name, err)
-	}
-	watch(cmd)
-	s.t.Cleanup(func() { kill(cmd) })
+	s.start(cmd, filepath.Join(s.dir, name+".log"))
 	return cmd
 }
 
@@ -181,6 +169,29 @@ func (s *Stack) java(name, classpath, heap string, args ...string) *exec.Cmd {
 // interrupted test leaves nothing running.
 func childAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+// start starts cmd with its output in the log file (created, or appended
+// to), as a watched child that the test's end kills.
+func (s *Stack) start(cmd *exec.Cmd, log string) {
+	s.t.Helper()
+	f, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer f.Close()
+	if !slices.Contains(s.logs, log) {
+		s.logs = append(s.logs, log)
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = childAttr()
+	}
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("starting %s: %v", cmd.Path, err)
+	}
+	watch(cmd)
+	s.t.Cleanup(func() { kill(cmd) })
 }
 
 // started holds, for every child started, a channel closed once it has
@@ -437,31 +448,13 @@ func (s *Stack) StartPostgres(name string) *Postgres {
 	}
 	server("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
 	port := FreePort(s.t)
-	log := filepath.Join(s.dir, name+".log")
-	if f, err := os.Create(log); err == nil {
-		f.Close()
-		if cred != nil {
-			_ = os.Chown(log, int(cred.Uid), int(cred.Gid))
-		}
-	}
-	s.logs = append(s.logs, log)
-	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer f.Close()
 	// The server is this process's child, not pg_ctl's daemon: it dies
 	// with the test even when the test is interrupted.
 	cmd := exec.Command(pgTool("postgres"), "-D", data, "-c", "wal_level=logical", "-c", "max_replication_slots=10",
 		"-c", "max_wal_senders=10", "-c", "listen_addresses=127.0.0.1", "-p", strconv.Itoa(port), "-k", data)
-	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = childAttr()
 	cmd.SysProcAttr.Credential = cred
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("starting PostgreSQL %s: %v", name, err)
-	}
-	watch(cmd)
-	s.t.Cleanup(func() { kill(cmd) })
+	s.start(cmd, filepath.Join(s.dir, name+".log"))
 	pg := &Postgres{Port: port, dir: data}
 	s.waitFor("PostgreSQL "+name+" answering", 60*time.Second, func() error {
 		return exec.Command("psql", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "-d", "postgres", "-c", "SELECT 1").Run()

@@ -129,15 +129,7 @@ func TestPostgresPairDrift(t *testing.T) {
 	if len(truth) != 5 {
 		t.Fatalf("the SQL comparison finds %v; the scenario tampers with 5 rows", truth)
 	}
-	var got map[string]string
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		got = w.OpenDrift(t)
-		if mapsEqual(got, truth) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Second)
-	}
+	got := w.AwaitDrift(t, truth, 2*time.Minute)
 	report(t, "postgres", truth, got)
 	checkCompensations(t, w, truth, pgRows(t, src))
 	checkAgrees(t, s, w, truth)
@@ -246,8 +238,6 @@ func compareRows(t *testing.T, out map[string]string, table, src, tgt string) {
 		}
 	}
 }
-
-func mapsEqual(a, b map[string]string) bool { return maps.Equal(a, b) }
 
 // report logs a scenario's drift against the SQL ground truth (expected,
 // found, missed, false) and fails on any difference.
@@ -363,15 +353,7 @@ func TestPostgresPairUnderFaults(t *testing.T) {
 	if len(truth) != 4 {
 		t.Errorf("the SQL comparison finds %v; the scenario tampers with 4 rows", truth)
 	}
-	var got map[string]string
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		got = w.OpenDrift(t)
-		if maps.Equal(got, truth) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(2 * time.Second)
-	}
+	got := w.AwaitDrift(t, truth, 3*time.Minute)
 	t.Logf("%d source writes; the worker counted %.0f events, %.0f duplicates", writes,
 		w.Metric("cdcrecon_events_total"), w.Metric("cdcrecon_duplicates_total"))
 	report(t, "postgres under faults", truth, got)
@@ -431,15 +413,7 @@ func TestMariaDBPairDrift(t *testing.T) {
 	if len(truth) != 4 {
 		t.Fatalf("the SQL comparison finds %v; the scenario tampers with 4 rows", truth)
 	}
-	var got map[string]string
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		got = w.OpenDrift(t)
-		if maps.Equal(got, truth) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Second)
-	}
+	got := w.AwaitDrift(t, truth, 2*time.Minute)
 	report(t, "mariadb", truth, got)
 }
 
@@ -647,13 +621,7 @@ func TestPostgresPairAvro(t *testing.T) {
 	if len(truth) != 3 {
 		t.Fatalf("the SQL comparison finds %v; the scenario tampers with 3 rows", truth)
 	}
-	var got map[string]string
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
-		got = w.OpenDrift(t)
-		if maps.Equal(got, truth) || time.Now().After(deadline) {
-			break
-		}
-	}
+	got := w.AwaitDrift(t, truth, 2*time.Minute)
 	report(t, "postgres in Avro", truth, got)
 	resp, err := http.Get(reg + "/apis/ccompat/v7/subjects")
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -177,6 +178,18 @@ func (w *Worker) OpenDrift(t testing.TB) map[string]string {
 		open[row] = kind
 	})
 	return open
+}
+
+// AwaitDrift reads the open drift until it equals want or limit passes,
+// and returns the last reading.
+func (w *Worker) AwaitDrift(t testing.TB, want map[string]string, limit time.Duration) map[string]string {
+	t.Helper()
+	for deadline := time.Now().Add(limit); ; time.Sleep(time.Second) {
+		got := w.OpenDrift(t)
+		if maps.Equal(got, want) || time.Now().After(deadline) {
+			return got
+		}
+	}
 }
 
 // Compensations reads the compensation topic to its end: each row's
