@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -38,12 +37,7 @@ func BenchmarkDetectionLatency(b *testing.B) {
 		s := New(b)
 		src, tgt := s.postgresPair(b)
 		s.StartKafka()
-		s.StartConnect(map[string]Connector{
-			"source": ReadConnector(b, filepath.Join(compose, "connector-source.json"),
-				map[string]string{"database.hostname": "127.0.0.1", "database.port": strconv.Itoa(src.Port)}),
-			"target": ReadConnector(b, filepath.Join(compose, "connector-target.json"),
-				map[string]string{"database.hostname": "127.0.0.1", "database.port": strconv.Itoa(tgt.Port)}),
-		})
+		s.StartConnect(s.pgConnectors(b, src, tgt, nil))
 		w := s.StartWorker(b, filepath.Join(compose, "cdcrecon.yaml"))
 		src.SQL(b, "shop", "-c", fmt.Sprintf("INSERT INTO customers SELECT g, 'c' || g, NULL FROM generate_series(1000, %d) g", 1000+n-1))
 		eventuallySQL(b, tgt, "the rows replicated", fmt.Sprintf("SELECT count(*) = %d FROM customers WHERE id >= 1000", n))

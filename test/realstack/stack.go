@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -29,6 +30,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -375,7 +377,34 @@ plugin.discovery=only_scan
 		args = append(args, s.write("connector-"+name+".json", string(b)))
 	}
 	s.connectArgs, s.connectors = args, connectors
+	s.createSignalTopics()
 	s.startConnect()
+}
+
+// createSignalTopics creates the connectors' Kafka signal topics, one
+// partition each as Debezium requires, before Connect starts: a signal
+// channel that starts on a missing topic sees it only at its next
+// metadata refresh.
+func (s *Stack) createSignalTopics() {
+	s.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Kafka))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range s.connectors {
+		if topic := c["signal.kafka.topic"]; topic != "" {
+			resp, err := kadm.NewClient(cl).CreateTopic(ctx, 1, -1, nil, topic)
+			if err == nil && resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+				err = resp.Err
+			}
+			if err != nil {
+				s.t.Fatalf("creating signal topic %s: %v", topic, err)
+			}
+		}
+	}
 }
 
 // startConnect starts Connect and waits for its connectors.

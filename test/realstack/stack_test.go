@@ -36,12 +36,7 @@ func TestPostgresPairStreams(t *testing.T) {
 	src, tgt := s.postgresPair(t)
 	s.StartKafka()
 	kafkaUp := time.Since(started)
-	s.StartConnect(map[string]Connector{
-		"source": ReadConnector(t, filepath.Join(compose, "connector-source.json"),
-			map[string]string{"database.hostname": "127.0.0.1", "database.port": strconv.Itoa(src.Port)}),
-		"target": ReadConnector(t, filepath.Join(compose, "connector-target.json"),
-			map[string]string{"database.hostname": "127.0.0.1", "database.port": strconv.Itoa(tgt.Port)}),
-	})
+	s.StartConnect(s.pgConnectors(t, src, tgt, nil))
 	t.Logf("running %s; databases and broker up in %s, connectors RUNNING after %s", s.Versions(),
 		kafkaUp.Round(time.Second), time.Since(started).Round(time.Second))
 
@@ -53,6 +48,75 @@ func TestPostgresPairStreams(t *testing.T) {
 			t.Errorf("%s: %d distinct keys, want the %d orders", topic, len(keys), n)
 		}
 	}
+
+	// Each connector re-reads a chosen row when asked on its Kafka signal
+	// topic: an incremental snapshot of one key, watermarked through the
+	// signalling table.
+	for name, c := range s.connectors {
+		requestReRead(t, s.Kafka, c["signal.kafka.topic"], c["topic.prefix"], "public.orders", "id = 2")
+		topic := c["topic.prefix"] + ".public.orders"
+		if !awaitReRead(t, s.Kafka, topic, `{"id":2}`) {
+			t.Errorf("connector %s: no incremental-snapshot read of orders id 2 on %s after the signal", name, topic)
+		}
+	}
+}
+
+// requestReRead sends a connector the execute-snapshot signal for the rows
+// of table that filter selects, on its Kafka signal topic, keyed by its
+// topic prefix as Debezium requires.
+func requestReRead(t *testing.T, addr, signals, prefix, table, filter string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	value, _ := json.Marshal(map[string]any{"type": "execute-snapshot", "data": map[string]any{
+		"data-collections": []string{table}, "type": "incremental",
+		"additional-conditions": []map[string]string{{"data-collection": table, "filter": filter}}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: signals, Key: []byte(prefix), Value: value}).FirstErr(); err != nil {
+		t.Fatalf("signal to %s: %v", signals, err)
+	}
+}
+
+// awaitReRead reads topic until a read event ("op": "r") of an
+// incremental snapshot for key arrives, for 90 s at most.
+func awaitReRead(t *testing.T, addr, topic, key string) bool {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		found := false
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			var k struct{ Payload json.RawMessage }
+			var v struct {
+				Payload struct {
+					Op     string
+					Source struct{ Snapshot string }
+				}
+			}
+			if json.Unmarshal(r.Key, &k) != nil || json.Unmarshal(r.Value, &v) != nil {
+				return
+			}
+			var got, want any
+			_ = json.Unmarshal(k.Payload, &got)
+			_ = json.Unmarshal([]byte(key), &want)
+			if v.Payload.Op == "r" && v.Payload.Source.Snapshot == "incremental" && fmt.Sprint(got) == fmt.Sprint(want) {
+				found = true
+			}
+		})
+		if found {
+			return true
+		}
+	}
+	return false
 }
 
 // readKeys reads a topic from its start until it has seen n distinct keys
@@ -91,12 +155,7 @@ func TestPostgresPairDrift(t *testing.T) {
 	s := New(t)
 	src, tgt := s.postgresPair(t)
 	s.StartKafka()
-	s.StartConnect(map[string]Connector{
-		"source": ReadConnector(t, filepath.Join(compose, "connector-source.json"),
-			map[string]string{"database.hostname": "127.0.0.1", "database.port": strconv.Itoa(src.Port)}),
-		"target": ReadConnector(t, filepath.Join(compose, "connector-target.json"),
-			map[string]string{"database.hostname": "127.0.0.1", "database.port": strconv.Itoa(tgt.Port)}),
-	})
+	s.StartConnect(s.pgConnectors(t, src, tgt, nil))
 	t.Logf("running %s", s.Versions())
 	w := s.StartWorker(t, filepath.Join(compose, "cdcrecon.yaml"))
 
@@ -155,6 +214,22 @@ func (s *Stack) postgresPair(t testing.TB) (src, tgt *Postgres) {
 	}
 	eventuallySQL(t, tgt, "the initial copy", "SELECT (SELECT count(*) FROM orders) = 3 AND (SELECT count(*) FROM customers) = 3 AND (SELECT count(*) FROM products) = 3")
 	return src, tgt
+}
+
+// pgConnectors is the compose stack's two connectors pointed at this
+// stack's databases and broker, with extra's settings (nil for none).
+func (s *Stack) pgConnectors(t testing.TB, src, tgt *Postgres, extra func() map[string]string) map[string]Connector {
+	t.Helper()
+	out := map[string]Connector{}
+	for name, pg := range map[string]*Postgres{"source": src, "target": tgt} {
+		set := map[string]string{"database.hostname": "127.0.0.1", "database.port": strconv.Itoa(pg.Port),
+			"signal.kafka.bootstrap.servers": s.Kafka}
+		if extra != nil {
+			maps.Copy(set, extra())
+		}
+		out[name] = ReadConnector(t, filepath.Join(compose, "connector-"+name+".json"), set)
+	}
+	return out
 }
 
 // eventuallySQL waits up to a minute for query to return true.
@@ -273,12 +348,7 @@ func TestPostgresPairUnderFaults(t *testing.T) {
 	s := New(t)
 	src, tgt := s.postgresPair(t)
 	s.StartKafka()
-	s.StartConnect(map[string]Connector{
-		"source": ReadConnector(t, filepath.Join(compose, "connector-source.json"),
-			map[string]string{"database.hostname": "127.0.0.1", "database.port": strconv.Itoa(src.Port)}),
-		"target": ReadConnector(t, filepath.Join(compose, "connector-target.json"),
-			map[string]string{"database.hostname": "127.0.0.1", "database.port": strconv.Itoa(tgt.Port)}),
-	})
+	s.StartConnect(s.pgConnectors(t, src, tgt, nil))
 	w := s.StartWorker(t, filepath.Join(compose, "cdcrecon.yaml"))
 
 	// The writer owns orders from 100 on and customers from 100 on; the
@@ -584,8 +654,8 @@ func TestPostgresPairAvro(t *testing.T) {
 	reg := s.StartRegistry()
 	src, tgt := s.postgresPair(t)
 	s.StartKafka()
-	avro := func(port int) map[string]string {
-		m := map[string]string{"database.hostname": "127.0.0.1", "database.port": strconv.Itoa(port)}
+	avro := func() map[string]string {
+		m := map[string]string{}
 		for _, side := range []string{"key", "value"} {
 			for k, v := range map[string]string{
 				"":                                   "io.apicurio.registry.utils.converter.AvroConverter",
@@ -602,10 +672,7 @@ func TestPostgresPairAvro(t *testing.T) {
 		}
 		return m
 	}
-	s.StartConnect(map[string]Connector{
-		"source": ReadConnector(t, filepath.Join(compose, "connector-source.json"), avro(src.Port)),
-		"target": ReadConnector(t, filepath.Join(compose, "connector-target.json"), avro(tgt.Port)),
-	})
+	s.StartConnect(s.pgConnectors(t, src, tgt, avro))
 	w := s.StartWorkerRegistry(t, filepath.Join(compose, "cdcrecon.yaml"), reg+"/apis/ccompat/v7")
 
 	src.SQL(t, "shop", "-c", "INSERT INTO orders (id, customer_id, total, status) VALUES (4, 1, 42.00, 'new')")

@@ -12,3 +12,11 @@ CREATE TABLE orders (
     status text NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+-- Debezium's signalling table: an incremental snapshot's watermarks go
+-- through it, when cdcrecon asks a connector, over its Kafka signal
+-- topic, to read chosen rows again.
+CREATE TABLE debezium_signal (
+    id varchar(42) PRIMARY KEY,
+    type varchar(32) NOT NULL,
+    data varchar(2048)
+);
