@@ -633,13 +633,7 @@ func checkAgrees(t *testing.T, s *Stack, w *Worker, truth map[string]string) {
 		if err := json.Unmarshal([]byte(line), &d); err != nil {
 			t.Fatalf("check output %q: %v", line, err)
 		}
-		kind := string(d.Kind)
-		if len(d.Columns) > 0 {
-			cols := slices.Clone(d.Columns)
-			slices.Sort(cols)
-			kind += " " + strings.Join(cols, ",")
-		}
-		got[d.Table+" "+string(d.Key)] = kind
+		got[d.Table+" "+string(d.Key)] = DriftKind(d.Kind, d.Columns)
 	}
 	report(t, "check over the tail dumps", truth, got)
 }

@@ -169,13 +169,7 @@ func (w *Worker) OpenDrift(t testing.TB) map[string]string {
 			delete(open, row)
 			return
 		}
-		kind := string(d.Kind)
-		if len(d.Columns) > 0 {
-			cols := slices.Clone(d.Columns)
-			slices.Sort(cols)
-			kind += " " + strings.Join(cols, ",")
-		}
-		open[row] = kind
+		open[row] = DriftKind(string(d.Kind), d.Columns)
 	})
 	return open
 }
@@ -203,6 +197,16 @@ func (w *Worker) Compensations(t testing.TB) map[string]*schemas.Compensation {
 		}
 	})
 	return out
+}
+
+// DriftKind is a drift as the drift maps hold it: its kind, and for a
+// value mismatch its sorted columns ("value_mismatch total,status").
+func DriftKind(kind string, columns []string) string {
+	if len(columns) == 0 {
+		return kind
+	}
+	cols := slices.Sorted(slices.Values(columns))
+	return kind + " " + strings.Join(cols, ",")
 }
 
 // RowName names a row as the drift maps do: "table {key}".
