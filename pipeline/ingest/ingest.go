@@ -105,9 +105,12 @@ type Stage struct {
 
 // input is the stage's state for one input partition.
 type input struct {
-	mu       sync.Mutex // held by Handle and Idle
-	retired  bool
-	next     int64 // next offset to read
+	mu      sync.Mutex // held by Handle and Idle
+	retired bool
+	next    int64 // next offset to read
+	// read is next for readers that must not wait on a batch, which
+	// may be waiting on the brokers: the lag.
+	read     atomic.Int64
 	suppress int64 // records before this offset publish nothing: the previous owner did
 	idle     int64 // latest watermark Idle published
 	broken   error // the partition's state could not be read
@@ -184,6 +187,7 @@ func (s *Stage) Assigned(topic string, partition int32, committed int64) int64 {
 	default:
 		in.next, in.suppress = 0, committed
 	}
+	in.read.Store(in.next)
 	s.mu.Lock()
 	s.parts[in.name] = in
 	s.mu.Unlock()
@@ -292,6 +296,7 @@ func (s *Stage) Handle(msg *message.Message) error {
 		return fail(fmt.Errorf("ingest %s: %w", in.name, err))
 	}
 	in.next = next
+	in.read.Store(next)
 	// Counted once the batch is through: a redelivered batch is not
 	// counted twice.
 	s.Stats.Events.Add(int64(len(recs)))
@@ -469,41 +474,59 @@ type Lag struct {
 	Records   int64
 }
 
+// Lags returns how far each input partition this member owns is behind
+// its high watermark (ends, by "topic/partition"). It never waits on a
+// batch being handled.
+func (s *Stage) Lags(ends map[string]int64) []Lag {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lags := make([]Lag, 0, len(s.parts))
+	for _, in := range s.parts {
+		if end, known := ends[in.name]; known {
+			lags = append(lags, Lag{Topic: in.topic, Partition: in.part, Records: max(end-in.read.Load(), 0)})
+		}
+	}
+	return lags
+}
+
 // Idle is called periodically by a running worker with the high watermark
 // of every input partition ("topic/partition") and the time each side is
 // known to be complete to when its partitions are read to their end: its
 // latest heartbeat or the wall clock minus the safety margin
 // (math.MinInt64 when neither). For every partition this member owns and
 // has read to its high watermark, it publishes a watermark at that time
-// when it is later than the partition's own. It returns the lag of every
-// owned partition.
-func (s *Stage) Idle(ctx context.Context, ends map[string]int64, caughtUp func(normalize.Side) int64) ([]Lag, error) {
+// when it is later than the partition's own. It stops at the first
+// watermark it cannot publish: the others would wait on the same brokers.
+func (s *Stage) Idle(ctx context.Context, ends map[string]int64, caughtUp func(normalize.Side) int64) error {
 	s.mu.Lock()
 	owned := make([]*input, 0, len(s.parts))
 	for _, in := range s.parts {
 		owned = append(owned, in)
 	}
 	s.mu.Unlock()
-	var lags []Lag
-	var errs []error
 	for _, in := range owned {
-		in.mu.Lock()
-		end, known := ends[in.name]
-		if in.retired || !known {
-			in.mu.Unlock()
-			continue
+		if err := s.idle(ctx, in, ends, caughtUp); err != nil {
+			return err
 		}
-		lags = append(lags, Lag{Topic: in.topic, Partition: in.part, Records: max(end-in.next, 0)})
-		t := caughtUp(in.side)
-		if in.next >= end && in.next >= in.suppress && t > in.idle && t > in.latest {
-			m := reconcile.Mark{Side: in.side, Input: in.name, Time: t}
-			if err := s.publish(ctx, in, s.marks(m), nil); err != nil {
-				errs = append(errs, err)
-			} else {
-				in.idle = t
-			}
-		}
-		in.mu.Unlock()
 	}
-	return lags, errors.Join(errs...)
+	return nil
+}
+
+func (s *Stage) idle(ctx context.Context, in *input, ends map[string]int64, caughtUp func(normalize.Side) int64) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	end, known := ends[in.name]
+	if in.retired || !known {
+		return nil
+	}
+	t := caughtUp(in.side)
+	if in.next < end || in.next < in.suppress || t <= in.idle || t <= in.latest {
+		return nil
+	}
+	m := reconcile.Mark{Side: in.side, Input: in.name, Time: t}
+	if err := s.publish(ctx, in, s.marks(m), nil); err != nil {
+		return err
+	}
+	in.idle = t
+	return nil
 }

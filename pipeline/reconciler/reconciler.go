@@ -38,6 +38,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -102,6 +103,18 @@ type partition struct {
 	// OnFinish was called, once the last records were published.
 	finishing, finished bool
 	broken              error // set when the partition's state was lost; sticky
+	// What the clock reads as of the last batch handled, without waiting
+	// on a batch, which may be waiting on the brokers.
+	read  atomic.Int64
+	stats atomic.Pointer[reconcile.Stats]
+}
+
+// snapshot publishes the partition's progress and counts to the clock.
+// Called with p.mu held.
+func (p *partition) snapshot() {
+	p.read.Store(p.next)
+	st := p.engine.Stats()
+	p.stats.Store(&st)
 }
 
 // inputKey is an input partition.
@@ -160,16 +173,13 @@ func (s *Stage) Progress(ends map[int32]int64) (lag map[int32]int64, rebuilding 
 		}
 	}
 	for _, p := range owned {
-		p.mu.Lock()
-		if !p.retired {
-			if end, ok := ends[p.id]; ok {
-				lag[p.id] = max(end-p.next, 0)
-			}
-			if p.next >= p.suppress {
-				delete(assigned, p.id)
-			}
+		next := p.read.Load()
+		if end, ok := ends[p.id]; ok {
+			lag[p.id] = max(end-next, 0)
 		}
-		p.mu.Unlock()
+		if next >= p.suppress {
+			delete(assigned, p.id)
+		}
 	}
 	for _, committed := range assigned {
 		if committed > 0 { // not started, or not yet past it
@@ -202,7 +212,7 @@ func (s *Stage) retire(id int32) {
 	}
 }
 
-// Stats adds up the engines' counts.
+// Stats adds up the engines' counts as of their last batch.
 func (s *Stage) Stats() reconcile.Stats {
 	s.mu.Lock()
 	owned := make([]*partition, 0, len(s.engines))
@@ -212,9 +222,7 @@ func (s *Stage) Stats() reconcile.Stats {
 	s.mu.Unlock()
 	var total reconcile.Stats
 	for _, p := range owned {
-		p.mu.Lock() // the engine is its handler's while it runs
-		st := p.engine.Stats()
-		p.mu.Unlock()
+		st := p.stats.Load()
 		total.Changes += st.Changes
 		total.Late += st.Late
 		total.Opened += st.Opened
@@ -255,6 +263,7 @@ func (s *Stage) partition(id int32) (*partition, error) {
 		p.inputs += len(ins)
 	}
 	p.engine = e
+	p.snapshot()
 	s.engines[id] = p
 	return p, nil
 }
@@ -272,6 +281,7 @@ func (s *Stage) Handle(msg *message.Message) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.snapshot()
 	if p.retired {
 		return fmt.Errorf("reconciler partition %d: no longer assigned", id)
 	}

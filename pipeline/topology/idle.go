@@ -120,10 +120,26 @@ func (c *clock) driftOpen() {
 	c.o.Metrics.DriftOpen(c.tables, c.p.Reconciler.Stats().OpenByTable)
 }
 
+// snapshot is what one tick learnt: the input partitions' ends and
+// the time each side is complete to once they are read.
+type snapshot struct {
+	ends   map[string]int64
+	caught [3]int64
+}
+
+// tick measures, every interval, what the gauges report, and hands what
+// it learnt to idle. It never waits on a batch or a publish: those wait
+// on the brokers, and the gauges must say so when the brokers are gone.
 func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 	idle := c.o.Config.Idle
 	t := time.NewTicker(idle.Interval)
 	defer t.Stop()
+	learnt := make(chan snapshot, 1)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.idle(ctx, learnt)
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -144,15 +160,17 @@ func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 		// Read the other way round, a heartbeat seen after the listing
 		// would close a partition over records not yet read, and make
 		// them late.
-		var hb [3]int64
-		for s := range hb {
-			hb[s] = c.heartbeat[s].Load()
-		}
+		var snap snapshot
 		wall := int64(math.MinInt64)
 		if idle.SafetyMargin > 0 {
 			wall = time.Now().Add(-idle.SafetyMargin).UnixMilli()
 		}
-		ends, err := adm.ListEndOffsets(ctx, append(c.topics, c.o.Config.Topics.Changes)...)
+		for s := range snap.caught {
+			snap.caught[s] = max(wall, c.heartbeat[s].Load())
+		}
+		lctx, cancel := context.WithTimeout(ctx, max(idle.Interval, listTimeout))
+		ends, err := adm.ListEndOffsets(lctx, append(c.topics, c.o.Config.Topics.Changes)...)
+		cancel()
 		if err == nil {
 			// A partition whose end is unknown is reported without lag;
 			// none known at all is a broker out of reach.
@@ -163,9 +181,10 @@ func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 			}
 		}
 		if err != nil {
-			if ctx.Err() == nil {
-				c.log.Warn("listing end offsets, retrying", "error", err)
+			if ctx.Err() != nil {
+				return
 			}
+			c.log.Warn("listing end offsets, retrying", "error", err)
 			// Unknown, not 0: the brokers did not say where the
 			// partitions end.
 			m.Reachable(false)
@@ -173,7 +192,7 @@ func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 			continue
 		}
 		m.Reachable(true)
-		byInput := map[string]int64{}
+		snap.ends = map[string]int64{}
 		changes := map[int32]int64{}
 		ends.Each(func(o kadm.ListedOffset) {
 			switch {
@@ -181,17 +200,11 @@ func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 			case o.Topic == c.o.Config.Topics.Changes:
 				changes[o.Partition] = o.Offset
 			default:
-				byInput[ingest.InputName(o.Topic, o.Partition)] = o.Offset
+				snap.ends[ingest.InputName(o.Topic, o.Partition)] = o.Offset
 			}
 		})
-		lags, err := c.p.Ingest.Idle(ctx, byInput, func(s normalize.Side) int64 {
-			return max(wall, hb[s])
-		})
-		if err != nil && ctx.Err() == nil {
-			c.log.Warn("publishing idle watermarks, retrying", "error", err)
-		}
 		m.ForgetLag()
-		for _, l := range lags {
+		for _, l := range c.p.Ingest.Lags(snap.ends) {
 			m.Lag(l.Topic, l.Partition, l.Records)
 		}
 		lag, rebuilding := c.p.Reconciler.Progress(changes)
@@ -201,6 +214,32 @@ func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 		m.Rebuilding(rebuilding)
 		if c.o.Store != nil {
 			m.State(c.o.Store.DiskUsage(), c.p.Reconciler.Stats().Keys)
+		}
+		// The latest snapshot replaces one idle has not taken yet.
+		select {
+		case <-learnt:
+		default:
+		}
+		learnt <- snap
+	}
+}
+
+// listTimeout bounds one listing of the end offsets, so that brokers out
+// of reach show in the gauges within it.
+const listTimeout = 5 * time.Second
+
+// idle publishes the idle watermarks of each snapshot tick hands it.
+func (c *clock) idle(ctx context.Context, learnt <-chan snapshot) {
+	for {
+		var snap snapshot
+		select {
+		case <-ctx.Done():
+			return
+		case snap = <-learnt:
+		}
+		err := c.p.Ingest.Idle(ctx, snap.ends, func(s normalize.Side) int64 { return snap.caught[s] })
+		if err != nil && ctx.Err() == nil {
+			c.log.Warn("publishing idle watermarks, retrying", "error", err)
 		}
 	}
 }
