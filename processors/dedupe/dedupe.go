@@ -1,7 +1,9 @@
 // Package dedupe drops the events Debezium delivers more than once. A
 // Window remembers event identities for a retention in event time, in the
-// state store: each mark is keyed by the start of its time bucket, so
-// expiry deletes whole buckets by range, never by scanning.
+// state store: each mark is keyed by its window and the start of its time
+// bucket, so expiry deletes whole buckets of that window by range, never
+// by scanning, and never touches another window's marks — windows that
+// share a store run at their own event times.
 //
 // Each Window serves one input partition and keeps its horizon: the
 // latest event time among its marks, and the identities marked at that
@@ -50,8 +52,8 @@ type Config struct {
 	// Buckets is how many time buckets the retention is split into;
 	// expiry removes a bucket at a time. Default 24.
 	Buckets int
-	// Name names the input partition the Window serves; its horizon is
-	// stored under it.
+	// Name names the input partition the Window serves; its marks and
+	// its horizon are stored under it. It holds no 0 byte.
 	Name string
 }
 
@@ -60,9 +62,11 @@ type Window struct {
 	store     Reader
 	retention int64
 	bucket    int64
-	pending   map[[25]byte]struct{}
-	latest    int64 // latest event time seen
-	expired   int64 // marks of buckets before this are deleted
+	pending   map[mark]struct{}
+	prefix    []byte // 'm', the window's name, 0: its marks' keys start so
+	key       []byte // the key being looked up
+	latest    int64  // latest event time seen
+	expired   int64  // marks of buckets before this are deleted
 	dups      int64
 	// horizon is the latest event time among the marks, pending ones
 	// included; committed is its value as last flushed.
@@ -86,9 +90,12 @@ func New(store Reader, cfg Config) (*Window, error) {
 	if cfg.Retention < 0 || cfg.Buckets < 0 {
 		return nil, fmt.Errorf("dedupe: negative retention or buckets")
 	}
+	if bytes.IndexByte([]byte(cfg.Name), 0) >= 0 {
+		return nil, fmt.Errorf("dedupe: window name %q holds a 0 byte", cfg.Name)
+	}
 	bucket := max(cfg.Retention.Milliseconds()/int64(cfg.Buckets), 1)
 	w := &Window{store: store, retention: cfg.Retention.Milliseconds(), bucket: bucket,
-		pending: map[[25]byte]struct{}{}, latest: math.MinInt64, expired: math.MinInt64,
+		pending: map[mark]struct{}{}, latest: math.MinInt64, prefix: append(append([]byte{'m'}, cfg.Name...), 0), expired: math.MinInt64,
 		horizon: math.MinInt64, horizonKey: append([]byte{'h'}, cfg.Name...), atHorizon: map[[16]byte]struct{}{}}
 	v, ok, err := store.Get(w.horizonKey)
 	switch {
@@ -116,7 +123,7 @@ func (w *Window) Duplicates() int64 { return w.dups }
 // retention are never duplicates: their marks may be gone.
 func (w *Window) Seen(identity [16]byte, eventTime int64) (bool, error) {
 	w.latest = max(w.latest, eventTime)
-	k := w.key(identity, eventTime)
+	k := w.mark(identity, eventTime)
 	switch {
 	case eventTime > w.horizon:
 		w.horizon = eventTime
@@ -139,7 +146,8 @@ func (w *Window) Seen(identity [16]byte, eventTime int64) (bool, error) {
 		return true, nil
 	}
 	w.lookups++
-	found, err := w.store.Has(k[:])
+	w.key = append(append(w.key[:0], w.prefix...), k[:]...)
+	found, err := w.store.Has(w.key)
 	if err != nil {
 		return false, fmt.Errorf("looking up dedupe mark: %w", err)
 	}
@@ -151,14 +159,15 @@ func (w *Window) Seen(identity [16]byte, eventTime int64) (bool, error) {
 	return false, nil
 }
 
-// key is 'd', the bucket's start (big-endian, sign flipped so that keys
-// sort by time), then the identity.
-func (w *Window) key(identity [16]byte, t int64) [25]byte {
-	var k [25]byte
-	start := w.bucketOf(t)
-	k[0] = 'd'
-	binary.BigEndian.PutUint64(k[1:9], uint64(start)^(1<<63))
-	copy(k[9:], identity[:])
+// mark is a mark's key after the window's prefix: the bucket's start
+// (big-endian, sign flipped so that keys sort by time), then the
+// identity.
+type mark [24]byte
+
+func (w *Window) mark(identity [16]byte, t int64) mark {
+	var k mark
+	binary.BigEndian.PutUint64(k[:8], uint64(w.bucketOf(t))^(1<<63))
+	copy(k[8:], identity[:])
 	return k
 }
 
@@ -182,13 +191,14 @@ func (w *Window) bucketOf(t int64) int64 {
 func (w *Window) Flush(b Writer) {
 	// In key order: Pebble's memtable inserts a sorted run much faster
 	// than random keys.
-	keys := make([][25]byte, 0, len(w.pending))
+	keys := make([]mark, 0, len(w.pending))
 	for k := range w.pending {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b [25]byte) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(keys, func(a, b mark) int { return bytes.Compare(a[:], b[:]) })
 	for i := range keys {
-		b.Set(keys[i][:], nil)
+		w.key = append(append(w.key[:0], w.prefix...), keys[i][:]...)
+		b.Set(w.key, nil) // the batch copies it
 	}
 	clear(w.pending)
 	if w.horizon != w.committed {
@@ -203,10 +213,8 @@ func (w *Window) Flush(b Writer) {
 	horizon := w.latest - w.retention
 	cut := w.bucketOf(horizon) // buckets before cut hold only expired marks
 	if cut > w.expired {
-		lo := [9]byte{'d'}
-		hi := [9]byte{'d'}
-		binary.BigEndian.PutUint64(hi[1:], uint64(cut)^(1<<63))
-		b.DeleteRange(lo[:], hi[:])
+		lo := w.prefix[:len(w.prefix):len(w.prefix)]
+		b.DeleteRange(lo, binary.BigEndian.AppendUint64(lo, uint64(cut)^(1<<63)))
 		w.expired = cut
 	}
 }

@@ -148,3 +148,52 @@ func TestHorizonSkipsLookups(t *testing.T) {
 		t.Error("another input's horizon starts empty")
 	}
 }
+
+// TestWindowsExpireOnlyTheirOwnMarks: windows share one store, and the
+// one furthest ahead in event time expires its own marks only. A re-send
+// on a slow input partition, well inside the retention of that partition,
+// is still a duplicate after a fast partition moved hours past it.
+func TestWindowsExpireOnlyTheirOwnMarks(t *testing.T) {
+	st, err := state.Open("db", state.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := func(name string) dedupe.Config {
+		return dedupe.Config{Retention: time.Hour, Buckets: 4, Name: name}
+	}
+	slow, _ := dedupe.New(st, cfg("slow/0"))
+	fast, _ := dedupe.New(st, cfg("fast/0"))
+	commit := func(w *dedupe.Window) {
+		t.Helper()
+		b := st.NewBatch()
+		defer b.Close()
+		w.Flush(b)
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const minute = int64(time.Minute / time.Millisecond)
+	for i := range byte(10) {
+		seen(t, slow, i, int64(i)*minute)
+	}
+	seen(t, slow, 100, 30*minute) // the slow partition's horizon: the re-sends are behind it
+	commit(slow)
+	for i := range byte(50) {
+		seen(t, fast, i, int64(i)*10*minute) // the same identities, up to 8 h later
+	}
+	commit(fast)
+
+	// Restarted: the re-sends are looked up in the store.
+	slow, _ = dedupe.New(st, cfg("slow/0"))
+	for i := range byte(10) {
+		if !seen(t, slow, i, int64(i)*minute) {
+			t.Errorf("the slow partition's re-send of event %d passed as new after the fast one moved on", i)
+		}
+	}
+	// The fast partition's own old marks are gone, as its retention says.
+	fast, _ = dedupe.New(st, cfg("fast/0"))
+	if seen(t, fast, 0, 0) {
+		t.Error("a mark 8 h behind its own window's latest event survived a retention of 1 h")
+	}
+}

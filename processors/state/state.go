@@ -5,8 +5,9 @@
 // Stages declare the two or three methods they need as interfaces; Store
 // and Batch are the concrete types behind them.
 //
-// Key spaces (the first byte): 'd' dedupe marks, 'h' dedupe horizons, 'k'
-// reconciler keys, 'o' offsets.
+// Key spaces (the first byte): 'm' dedupe marks (by window), 'h' dedupe
+// horizons, 'k' reconciler keys, 'o' offsets. Retired: 'd', the dedupe
+// marks of all windows in one space, which Open deletes.
 //
 // Dependencies: Pebble. It imports nothing of ours.
 package state
@@ -91,7 +92,36 @@ func Open(dir string, o Options) (*Store, error) {
 	if fs == nil {
 		fs = vfs.Default
 	}
-	return &Store{db: db, cache: cache, sync: wo, fs: fs, dir: dir}, nil
+	st := &Store{db: db, cache: cache, sync: wo, fs: fs, dir: dir}
+	if err := st.retire([]byte{'d'}); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// retire deletes a key space an earlier version wrote, when any of it is
+// left. The dedupe marks of all windows shared 'd', and the window
+// furthest ahead in event time expired the others' marks; their windows
+// now keep marks apart. Re-sends of events marked before the upgrade are
+// then not recognised, once.
+func (s *Store) retire(prefix []byte) error {
+	upper := []byte{prefix[0] + 1}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("reading state in %s: %w: %w", s.dir, ErrStorage, err)
+	}
+	left := it.First()
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("reading state in %s: %w: %w", s.dir, ErrStorage, err)
+	}
+	if !left {
+		return nil
+	}
+	if err := s.db.DeleteRange(prefix, upper, pebble.Sync); err != nil {
+		return fmt.Errorf("deleting retired state in %s: %w: %w", s.dir, ErrStorage, err)
+	}
+	return nil
 }
 
 // Check reports a store whose directory is gone (removed while the

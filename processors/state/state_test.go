@@ -63,3 +63,45 @@ func TestFullDiskStops(t *testing.T) {
 	}
 	t.Fatal("1,000 commits on a full disk and no error")
 }
+
+// TestOpenRetiresTheSharedDedupeMarks: marks of the layout where all
+// windows shared the 'd' key space are deleted on open, and nothing else
+// is: offsets, horizons and the marks of today's layout stay.
+func TestOpenRetiresTheSharedDedupeMarks(t *testing.T) {
+	fs := vfs.NewMem()
+	st, err := Open("db", Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := [][]byte{[]byte("hin/0"), []byte("min/0\x00bucket+identity"), []byte("k\x00\x00\x00\x01row")}
+	retired := [][]byte{[]byte("d\x80\x00\x00\x00\x00\x00\x00\x00identity-one...."), []byte("d\xff\xff\xff\xff\xff\xff\xff\xffidentity-two....")}
+	b := st.NewBatch()
+	for _, k := range append(append([][]byte{}, keep...), retired...) {
+		b.Set(k, []byte{1})
+	}
+	b.SetOffset("in", 0, 42)
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	st.Close()
+
+	st, err = Open("db", Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, k := range retired {
+		if ok, err := st.Has(k); err != nil || ok {
+			t.Errorf("retired mark %q: present %v, %v", k, ok, err)
+		}
+	}
+	for _, k := range keep {
+		if ok, err := st.Has(k); err != nil || !ok {
+			t.Errorf("key %q: present %v, %v; want it kept", k, ok, err)
+		}
+	}
+	if off, ok, err := st.Offset("in", 0); err != nil || !ok || off != 42 {
+		t.Errorf("offset %d %v %v, want 42", off, ok, err)
+	}
+}
