@@ -430,7 +430,7 @@ func (w *writer) poison(n int) error {
 		topic = tab.target
 	}
 	w.truth.Poison++
-	value := fmt.Appendf(nil, `{"before":null,"after":{"id":%d,"status":"new"},"source":{"version":"2.7.0.Final","connector":"postgresql"`, n)
+	value := fmt.Appendf(nil, `{"before":null,"after":{"id":%d,"status":"new"},"source":{"version":"3.6.1.Final","connector":"postgresql"`, n)
 	return w.emit(dump.Record{Topic: topic, Timestamp: w.g.opts.Start.Add(time.Duration(n) * time.Millisecond), Key: []byte(`{"id":0}`), Value: value})
 }
 
@@ -476,13 +476,15 @@ func (w *writer) payload(tab *table, e event, source bool) []byte {
 	b = append(b, `,"source":`...)
 	if source {
 		lsn := 24_000_000 + e.seq*176
-		b = fmt.Appendf(b, `{"version":"2.7.0.Final","connector":"postgresql","name":"pg","ts_ms":%d,"snapshot":"false","db":"shop","sequence":"[\"%d\",\"%d\"]","schema":"public","table":"%s","txId":%d,"lsn":%d,"xmin":null}`,
-			e.time, lsn-176, lsn, tab.name, 700+e.seq, lsn)
+		b = fmt.Appendf(b, `{"version":"3.6.1.Final","connector":"postgresql","name":"pg","ts_ms":%d,"snapshot":"false","db":"shop","sequence":"[\"%d\",\"%d\"]","ts_us":%d000,"ts_ns":%d000000,"schema":"public","table":"%s","txId":%d,"lsn":%d,"xmin":null,"origin":null,"origin_lsn":null}`,
+			e.time, lsn-176, lsn, e.time, e.time, tab.name, 700+e.seq, lsn)
 	} else {
-		b = fmt.Appendf(b, `{"version":"2.7.0.Final","connector":"mysql","name":"mysql","ts_ms":%d,"snapshot":"false","db":"shop","sequence":null,"table":"%s","server_id":1,"gtid":null,"file":"binlog.%06d","pos":%d,"row":0,"thread":7,"query":null}`,
-			e.time, tab.name, 3+e.seq/100000, 4+(e.seq%100000)*412)
+		b = fmt.Appendf(b, `{"version":"3.6.1.Final","connector":"mysql","name":"mysql","ts_ms":%d,"snapshot":"false","db":"shop","sequence":null,"ts_us":%d000,"ts_ns":%d000000,"table":"%s","server_id":1,"gtid":null,"file":"binlog.%06d","pos":%d,"row":0,"thread":7,"query":null}`,
+			e.time, e.time, e.time, tab.name, 3+e.seq/100000, 4+(e.seq%100000)*412)
 	}
-	b = fmt.Appendf(b, `,"op":"%c","ts_ms":%d,"transaction":null}`, e.op, e.time+3)
+	// The envelope's processing time, in ms, µs and ns as Debezium 3
+	// writes it.
+	b = fmt.Appendf(b, `,"op":"%c","ts_ms":%d,"ts_us":%d000,"ts_ns":%d000000,"transaction":null}`, e.op, e.time+3, e.time+3, e.time+3)
 	return b
 }
 

@@ -23,7 +23,9 @@ type MariaDB struct {
 // StartMariaDB initialises and starts a MariaDB server with a row-based
 // binary log, as Debezium needs, on a free loopback port. A replica logs
 // what it applies too (log_slave_updates), so that its own connector sees
-// it. Run as the mysql user when root.
+// it. Replication leaves out the signalling table shop.debezium_signal,
+// which each server's connector has of its own, and converts a column to
+// the replica's type when the two differ. Run as the mysql user when root.
 func (s *Stack) StartMariaDB(name string, serverID int) *MariaDB {
 	s.t.Helper()
 	for _, tool := range []string{"mariadbd", "mariadb-install-db", "mariadb"} {
@@ -61,7 +63,11 @@ func (s *Stack) StartMariaDB(name string, serverID int) *MariaDB {
 		"--bind-address=127.0.0.1", "--port="+strconv.Itoa(port), "--socket="+m.socket,
 		"--pid-file="+filepath.Join(data, "mysqld.pid"),
 		"--server-id="+strconv.Itoa(serverID), "--log-bin=binlog", "--binlog-format=ROW", "--binlog-row-image=FULL",
-		"--log-slave-updates=ON", "--skip-name-resolve", "--innodb-buffer-pool-size=64M")
+		"--log-slave-updates=ON", "--skip-name-resolve", "--innodb-buffer-pool-size=64M", "--default-time-zone=+00:00",
+		// Each server's connector has a signalling table of its own.
+		"--replicate-wild-ignore-table=shop.debezium_signal",
+		// A replica may store a column at another scale or precision.
+		"--slave-type-conversions=ALL_NON_LOSSY,ALL_LOSSY")
 	s.start(cmd, filepath.Join(s.dir, name+".log"))
 	s.waitFor("MariaDB "+name+" answering", 60*time.Second, func() error {
 		_, err := m.query("SELECT 1")

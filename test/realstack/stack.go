@@ -9,6 +9,7 @@ package realstack
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -68,8 +69,13 @@ type Stack struct {
 
 	logs []string
 
-	kafkaProps  string
-	kafkaCmd    *exec.Cmd
+	kafkaProps string
+	kafkaCmd   *exec.Cmd
+	connectLib string
+	// OffsetFlush is how often Connect stores its connectors' offsets
+	// (offset.flush.interval.ms); what they sent since is sent again
+	// after Connect is killed. Default 1s; set before StartConnect.
+	OffsetFlush time.Duration
 	connectArgs []string
 	connectors  map[string]Connector
 	connectCmd  *exec.Cmd
@@ -359,6 +365,23 @@ func ReadConnector(t testing.TB, file string, set map[string]string) Connector {
 // connectors (by name), then waits until each and its task are RUNNING.
 func (s *Stack) StartConnect(connectors map[string]Connector) {
 	s.t.Helper()
+	s.startConnectOn("connect", connectors)
+}
+
+// StartMariaDBConnect starts Kafka Connect 3.7 with the Debezium 2.6
+// MySQL connector, the one served here that captures MariaDB (with
+// connector.adapter=mariadb), from lib/connect-mariadb.
+func (s *Stack) StartMariaDBConnect(connectors map[string]Connector) {
+	s.t.Helper()
+	if m, _ := filepath.Glob(filepath.Join(s.lib, "connect-mariadb", "debezium-connector-mysql-*.jar")); len(m) == 0 {
+		skip(s.t, "no jars in %s: run make realstack-jars", filepath.Join(s.lib, "connect-mariadb"))
+	}
+	s.startConnectOn("connect-mariadb", connectors)
+}
+
+func (s *Stack) startConnectOn(lib string, connectors map[string]Connector) {
+	s.t.Helper()
+	s.connectLib = lib
 	port := FreePort(s.t)
 	s.Connect = fmt.Sprintf("http://127.0.0.1:%d", port)
 	args := []string{"org.apache.kafka.connect.cli.ConnectStandalone", s.write("connect.properties", fmt.Sprintf(`bootstrap.servers=%s
@@ -368,9 +391,9 @@ value.converter=org.apache.kafka.connect.json.JsonConverter
 key.converter.schemas.enable=true
 value.converter.schemas.enable=true
 offset.storage.file.filename=%s
-offset.flush.interval.ms=1000
+offset.flush.interval.ms=%d
 plugin.discovery=only_scan
-`, s.Kafka, port, filepath.Join(s.dir, "connect.offsets")))}
+`, s.Kafka, port, filepath.Join(s.dir, "connect.offsets"), cmp.Or(s.OffsetFlush, time.Second).Milliseconds()))}
 	for name, c := range connectors {
 		c["name"] = name
 		b, _ := json.Marshal(c)
@@ -410,7 +433,7 @@ func (s *Stack) createSignalTopics() {
 // startConnect starts Connect and waits for its connectors.
 func (s *Stack) startConnect() {
 	s.t.Helper()
-	s.connectCmd = s.java("connect", "connect", "768m", s.connectArgs...)
+	s.connectCmd = s.java("connect", s.connectLib, "768m", s.connectArgs...)
 	for name := range s.connectors {
 		s.waitFor("connector "+name+" RUNNING", 180*time.Second, func() error { return s.connectorRunning(name) })
 	}
@@ -534,7 +557,8 @@ func (p *Postgres) SQL(t testing.TB, db string, args ...string) string {
 // Versions returns what the stack runs, for the test's log.
 func (s *Stack) Versions() string {
 	var v []string
-	for _, pat := range []string{"broker/kafka_2.13-*.jar", "connect/connect-runtime-*.jar", "connect/debezium-connector-postgres-*.jar", "connect/debezium-connector-mysql-*.jar"} {
+	lib := cmp.Or(s.connectLib, "connect")
+	for _, pat := range []string{"broker/kafka_2.13-*.jar", lib + "/connect-runtime-*.jar", lib + "/debezium-connector-postgres-*.jar", lib + "/debezium-connector-mysql-*.jar"} {
 		if m, _ := filepath.Glob(filepath.Join(s.lib, pat)); len(m) > 0 {
 			v = append(v, strings.TrimSuffix(filepath.Base(m[0]), ".jar"))
 		}

@@ -174,6 +174,57 @@ func (w *Worker) OpenDrift(t testing.TB) map[string]string {
 	return open
 }
 
+// AwaitRead waits, up to limit, until the worker has read on every input
+// an event committed after since: a connector that died before since,
+// or a worker stuck behind it, fails the test, instead of leaving the
+// drift as it was when the worker last read.
+func (w *Worker) AwaitRead(t testing.TB, since time.Time, limit time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); ; time.Sleep(time.Second) {
+		behind := w.inputsBefore(since)
+		if len(behind) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("within %s the worker read no event committed after %s on %v", limit, since.Format(time.TimeOnly), behind)
+		}
+	}
+}
+
+// inputsBefore returns the inputs whose latest event time, on the
+// worker's cdcrecon_watermark_seconds, is before since, or unknown.
+func (w *Worker) inputsBefore(since time.Time) []string {
+	latest := map[string]float64{}
+	for _, tb := range w.cfg.Tables {
+		latest[tb.Source.Topic], latest[tb.Target.Topic] = 0, 0
+	}
+	resp, err := http.Get("http://" + w.cfg.HTTP.Listen + "/metrics")
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(b), "\n") {
+			rest, ok := strings.CutPrefix(line, `cdcrecon_watermark_seconds{input="`)
+			if !ok {
+				continue
+			}
+			input, _, _ := strings.Cut(rest, `"`)
+			topic := input[:max(strings.LastIndexByte(input, '/'), 0)]
+			f := strings.Fields(line)
+			if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+				latest[topic] = max(latest[topic], v)
+			}
+		}
+	}
+	var behind []string
+	for topic, v := range latest {
+		if v < float64(since.UnixMilli())/1000 {
+			behind = append(behind, topic)
+		}
+	}
+	slices.Sort(behind)
+	return behind
+}
+
 // AwaitDrift reads the open drift until it equals want or limit passes,
 // and returns the last reading.
 func (w *Worker) AwaitDrift(t testing.TB, want map[string]string, limit time.Duration) map[string]string {

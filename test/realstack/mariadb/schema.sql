@@ -1,5 +1,6 @@
 -- The MariaDB pair's tables, created on the source and replicated to the
--- target by MariaDB's own replication, like every later write.
+-- target by MariaDB's own replication, like every later write; then
+-- target.sql gives the replica its own types.
 CREATE DATABASE shop;
 USE shop;
 CREATE TABLE customers (
@@ -16,3 +17,10 @@ CREATE TABLE orders (
 );
 INSERT INTO customers VALUES (1, 'Ada', 'ada@example.com'), (2, 'Grace', 'grace@example.com'), (3, 'Edsger', NULL);
 INSERT INTO orders (id, customer_id, total, status) VALUES (1, 1, 10.50, 'new'), (2, 2, 99.99, 'paid'), (3, 3, 5.00, 'new');
+-- Debezium's signalling table (execute-snapshot re-reads). Replication
+-- leaves it out: target.sql creates the replica's own.
+CREATE TABLE debezium_signal (
+    id VARCHAR(42) PRIMARY KEY,
+    type VARCHAR(32) NOT NULL,
+    data VARCHAR(2048) NULL
+);
