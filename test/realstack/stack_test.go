@@ -365,6 +365,9 @@ func TestPostgresPairUnderFaults(t *testing.T) {
 		func() map[string]map[string]any { return pgRows(t, src) })
 }
 
+// written are the tables writeSteadily writes.
+var written = []string{"orders", "customers"}
+
 // writeSteadily writes on the source every 50 ms until the returned stop
 // is called, which returns how many writes ran: inserts, updates, deletes,
 // a key change and a transaction over both tables, on orders and
@@ -443,7 +446,7 @@ func injectFaults(t *testing.T, s *Stack, w *Worker, stopWrites func() int) int 
 	// The restarted worker reads on from its own state once the broker
 	// has expired the killed member's session and handed it the
 	// partitions; every connector must have delivered the last writes.
-	w.AwaitRead(t, time.Now().Add(-time.Second), 2*time.Minute)
+	w.AwaitRead(t, time.Now().Add(-time.Second), 2*time.Minute, written...)
 	t.Logf("the restarted worker has read the last writes %s after it started", time.Since(killed).Round(time.Second))
 	return writes
 }

@@ -174,14 +174,14 @@ func (w *Worker) OpenDrift(t testing.TB) map[string]string {
 	return open
 }
 
-// AwaitRead waits, up to limit, until the worker has read on every input
-// an event committed after since: a connector that died before since,
-// or a worker stuck behind it, fails the test, instead of leaving the
-// drift as it was when the worker last read.
-func (w *Worker) AwaitRead(t testing.TB, since time.Time, limit time.Duration) {
+// AwaitRead waits, up to limit, until the worker has read, on both
+// sides of each of tables, an event committed after since: a connector
+// that died before since, or a worker stuck behind it, fails the test,
+// instead of leaving the drift as it was when the worker last read.
+func (w *Worker) AwaitRead(t testing.TB, since time.Time, limit time.Duration, tables ...string) {
 	t.Helper()
 	for deadline := time.Now().Add(limit); ; time.Sleep(time.Second) {
-		behind := w.inputsBefore(since)
+		behind := w.inputsBefore(since, tables)
 		if len(behind) == 0 {
 			return
 		}
@@ -191,12 +191,15 @@ func (w *Worker) AwaitRead(t testing.TB, since time.Time, limit time.Duration) {
 	}
 }
 
-// inputsBefore returns the inputs whose latest event time, on the
-// worker's cdcrecon_watermark_seconds, is before since, or unknown.
-func (w *Worker) inputsBefore(since time.Time) []string {
+// inputsBefore returns the input topics of tables whose latest event
+// time, on the worker's cdcrecon_watermark_seconds, is before since, or
+// unknown.
+func (w *Worker) inputsBefore(since time.Time, tables []string) []string {
 	latest := map[string]float64{}
 	for _, tb := range w.cfg.Tables {
-		latest[tb.Source.Topic], latest[tb.Target.Topic] = 0, 0
+		if slices.Contains(tables, tb.Name) {
+			latest[tb.Source.Topic], latest[tb.Target.Topic] = 0, 0
+		}
 	}
 	resp, err := http.Get("http://" + w.cfg.HTTP.Listen + "/metrics")
 	if err == nil {
@@ -210,6 +213,9 @@ func (w *Worker) inputsBefore(since time.Time) []string {
 			input, _, _ := strings.Cut(rest, `"`)
 			topic := input[:max(strings.LastIndexByte(input, '/'), 0)]
 			f := strings.Fields(line)
+			if _, ok := latest[topic]; !ok {
+				continue
+			}
 			if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
 				latest[topic] = max(latest[topic], v)
 			}
