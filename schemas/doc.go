@@ -27,7 +27,6 @@
 // pipeline/registry writes the Confluent wire format when a Schema Registry
 // is configured. Both end in the same Avro binary body.
 //
-// Dependencies: goavro (codecs) and hamba/avro (its schema-compatibility
-// checker; goavro has no schema model to check against). It imports
-// nothing of ours.
+// The compatibility of the versions is checked with schemas/compat, which
+// only tests import.
 package schemas

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cdcrecon/cdcrecon/schemas"
+	"github.com/cdcrecon/cdcrecon/schemas/compat"
 )
 
 // compatCase is one line of testdata/compat/cases.jsonl: a pair of schemas
@@ -44,7 +45,7 @@ func readCompatCases(t *testing.T) []compatCase {
 
 func TestCompatibleFollowsResolutionRules(t *testing.T) {
 	for _, c := range readCompatCases(t) {
-		err := schemas.Compatible(string(c.Reader), string(c.Writer))
+		err := compat.Compatible(string(c.Reader), string(c.Writer))
 		if (err == nil) != c.Compatible {
 			t.Errorf("%s: Compatible = %v, want compatible=%v", c.Rule, err, c.Compatible)
 		}
@@ -72,7 +73,7 @@ func TestVersionsFullyCompatible(t *testing.T) {
 	for _, vs := range byName {
 		for _, a := range vs {
 			for _, b := range vs {
-				if err := schemas.Compatible(a.Text, b.Text); err != nil {
+				if err := compat.Compatible(a.Text, b.Text); err != nil {
 					t.Errorf("%s cannot read %s: %v", a, b, err)
 				}
 			}

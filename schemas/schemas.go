@@ -51,8 +51,8 @@ var (
 // will decode. goavro sizes the array from the count the data claims before
 // reading a single item, so a few hostile bytes claiming 2^31 items made it
 // allocate gigabytes (FuzzDecode found one that asked for 10 GB). The
-// limit is goavro's, process-wide; processors/debezium sets the same for
-// Avro input.
+// limit is goavro's, process-wide, set here alone; processors/debezium
+// imports this package for it, for Avro input.
 const MaxArrayBlock = 1 << 20
 
 func init() {

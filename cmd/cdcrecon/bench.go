@@ -210,7 +210,8 @@ func simulateWorkload(o benchOptions) (*benchInput, error) {
 	}
 	w := &benchInput{config: []byte(cfg), truth: map[string]bool{}}
 	topics := map[string]bool{}
-	truth, err := simulate.Generate(opts, func(r dump.Record) error {
+	truth, err := simulate.Generate(opts, func(m simulate.Message) error {
+		r := dumpRecord(m)
 		w.records = append(w.records, r)
 		if !topics[r.Topic] {
 			topics[r.Topic] = true

@@ -93,8 +93,9 @@ func simulateDumps(g *globals, opts simulate.Options, out string) error {
 	var written atomic.Int64
 	stop := progress(g.stderr, "generated", &written)
 	var line []byte
-	truth, err := simulate.Generate(opts, func(r dump.Record) error {
+	truth, err := simulate.Generate(opts, func(m simulate.Message) error {
 		written.Add(1)
+		r := dumpRecord(m)
 		line = dump.AppendLine(line[:0], r)
 		_, err := files[strings.HasPrefix(r.Topic, "pg.")].Write(line)
 		return err
@@ -120,4 +121,9 @@ func simulateDumps(g *globals, opts simulate.Options, out string) error {
 		truth.Records(), out, truth.SourceEvents, truth.TargetEvents, truth.Tombstones, truth.Duplicates, truth.Poison,
 		truth.Dropped, truth.Corrupted, truth.Delayed, len(truth.Drift))
 	return nil
+}
+
+// dumpRecord is a simulated message as a kcat -J dump's record.
+func dumpRecord(m simulate.Message) dump.Record {
+	return dump.Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Timestamp: m.Timestamp, Key: m.Key, Value: m.Value}
 }

@@ -29,10 +29,6 @@
 // high watermark, a watermark at the side's latest heartbeat or at the
 // wall clock minus a safety margin, so that a side without traffic does
 // not hold back decisions forever.
-//
-// Dependencies: pipeline/kafka (batch messages), pipeline/registry (dead
-// letters), processors/{normalize,debezium,dedupe,reconcile,state},
-// schemas, Watermill.
 package ingest
 
 import (

@@ -19,7 +19,4 @@
 //
 // Kafka attributes travel as message metadata (see the Meta* constants);
 // record headers become metadata entries of the same name and back.
-//
-// Dependencies: this package imports Watermill and franz-go, and nothing of
-// ours.
 package kafka

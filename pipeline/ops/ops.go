@@ -3,8 +3,6 @@
 //
 // The stages report through Metrics' methods; nil Metrics is valid and
 // records nothing, so offline runs need no registry.
-//
-// Dependencies: Prometheus' client library.
 package ops
 
 import (

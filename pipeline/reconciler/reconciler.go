@@ -23,9 +23,6 @@
 // partition's changes reach a changes partition in input-offset order, so
 // a change whose input offset is not above the last one applied from that
 // input is a re-publication, and is skipped.
-//
-// Dependencies: pipeline/kafka, pipeline/registry,
-// processors/{reconcile,normalize,config}, schemas, Watermill.
 package reconciler
 
 import (

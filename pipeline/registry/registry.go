@@ -3,9 +3,6 @@
 // its input schemas, Serde encodes and decodes the output topics in the
 // Confluent wire format or, without a registry, Avro single-object
 // encoding.
-//
-// Dependencies: franz-go's pkg/sr, processors/config, processors/debezium
-// (whose SchemaFetcher it implements) and schemas.
 package registry
 
 import (

@@ -19,6 +19,7 @@ import (
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/schemas"
+	"github.com/cdcrecon/cdcrecon/schemas/compat"
 )
 
 func drift() *schemas.Drift {
@@ -81,7 +82,7 @@ func TestConfluentRoundTrip(t *testing.T) {
 	if b[0] != 0 || int(binary.BigEndian.Uint32(b[1:5])) != ss.ID {
 		t.Fatalf("header %x, want 00 and id %d", b[:5], ss.ID)
 	}
-	if err := schemas.Compatible(ss.Schema.Schema, schemas.Latest(schemas.DriftName).Text); err != nil {
+	if err := compat.Compatible(ss.Schema.Schema, schemas.Latest(schemas.DriftName).Text); err != nil {
 		t.Errorf("registered schema is not the latest drift schema: %v", err)
 	}
 
@@ -202,7 +203,7 @@ func TestIncompatibleChangeRefused(t *testing.T) {
 		if latest.Schema.Schema == "" {
 			return false
 		}
-		if err := schemas.Compatible(in.Schema, latest.Schema.Schema); err != nil {
+		if err := compat.Compatible(in.Schema, latest.Schema.Schema); err != nil {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusConflict)
 			_ = json.NewEncoder(w).Encode(map[string]any{"error_code": 409, "message": "Schema being registered is incompatible with an earlier schema: " + err.Error()})

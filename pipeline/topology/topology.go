@@ -3,9 +3,6 @@
 // topic, and the reconcile stage, on the changes topic, over the Kafka
 // transport. The offline check and the streaming worker run the same
 // topology.
-//
-// Dependencies: pipeline/{kafka,ingest,reconciler,registry},
-// processors/{config,normalize,debezium,dedupe,state}, Watermill.
 package topology
 
 import (

@@ -7,6 +7,4 @@
 // digest comparison is a value comparison. Every numeric type is a Number
 // compared by numeric value; every date and timestamp an Instant in UTC;
 // every time of day a Duration.
-//
-// Dependencies: this package imports nothing of ours.
 package canon

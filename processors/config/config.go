@@ -1,7 +1,5 @@
 // Package config reads and validates cdcrecon's YAML configuration file.
 // Every error names the file, the line and the field at fault.
-//
-// Dependencies: nothing of ours.
 package config
 
 import (

@@ -13,15 +13,12 @@ import (
 	"github.com/linkedin/goavro/v2"
 
 	"github.com/cdcrecon/cdcrecon/processors/canon"
+	// Bounds the item count of one Avro array block goavro decodes
+	// (schemas.MaxArrayBlock, process-wide, set by its init): goavro sizes
+	// an array from the count the data claims, so without it a few hostile
+	// bytes could make it allocate gigabytes.
+	_ "github.com/cdcrecon/cdcrecon/schemas"
 )
-
-// maxArrayBlock bounds the item count of one Avro array block goavro will
-// decode: it sizes the array from the count the data claims before reading
-// an item, so a few hostile bytes could make it allocate gigabytes. The
-// limit is goavro's, process-wide, and the same as schemas.MaxArrayBlock.
-const maxArrayBlock = 1 << 20
-
-func init() { goavro.MaxBlockCount = maxArrayBlock }
 
 // confluentMagic starts a Confluent wire-format message: the magic byte,
 // a 4-byte big-endian schema id, then the Avro binary encoding.

@@ -14,10 +14,7 @@ import (
 	"time"
 
 	"github.com/linkedin/goavro/v2"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 
-	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/canon"
 	"github.com/cdcrecon/cdcrecon/processors/debezium"
 )
@@ -180,15 +177,10 @@ func TestAvroLogicalTypes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	id, _, err := reg.RegisterSchema("shop.orders-value", sr.Schema{Schema: schema, Type: sr.TypeAvro})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, _ := sr.NewClient(sr.URLs(reg.URL()))
+	reg := &memRegistry{}
+	id := reg.Register(schema)
 	msg := append(binary.BigEndian.AppendUint32([]byte{0}, uint32(id)), bin...)
-	ev, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(registry.Fetcher{Client: client})}).Decode(context.Background(), nil, msg)
+	ev, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(reg)}).Decode(context.Background(), nil, msg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,10 +205,10 @@ func TestAvroLogicalTypes(t *testing.T) {
 	// An unknown schema id is a permanent error; so is a body the schema
 	// cannot read.
 	bad := append(binary.BigEndian.AppendUint32([]byte{0}, 9999), bin...)
-	if _, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(registry.Fetcher{Client: client})}).Decode(context.Background(), nil, bad); !debezium.IsMalformed(err) {
+	if _, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(reg)}).Decode(context.Background(), nil, bad); !debezium.IsMalformed(err) {
 		t.Errorf("unknown schema id: %v", err)
 	}
-	if _, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(registry.Fetcher{Client: client})}).Decode(context.Background(), nil, msg[:len(msg)-3]); !debezium.IsMalformed(err) {
+	if _, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(reg)}).Decode(context.Background(), nil, msg[:len(msg)-3]); !debezium.IsMalformed(err) {
 		t.Errorf("truncated body: %v", err)
 	}
 }

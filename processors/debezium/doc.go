@@ -14,8 +14,4 @@
 // (Decimal bytes with their scale, VariableScaleDecimal, every
 // io.debezium.time type, Json, Uuid, geometries), and kept as JSON gives
 // them when it has none; processors/normalize applies the table's hints.
-//
-// Dependencies: canon (values), goavro and fastjson; the Schema Registry
-// is reached through the SchemaFetcher interface. No Watermill, no Kafka
-// client.
 package debezium

@@ -19,8 +19,6 @@
 // offsets of the events that made it (Flush), so it becomes durable
 // together with them and never before: after a crash, events whose marks
 // were lost are read again from offsets that were lost with them.
-//
-// Dependencies: none of ours; the store's interfaces are declared here.
 package dedupe
 
 import (

@@ -11,6 +11,4 @@
 //
 // The rules are those of DESIGN.md's reference semantics; see the package
 // tests for each one.
-//
-// Dependencies: canon, config, debezium.
 package normalize

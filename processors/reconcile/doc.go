@@ -27,8 +27,4 @@
 // idle ones; Flush moves the idle keys beyond that into a batch the caller
 // commits, and a key comes back on its next change (spill.go). Which keys
 // are in memory never changes a decision.
-//
-// Dependencies: processors/normalize (tables: diffs, digests, names),
-// processors/canon, processors/config and schemas (the output records);
-// the store through the Store and Writer interfaces declared here.
 package reconcile

@@ -30,8 +30,6 @@ import (
 	"time"
 
 	"github.com/zeebo/xxh3"
-
-	"github.com/cdcrecon/cdcrecon/pipeline/dump"
 )
 
 // Options sizes a workload. The zero value of each field takes the
@@ -149,9 +147,19 @@ func (t *Truth) Records() int {
 	return t.SourceEvents + t.TargetEvents + t.Tombstones + t.Duplicates + t.Poison
 }
 
+// Message is one generated Kafka message; a nil Value is a tombstone.
+type Message struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Timestamp time.Time
+	Key       []byte
+	Value     []byte
+}
+
 // Sink receives the generated messages: each topic partition's in offset
 // order, both sides interleaved by event time.
-type Sink func(dump.Record) error
+type Sink func(Message) error
 
 // event is one row change, its row values derived from (table, key,
 // version) so that no row is stored.
@@ -181,7 +189,7 @@ func Generate(opts Options, sink Sink) (*Truth, error) {
 	src := g.source()
 	tgt := g.target(src)
 	truth := g.truth(src, tgt)
-	w := &writer{g: g, sink: sink, truth: truth, offsets: map[string]int64{}, recent: map[string][]dump.Record{}}
+	w := &writer{g: g, sink: sink, truth: truth, offsets: map[string]int64{}, recent: map[string][]Message{}}
 	if err := w.write(src, tgt); err != nil {
 		return nil, err
 	}
@@ -344,7 +352,7 @@ type writer struct {
 	truth   *Truth
 	offsets map[string]int64
 	// recent holds each partition's last messages, for re-sends.
-	recent map[string][]dump.Record
+	recent map[string][]Message
 }
 
 const resendWindow = 16
@@ -392,12 +400,12 @@ func (w *writer) event(e event, source bool) error {
 	key := tab.keyJSON(nil, e.key)
 	value := w.payload(tab, e, source)
 	ts := time.UnixMilli(e.time + 5) // the connector's write, shortly after the commit
-	if err := w.emit(dump.Record{Topic: topic, Partition: part, Timestamp: ts, Key: key, Value: value}); err != nil {
+	if err := w.emit(Message{Topic: topic, Partition: part, Timestamp: ts, Key: key, Value: value}); err != nil {
 		return err
 	}
 	if e.op == 'd' {
 		w.truth.Tombstones++
-		if err := w.emit(dump.Record{Topic: topic, Partition: part, Timestamp: ts, Key: key}); err != nil {
+		if err := w.emit(Message{Topic: topic, Partition: part, Timestamp: ts, Key: key}); err != nil {
 			return err
 		}
 	}
@@ -431,12 +439,12 @@ func (w *writer) poison(n int) error {
 	}
 	w.truth.Poison++
 	value := fmt.Appendf(nil, `{"before":null,"after":{"id":%d,"status":"new"},"source":{"version":"3.6.1.Final","connector":"postgresql"`, n)
-	return w.emit(dump.Record{Topic: topic, Timestamp: w.g.opts.Start.Add(time.Duration(n) * time.Millisecond), Key: []byte(`{"id":0}`), Value: value})
+	return w.emit(Message{Topic: topic, Timestamp: w.g.opts.Start.Add(time.Duration(n) * time.Millisecond), Key: []byte(`{"id":0}`), Value: value})
 }
 
 func isPoison(v []byte) bool { return len(v) > 0 && v[len(v)-1] != '}' }
 
-func (w *writer) emit(r dump.Record) error {
+func (w *writer) emit(r Message) error {
 	name := r.Topic + "/" + strconv.Itoa(int(r.Partition))
 	r.Offset = w.offsets[name]
 	w.offsets[name]++

@@ -8,8 +8,6 @@
 // Key spaces (the first byte): 'm' dedupe marks (by window), 'h' dedupe
 // horizons, 'k' reconciler keys, 'o' offsets. Retired: 'd', the dedupe
 // marks of all windows in one space, which Open deletes.
-//
-// Dependencies: Pebble. It imports nothing of ours.
 package state
 
 import (
