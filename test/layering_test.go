@@ -17,7 +17,7 @@ const module = "github.com/cdcrecon/cdcrecon/"
 // leaves are the packages that import nothing of ours: the rest of the
 // module builds on them.
 var leaves = []string{
-	"processors/canon", "processors/config", "processors/dedupe", "processors/simulate", "processors/state",
+	"processors/canon", "processors/config", "processors/dedupe", "processors/internal/wire", "processors/simulate", "processors/state",
 	"schemas", "schemas/compat",
 	"pipeline/broker", "pipeline/dump", "pipeline/kafka", "pipeline/ops",
 }

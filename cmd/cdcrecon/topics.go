@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 )
 
@@ -81,10 +82,7 @@ func ensureInternal(ctx context.Context, adm *kadm.Client, cfg *config.Config) e
 		}
 		var configs map[string]*string
 		if topic == cfg.Topics.Changes {
-			// A partition's new owner rebuilds its state from the
-			// partition's first record: the topic keeps every record.
-			forever := "-1"
-			configs = map[string]*string{"retention.ms": &forever, "retention.bytes": &forever}
+			configs = changes.TopicConfigs()
 		}
 		if err := createTopic(ctx, adm, topic, want, configs); err != nil {
 			return err

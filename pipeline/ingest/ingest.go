@@ -43,16 +43,15 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/zeebo/xxh3"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/canon"
+	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/debezium"
 	"github.com/cdcrecon/cdcrecon/processors/dedupe"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
-	"github.com/cdcrecon/cdcrecon/processors/reconcile"
 	"github.com/cdcrecon/cdcrecon/processors/state"
 	"github.com/cdcrecon/cdcrecon/schemas"
 )
@@ -340,48 +339,54 @@ func (s *Stage) batch(ctx context.Context, in *input, recs []kafka.Record, dups 
 			*dups++
 			continue
 		}
-		rc := reconcile.Change{Table: c.Table, Side: c.Side, Time: eff, Key: c.KeyBytes,
-			Origin: reconcile.Origin{Topic: in.topic, Partition: in.part, Offset: r.Offset}}
-		switch {
-		case c.Kind == normalize.Truncate:
-			rc.Kind = reconcile.Truncate
-		case c.Row == nil:
-			rc.Kind = reconcile.Absent
-		default:
-			rc.Kind, rc.Unresolved = reconcile.Upsert, c.Unresolved
-			row = canon.AppendRow(row[:0], c.Row)
-			rc.Row = row
-			rc.Digest = in.table.Digest(&in.h, c.Row)
-		}
+		var rc changes.Change
+		rc, row = in.change(&c, changes.Origin{Topic: in.topic, Partition: in.part, Offset: r.Offset}, eff, row)
 		// Keys and values of the batch's records share one arena: when it
 		// grows, earlier records keep the old array, never written again.
 		start := len(arena)
-		arena = append(arena, c.Table...)
-		arena = append(arena, 0)
-		arena = append(arena, c.KeyBytes...)
+		arena = changes.Key(arena, c.Table, c.KeyBytes)
 		key := arena[start:len(arena):len(arena)]
 		start = len(arena)
-		arena = reconcile.AppendChange(arena, &rc, c.Identity)
+		arena = changes.AppendChange(arena, &rc)
 		value := arena[start:len(arena):len(arena)]
-		if rc.Kind == reconcile.Truncate {
+		if rc.Broadcast() {
 			for p := range s.cfg.Partitions {
 				out = append(out, kafka.PartitionRecord(key, value, int32(p)))
 			}
 			continue
 		}
-		out = append(out, kafka.PartitionRecord(key, value, int32(xxh3.Hash(key)%uint64(s.cfg.Partitions))))
+		out = append(out, kafka.PartitionRecord(key, value, changes.Partition(key, s.cfg.Partitions)))
 	}
 	end, hasEnd := s.cfg.Ends[in.name]
 	last := recs[len(recs)-1].Offset
 	ended := hasEnd && last+1 >= end && !in.ended
 	if in.latest != before || ended {
-		m := reconcile.Mark{Side: in.side, Input: in.name, Time: in.latest}
+		m := changes.Mark{Side: in.side, Input: in.name, Time: in.latest}
 		if ended {
-			m.Time, in.ended = reconcile.End, true
+			m.Time, in.ended = changes.End, true
 		}
 		out = append(out, s.marks(m)...)
 	}
 	return out, dead, nil
+}
+
+// change is the changes-topic record of a mapped, deduplicated change
+// read at origin, at effective event time eff; row is a buffer for its
+// canonical row, returned for reuse.
+func (in *input) change(c *normalize.Change, origin changes.Origin, eff int64, row []byte) (changes.Change, []byte) {
+	rc := changes.Change{Table: c.Table, Side: c.Side, Time: eff, Key: c.KeyBytes, Origin: origin}
+	switch {
+	case c.Kind == normalize.Truncate:
+		rc.Kind = changes.Truncate
+	case c.Row == nil:
+		rc.Kind = changes.Absent
+	default:
+		rc.Kind, rc.Unresolved = changes.Upsert, c.Unresolved
+		row = canon.AppendRow(row[:0], c.Row)
+		rc.Row = row
+		rc.Digest = in.table.Digest(&in.h, c.Row)
+	}
+	return rc, row
 }
 
 // Finish sends the end of an input that has no records, or none left to
@@ -392,11 +397,11 @@ func (s *Stage) Finish(ctx context.Context, topic string, partition int32) error
 		return err
 	}
 	in.ended = true
-	return s.publish(ctx, in, s.marks(reconcile.Mark{Side: in.side, Input: in.name, Time: reconcile.End}), nil)
+	return s.publish(ctx, in, s.marks(changes.Mark{Side: in.side, Input: in.name, Time: changes.End}), nil)
 }
 
-func (s *Stage) marks(m reconcile.Mark) []*kgo.Record {
-	b := reconcile.AppendMark(nil, m)
+func (s *Stage) marks(m changes.Mark) []*kgo.Record {
+	b := changes.AppendMark(nil, m)
 	out := make([]*kgo.Record, s.cfg.Partitions)
 	for p := range out {
 		out[p] = kafka.PartitionRecord(nil, b, int32(p))
@@ -519,7 +524,7 @@ func (s *Stage) idle(ctx context.Context, in *input, ends map[string]int64, caug
 	if in.next < end || in.next < in.suppress || t <= in.idle || t <= in.latest {
 		return nil
 	}
-	m := reconcile.Mark{Side: in.side, Input: in.name, Time: t}
+	m := changes.Mark{Side: in.side, Input: in.name, Time: t}
 	if err := s.publish(ctx, in, s.marks(m), nil); err != nil {
 		return err
 	}

@@ -43,6 +43,7 @@ import (
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
+	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
 	"github.com/cdcrecon/cdcrecon/processors/reconcile"
@@ -299,7 +300,7 @@ func (s *Stage) Handle(msg *message.Message) error {
 			continue // applied before a failed publish; its records are still in p.out
 		}
 		p.next = r.Offset + 1
-		c, _, m, err := reconcile.DecodeRecord(r.Value)
+		c, m, err := changes.Decode(r.Value)
 		if err != nil {
 			// Our own topic: a record we cannot read is a bug or
 			// corruption; stopping beats deciding on partial input.
@@ -339,10 +340,10 @@ func (s *Stage) Handle(msg *message.Message) error {
 // it possible, whatever the batch it came in, so a rebuild decides each
 // record at the same offset as the owner before it, and publishes exactly
 // the records decided at or after the offset that owner committed.
-func (s *Stage) mark(p *partition, m *reconcile.Mark, off int64) {
+func (s *Stage) mark(p *partition, m *changes.Mark, off int64) {
 	before := len(p.out)
 	p.engine.Watermark(m.Side, m.Input, m.Time)
-	if m.Time == reconcile.End {
+	if m.Time == changes.End {
 		p.ended[m.Input] = true
 	}
 	p.engine.Advance()

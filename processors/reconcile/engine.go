@@ -12,71 +12,11 @@ import (
 	"time"
 
 	"github.com/cdcrecon/cdcrecon/processors/canon"
+	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
 	"github.com/cdcrecon/cdcrecon/schemas"
 )
-
-// Kind is what a change does to its key's state on its side.
-type Kind uint8
-
-// Kinds of change.
-const (
-	Upsert   Kind = iota + 1 // the row is Row
-	Absent                   // deleted, soft-deleted
-	Truncate                 // every row of the table on the side is removed
-)
-
-// Origin is where a change was read. At one event time, a side's changes
-// apply in Origin order.
-type Origin struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-}
-
-func (o Origin) compare(p Origin) int {
-	switch {
-	case o.Topic != p.Topic:
-		if o.Topic < p.Topic {
-			return -1
-		}
-		return 1
-	case o.Partition != p.Partition:
-		return cmp(int64(o.Partition), int64(p.Partition))
-	}
-	return cmp(o.Offset, p.Offset)
-}
-
-func cmp(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// Change is one deduplicated change of one side of one key (of every key
-// of the table, for Truncate).
-type Change struct {
-	Table string
-	Side  normalize.Side
-	Kind  Kind
-	// Key is the canonical key (canon.AppendKey); empty for Truncate.
-	Key []byte
-	// Row is the canonical row (canon.AppendRow) and Digest its digest
-	// (normalize.Table.Digest), for Upsert.
-	Row    []byte
-	Digest uint64
-	// Unresolved: Row holds unchanged-TOAST placeholders, to resolve
-	// against the side's previous row.
-	Unresolved bool
-	// Time is the effective event time, Unix ms.
-	Time   int64
-	Origin Origin
-}
 
 // Config configures an Engine.
 type Config struct {
@@ -158,7 +98,7 @@ func parseInput(input string) inputKey {
 type tableState struct {
 	t           *normalize.Table
 	targetTopic string
-	truncates   []Change // both sides, kept while they may meet new keys
+	truncates   []changes.Change // both sides, kept while they may meet new keys
 	windows     map[int64]*window
 }
 
@@ -257,7 +197,7 @@ func (e *Engine) bound() int64 {
 // reproduces every decision whatever its batches; and no instant at or
 // past an input's watermark is decided before that input's later changes
 // are in.
-func (e *Engine) Apply(c Change) error {
+func (e *Engine) Apply(c changes.Change) error {
 	ts := e.tables[c.Table]
 	if ts == nil {
 		return fmt.Errorf("change of unknown table %q", c.Table)
@@ -277,7 +217,7 @@ func (e *Engine) Apply(c Change) error {
 		e.stats.Late++
 	}
 	e.stats.Changes++
-	if c.Kind == Truncate {
+	if c.Kind == changes.Truncate {
 		if err := e.loadTable(ts); err != nil {
 			return err
 		}
@@ -291,11 +231,11 @@ func (e *Engine) Apply(c Change) error {
 		return nil
 	}
 	switch c.Kind {
-	case Upsert:
+	case changes.Upsert:
 		if _, err := canon.DecodeRow(c.Row); err != nil {
 			return fmt.Errorf("change of table %s: row: %w", c.Table, err)
 		}
-	case Absent:
+	case changes.Absent:
 	default:
 		return fmt.Errorf("change of table %s: invalid kind %d", c.Table, c.Kind)
 	}
@@ -330,7 +270,7 @@ func (e *Engine) Apply(c Change) error {
 	return nil
 }
 
-func (e *Engine) pend(ks *keyState, c Change) {
+func (e *Engine) pend(ks *keyState, c changes.Change) {
 	ks.insert(c)
 	e.schedule(ks)
 }
@@ -416,9 +356,9 @@ func (e *Engine) sweep(ks *keyState, t int64) {
 }
 
 // apply makes a change the key's current state on its side.
-func (e *Engine) apply(ks *keyState, c Change) {
+func (e *Engine) apply(ks *keyState, c changes.Change) {
 	st := state{start: c.Time}
-	if c.Kind == Upsert {
+	if c.Kind == changes.Upsert {
 		st.row, st.digest = c.Row, c.Digest
 		if c.Unresolved {
 			st.row, st.digest, st.partial = e.resolve(ks.table.t, c.Row, ks.current(c.Side).row)

@@ -4,6 +4,7 @@ import (
 	"math"
 	"sort"
 
+	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
 )
 
@@ -27,7 +28,7 @@ type keyState struct {
 	src []state
 	tgt state
 	// pending changes, not yet applied, in (time, origin) order.
-	pending []Change
+	pending []changes.Change
 	at      int64 // decided through this instant
 	drift   *openDrift
 	timer   int64 // instant of the key's timer; MaxInt64 for none
@@ -48,12 +49,12 @@ func (ks *keyState) current(side normalize.Side) *state {
 }
 
 // insert adds a pending change in (time, origin) order.
-func (ks *keyState) insert(c Change) {
+func (ks *keyState) insert(c changes.Change) {
 	i := sort.Search(len(ks.pending), func(i int) bool {
 		p := ks.pending[i]
-		return p.Time > c.Time || p.Time == c.Time && p.Origin.compare(c.Origin) > 0
+		return p.Time > c.Time || p.Time == c.Time && p.Origin.Compare(c.Origin) > 0
 	})
-	ks.pending = append(ks.pending, Change{})
+	ks.pending = append(ks.pending, changes.Change{})
 	copy(ks.pending[i+1:], ks.pending[i:])
 	ks.pending[i] = c
 }

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
 	"github.com/cdcrecon/cdcrecon/processors/reconcile"
 	"github.com/cdcrecon/cdcrecon/schemas"
@@ -16,7 +17,7 @@ import (
 
 // logEntry is one record of a changes partition: a change or a watermark.
 type logEntry struct {
-	change *reconcile.Change
+	change *changes.Change
 	side   normalize.Side
 	input  string
 	mark   int64
@@ -43,7 +44,7 @@ func lateLog(r *rand.Rand, hist *history, inputs []string) []logEntry {
 		}
 	}
 	for _, in := range inputs {
-		log = append(log, logEntry{side: hist.sides[in], input: in, mark: reconcile.End})
+		log = append(log, logEntry{side: hist.sides[in], input: in, mark: changes.End})
 	}
 	return log
 }
@@ -126,7 +127,7 @@ func TestLateChangesPlacedByTheLog(t *testing.T) {
 		// The rule, written out: a change takes effect no earlier than
 		// its input's latest watermark before it.
 		marks := map[string]int64{}
-		var eff []reconcile.Change
+		var eff []changes.Change
 		for _, l := range log {
 			if l.change == nil {
 				marks[l.input] = max(marks[l.input], l.mark)
@@ -173,7 +174,7 @@ func TestLateChangesPlacedByTheLog(t *testing.T) {
 	if late == 0 {
 		t.Fatal("no late change generated")
 	}
-	t.Logf("%d histories, %d late changes", n, late)
+	t.Logf("%d histories, %d late cs", n, late)
 }
 
 func firstDiff(a, b []string) string {

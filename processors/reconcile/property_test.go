@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/cdcrecon/cdcrecon/processors/canon"
+	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
 	"github.com/cdcrecon/cdcrecon/processors/reconcile"
@@ -50,12 +51,12 @@ func propertySetup(t testing.TB) (*config.Config, *normalize.Mapper) {
 // history is a generated input: the changes of every input partition, in
 // partition order, with non-decreasing times.
 type history struct {
-	inputs map[string][]reconcile.Change // "topic/partition" -> changes
+	inputs map[string][]changes.Change // "topic/partition" -> cs
 	sides  map[string]normalize.Side
 }
 
-func (h *history) all() []reconcile.Change {
-	var out []reconcile.Change
+func (h *history) all() []changes.Change {
+	var out []changes.Change
 	for _, cs := range h.inputs {
 		out = append(out, cs...)
 	}
@@ -67,7 +68,7 @@ func (h *history) all() []reconcile.Change {
 // sometimes early; TOAST placeholders, deletes and truncates included.
 func generate(r *rand.Rand, m *normalize.Mapper) *history {
 	const grace = 50
-	var raw []reconcile.Change
+	var raw []changes.Change
 	var h canon.Hasher
 	row := func(t *normalize.Table, v, w int64, toast bool) ([]byte, uint64, bool) {
 		vv := canon.IntValue(v)
@@ -89,10 +90,10 @@ func generate(r *rand.Rand, m *normalize.Mapper) *history {
 					// goes idle (and, with a store, leaves memory).
 					tm += 300 + int64(r.IntN(400))
 				}
-				c := reconcile.Change{Table: t.Name(), Side: normalize.Source, Key: key, Time: tm, Kind: reconcile.Upsert}
+				c := changes.Change{Table: t.Name(), Side: normalize.Source, Key: key, Time: tm, Kind: changes.Upsert}
 				v, w := int64(r.IntN(3)), int64(r.IntN(3))
 				if r.IntN(6) == 0 {
-					c.Kind = reconcile.Absent
+					c.Kind = changes.Absent
 				} else {
 					c.Row, c.Digest, c.Unresolved = row(t, v, w, r.IntN(8) == 0)
 				}
@@ -109,10 +110,10 @@ func generate(r *rand.Rand, m *normalize.Mapper) *history {
 					tc.Time -= int64(r.IntN(10))
 				case p < 17: // wrong value (w within tolerance on table b, sometimes)
 					tc.Time += int64(r.IntN(grace))
-					if tc.Kind == reconcile.Upsert {
+					if tc.Kind == changes.Upsert {
 						tc.Row, tc.Digest, tc.Unresolved = row(t, v, w+int64(1+r.IntN(2)), false)
 					} else {
-						tc.Kind, tc.Row, tc.Digest, tc.Unresolved = reconcile.Upsert, nil, 0, false
+						tc.Kind, tc.Row, tc.Digest, tc.Unresolved = changes.Upsert, nil, 0, false
 						tc.Row, tc.Digest, _ = row(t, v, w, false)
 					}
 				default: // dropped
@@ -124,11 +125,11 @@ func generate(r *rand.Rand, m *normalize.Mapper) *history {
 		}
 		if r.IntN(5) == 0 {
 			side := normalize.Side(1 + r.IntN(2))
-			raw = append(raw, reconcile.Change{Table: t.Name(), Side: side, Kind: reconcile.Truncate, Time: int64(r.IntN(2000))})
+			raw = append(raw, changes.Change{Table: t.Name(), Side: side, Kind: changes.Truncate, Time: int64(r.IntN(2000))})
 		}
 	}
 	// Spread over input partitions, each in time order.
-	hist := &history{inputs: map[string][]reconcile.Change{}, sides: map[string]normalize.Side{}}
+	hist := &history{inputs: map[string][]changes.Change{}, sides: map[string]normalize.Side{}}
 	sort.SliceStable(raw, func(i, j int) bool { return raw[i].Time < raw[j].Time })
 	for _, c := range raw {
 		topic := map[normalize.Side]string{normalize.Source: "src.", normalize.Target: "tgt."}[c.Side] + c.Table
@@ -137,7 +138,7 @@ func generate(r *rand.Rand, m *normalize.Mapper) *history {
 			part = int32(c.Key[len(c.Key)-1] % 2)
 		}
 		in := fmt.Sprintf("%s/%d", topic, part)
-		c.Origin = reconcile.Origin{Topic: topic, Partition: part, Offset: int64(len(hist.inputs[in]))}
+		c.Origin = changes.Origin{Topic: topic, Partition: part, Offset: int64(len(hist.inputs[in]))}
 		hist.inputs[in] = append(hist.inputs[in], c)
 		hist.sides[in] = c.Side
 	}
@@ -147,7 +148,7 @@ func generate(r *rand.Rand, m *normalize.Mapper) *history {
 // next takes the next change of an input picked at random among those
 // with changes left (pos holds each input's position); false when none
 // is left.
-func (h *history) next(r *rand.Rand, inputs []string, pos map[string]int) (string, reconcile.Change, bool) {
+func (h *history) next(r *rand.Rand, inputs []string, pos map[string]int) (string, changes.Change, bool) {
 	var live []string
 	for _, in := range inputs {
 		if pos[in] < len(h.inputs[in]) {
@@ -155,7 +156,7 @@ func (h *history) next(r *rand.Rand, inputs []string, pos map[string]int) (strin
 		}
 	}
 	if len(live) == 0 {
-		return "", reconcile.Change{}, false
+		return "", changes.Change{}, false
 	}
 	in := live[r.IntN(len(live))]
 	c := h.inputs[in][pos[in]]
@@ -183,7 +184,7 @@ func feed(t testing.TB, r *rand.Rand, e *reconcile.Engine, hist *history, inputs
 		case pos[in] == len(hist.inputs[in]) && r.IntN(2) == 0:
 			// The input's end, told at once (as ingest does at the end
 			// of a dump), lets the others' watermarks decide.
-			e.Watermark(hist.sides[in], in, reconcile.End)
+			e.Watermark(hist.sides[in], in, changes.End)
 			e.Advance()
 			flush()
 		case r.IntN(3) == 0:

@@ -8,6 +8,7 @@ import (
 	"github.com/zeebo/xxh3"
 
 	"github.com/cdcrecon/cdcrecon/processors/canon"
+	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
 	"github.com/cdcrecon/cdcrecon/processors/reconcile"
 )
@@ -52,9 +53,9 @@ type refModel struct {
 // sideStates applies a side's changes in (time, origin) order, resolving
 // TOAST placeholders against the previous row, and returns the states,
 // the first being "absent since -∞".
-func (m *refModel) sideStates(t *normalize.Table, changes []reconcile.Change) []refState {
-	sort.SliceStable(changes, func(i, j int) bool {
-		a, b := changes[i], changes[j]
+func (m *refModel) sideStates(t *normalize.Table, cs []changes.Change) []refState {
+	sort.SliceStable(cs, func(i, j int) bool {
+		a, b := cs[i], cs[j]
 		if a.Time != b.Time {
 			return a.Time < b.Time
 		}
@@ -68,9 +69,9 @@ func (m *refModel) sideStates(t *normalize.Table, changes []reconcile.Change) []
 	})
 	states := []refState{{time: math.MinInt64}}
 	var h canon.Hasher
-	for _, c := range changes {
+	for _, c := range cs {
 		s := refState{time: c.Time}
-		if c.Kind == reconcile.Upsert {
+		if c.Kind == changes.Upsert {
 			row, err := canon.DecodeRow(c.Row)
 			if err != nil {
 				panic(err)
@@ -115,13 +116,13 @@ func (m *refModel) consistent(t *normalize.Table, src, tgt []refState, at_ int64
 }
 
 // run finds every drift and checksum of a complete history.
-func (m *refModel) run(changes []reconcile.Change) ([]refDrift, []refChecksum) {
+func (m *refModel) run(cs []changes.Change) ([]refDrift, []refChecksum) {
 	type keyID struct{ table, key string }
-	bySide := map[keyID][3][]reconcile.Change{}
+	bySide := map[keyID][3][]changes.Change{}
 	keysOf := map[string][]string{}
-	var truncates []reconcile.Change
-	for _, c := range changes {
-		if c.Kind == reconcile.Truncate {
+	var truncates []changes.Change
+	for _, c := range cs {
+		if c.Kind == changes.Truncate {
 			truncates = append(truncates, c)
 			continue
 		}
@@ -138,7 +139,7 @@ func (m *refModel) run(changes []reconcile.Change) ([]refDrift, []refChecksum) {
 			id := keyID{tr.Table, k}
 			s := bySide[id]
 			a := tr
-			a.Kind, a.Key = reconcile.Absent, []byte(k)
+			a.Kind, a.Key = changes.Absent, []byte(k)
 			s[tr.Side] = append(s[tr.Side], a)
 			bySide[id] = s
 		}

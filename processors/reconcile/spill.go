@@ -8,6 +8,7 @@ import (
 
 	"github.com/zeebo/xxh3"
 
+	"github.com/cdcrecon/cdcrecon/processors/internal/wire"
 	"github.com/cdcrecon/cdcrecon/schemas"
 )
 
@@ -185,15 +186,15 @@ var errKeyState = errors.New("stored key state is corrupt")
 
 func (e *Engine) decodeKey(ts *tableState, id string, v []byte) (*keyState, error) {
 	fail := func() (*keyState, error) { return nil, fmt.Errorf("%w: %q", errKeyState, id) }
-	r := reader{b: v}
-	if r.byte() != keyStateVersion {
+	r := &wire.Reader{B: v}
+	if r.Byte() != keyStateVersion {
 		return fail()
 	}
 	ks := newKeyState(ts, id, []byte(id[len(ts.t.Name())+1:]))
-	ks.at = r.varint()
-	ks.src[0] = r.state()
-	ks.tgt = r.state()
-	if d := r.bytes(); len(d) > 0 && r.err == nil {
+	ks.at = r.Varint()
+	ks.src[0] = readState(r)
+	ks.tgt = readState(r)
+	if d := r.Bytes(); len(d) > 0 && r.Err == nil {
 		rec, err := schemas.Decode(driftSchema, d)
 		drift, ok := rec.(*schemas.Drift)
 		if err != nil || !ok {
@@ -201,20 +202,20 @@ func (e *Engine) decodeKey(ts *tableState, id string, v []byte) (*keyState, erro
 		}
 		ks.drift = &openDrift{rec: *drift}
 	}
-	if r.err != nil || r.i != len(r.b) {
+	if !r.Done() {
 		return fail()
 	}
 	return ks, nil
 }
 
-func (r *reader) state() state {
-	st := state{start: r.varint()}
-	flags := r.byte()
-	if r.err != nil {
+func readState(r *wire.Reader) state {
+	st := state{start: r.Varint()}
+	flags := r.Byte()
+	if r.Err != nil {
 		return st
 	}
-	st.digest = r.uint64()
-	row := r.bytes()
+	st.digest = r.Uint64()
+	row := r.Bytes()
 	if flags&1 != 0 {
 		st.row = append(make([]byte, 0, len(row)), row...)
 	}

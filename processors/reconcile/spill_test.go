@@ -6,6 +6,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/cdcrecon/cdcrecon/processors/canon"
+	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
 	"github.com/cdcrecon/cdcrecon/processors/reconcile"
 	"github.com/cdcrecon/cdcrecon/processors/state"
@@ -21,11 +22,11 @@ func TestStoredKeysComeBack(t *testing.T) {
 	tbl := m.Tables()[0]
 	var h canon.Hasher
 	key := canon.AppendKey(nil, []canon.Value{canon.IntValue(1)})
-	change := func(side normalize.Side, at, v int64) reconcile.Change {
+	change := func(side normalize.Side, at, v int64) changes.Change {
 		row := canon.Row{{Name: "v", Value: canon.IntValue(v)}, {Name: "w", Value: canon.IntValue(0)}}
-		return reconcile.Change{Table: tbl.Name(), Side: side, Kind: reconcile.Upsert, Key: key, Time: at,
+		return changes.Change{Table: tbl.Name(), Side: side, Kind: changes.Upsert, Key: key, Time: at,
 			Row: canon.AppendRow(nil, row), Digest: tbl.Digest(&h, row),
-			Origin: reconcile.Origin{Topic: "x", Offset: at}}
+			Origin: changes.Origin{Topic: "x", Offset: at}}
 	}
 	st, err := state.Open("db", state.Options{FS: vfs.NewMem()})
 	if err != nil {
@@ -61,7 +62,7 @@ func TestStoredKeysComeBack(t *testing.T) {
 	}
 
 	e := open()
-	for _, c := range []reconcile.Change{change(normalize.Source, 100, 1), change(normalize.Target, 120, 2)} {
+	for _, c := range []changes.Change{change(normalize.Source, 100, 1), change(normalize.Target, 120, 2)} {
 		if err := e.Apply(c); err != nil {
 			t.Fatal(err)
 		}
