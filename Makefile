@@ -4,10 +4,10 @@
 GO        ?= go
 BIN       ?= bin/cdcrecon
 BENCHOUT  ?= bench.txt
-STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
-BENCHSTAT   = golang.org/x/perf/cmd/benchstat@latest
+# Tools pinned in test/tools/go.mod (go get -tool there to upgrade).
+TOOL      = $(GO) tool -modfile=test/tools/go.mod
 
-.PHONY: build demo test e2e e2e-local realstack-jars fuzz lint bench clean
+.PHONY: build demo test test-short e2e e2e-local realstack-jars fuzz lint bench clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cdcrecon
@@ -22,6 +22,12 @@ demo: build
 test:
 	$(GO) vet ./...
 	$(GO) test -race -shuffle=on -timeout 20m ./...
+
+# The inner loop: every test but the long ones (the chaos and fault
+# runs, worker processes, the real stack), which -short skips. CI runs
+# them all (make test).
+test-short:
+	$(GO) test -short ./...
 
 # The docker-compose stack end to end (needs a Docker engine): builds and
 # brings up docker-compose.yml, writes to the source, tampers with the
@@ -59,7 +65,7 @@ fuzz:
 lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
-	$(GO) run $(STATICCHECK) ./...
+	$(TOOL) staticcheck ./...
 
 # The benchmarks of BENCHMARKS.md: `cdcrecon bench` (the streaming
 # worker's events/s, detection latency, peak RSS, recall and precision,
@@ -72,7 +78,7 @@ bench: build
 	$(GO) test -run '^$$' -bench 'BenchmarkDrift' -count 6 ./schemas | tee -a $(BENCHOUT)
 	$(GO) test -run '^$$' -bench 'BenchmarkCheck|BenchmarkRun' -benchtime 1x -count 3 -timeout 60m ./cmd/cdcrecon | tee -a $(BENCHOUT)
 	$(GO) test -run '^$$' -bench 'BenchmarkWorkerRestart|BenchmarkRestore' -benchtime 1x -count 3 -timeout 60m ./cmd/cdcrecon | tee -a $(BENCHOUT)
-	$(GO) run $(BENCHSTAT) $(BENCHOUT)
+	$(TOOL) benchstat $(BENCHOUT)
 
 clean:
 	rm -rf bin $(BENCHOUT) bench-worker.txt

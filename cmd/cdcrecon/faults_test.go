@@ -87,7 +87,7 @@ func TestWorkerSignalsTellTheTruth(t *testing.T) {
 	// Read everything (3 tables x 2 sides x 2 input partitions, and 3
 	// changes partitions); the gauge then equals the drift the truth has
 	// open.
-	m = waitMetrics(t, url, 60*time.Second, "read to the end", func(m promMetrics) bool {
+	waitMetrics(t, url, 60*time.Second, "read to the end", func(m promMetrics) bool {
 		return m.series("cdcrecon_consumer_lag_records") >= 6*2+3 && m.sum("cdcrecon_consumer_lag_records") == 0 && m["cdcrecon_broker_reachable"] == 1
 	})
 	truth, _ := os.ReadFile(filepath.Join(dir, "truth.jsonl"))
