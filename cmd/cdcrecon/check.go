@@ -344,7 +344,7 @@ func prepareTopics(ctx context.Context, adm *kadm.Client, cfg *config.Config) (m
 	if err != nil {
 		return nil, nil, err
 	}
-	inputs := inputTopics(cfg)
+	inputs := topology.Define(cfg).InputTopics()
 	offs, err := adm.ListEndOffsets(ctx, inputs...)
 	if err == nil {
 		err = offs.Error()

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/cdcrecon/cdcrecon/pipeline/topology"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 )
 
@@ -107,7 +108,8 @@ func parseFrom(s string) (replayPoint, error) {
 // lower commit is a replay; a commit above what was processed would skip
 // outputs, so a point is never allowed to raise one.
 func rewind(ctx context.Context, adm *kadm.Client, cfg *config.Config, p replayPoint) error {
-	group := cfg.Kafka.Group + ".reconcile"
+	top := topology.Define(cfg)
+	group := top.ReconcileGroup
 	described, err := adm.DescribeGroups(ctx, group)
 	if err != nil {
 		return fmt.Errorf("describing group %s: %w", group, err)
@@ -125,15 +127,15 @@ func rewind(ctx context.Context, adm *kadm.Client, cfg *config.Config, p replayP
 		}
 		return nil
 	}
-	committed, err := adm.FetchOffsetsForTopics(ctx, group, cfg.Topics.Changes)
+	committed, err := adm.FetchOffsetsForTopics(ctx, group, top.Changes)
 	if err != nil {
 		return fmt.Errorf("reading the offsets of group %s: %w", group, err)
 	}
 	want := p.offsets
 	if want == nil {
-		listed, err := adm.ListOffsetsAfterMilli(ctx, p.at.UnixMilli(), cfg.Topics.Changes)
+		listed, err := adm.ListOffsetsAfterMilli(ctx, p.at.UnixMilli(), top.Changes)
 		if err != nil {
-			return fmt.Errorf("finding the offsets of %s at %s: %w", cfg.Topics.Changes, p.at.Format(time.RFC3339), err)
+			return fmt.Errorf("finding the offsets of %s at %s: %w", top.Changes, p.at.Format(time.RFC3339), err)
 		}
 		want = map[int32]int64{}
 		listed.Each(func(o kadm.ListedOffset) {
@@ -144,14 +146,14 @@ func rewind(ctx context.Context, adm *kadm.Client, cfg *config.Config, p replayP
 	}
 	var to kadm.Offsets
 	for part, off := range want {
-		if part >= int32(cfg.Kafka.Partitions) {
-			return usageError("--from: partition %d: the changes topic %s has %d partitions", part, cfg.Topics.Changes, cfg.Kafka.Partitions)
+		if part >= int32(top.Partitions) {
+			return usageError("--from: partition %d: the changes topic %s has %d partitions", part, top.Changes, top.Partitions)
 		}
-		cur, ok := committed.Lookup(cfg.Topics.Changes, part)
+		cur, ok := committed.Lookup(top.Changes, part)
 		if !ok || cur.Err != nil || cur.At < 0 || off >= cur.At {
 			continue // nothing committed (everything is published anyway), or not a rewind
 		}
-		to.AddOffset(cfg.Topics.Changes, part, off, -1)
+		to.AddOffset(top.Changes, part, off, -1)
 	}
 	if len(to) == 0 {
 		return nil

@@ -8,25 +8,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/cdcrecon/cdcrecon/pipeline/topology"
 	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 )
-
-// inputTopics are the source and target topics of every table.
-func inputTopics(cfg *config.Config) []string {
-	var topics []string
-	for _, t := range cfg.Tables {
-		topics = append(topics, t.Source.Topic, t.Target.Topic)
-	}
-	return topics
-}
 
 // inputPartitions returns the partition count of every input topic;
 // missing, when not nil, is called for a topic that does not exist and
 // returns the count it now has (check creates it empty) or an error (run
 // refuses to start).
 func inputPartitions(ctx context.Context, adm *kadm.Client, cfg *config.Config, missing func(topic string) (int32, error)) (map[string]int32, error) {
-	inputs := inputTopics(cfg)
+	inputs := topology.Define(cfg).InputTopics()
 	details, err := adm.ListTopics(ctx, inputs...)
 	if err != nil {
 		return nil, fmt.Errorf("listing topics: %w", err)
@@ -67,21 +59,22 @@ func createTopic(ctx context.Context, adm *kadm.Client, topic string, n int32, c
 // kafka.partitions partitions, and refuses a changes topic with another
 // count: both sides of a key must meet in one of its partitions.
 func ensureInternal(ctx context.Context, adm *kadm.Client, cfg *config.Config) error {
-	internal := []string{cfg.Topics.Changes, cfg.Topics.Drift, cfg.Topics.Compensation, cfg.Topics.Checksums, cfg.Topics.DLQ}
+	top := topology.Define(cfg)
+	internal := top.Internal()
 	details, err := adm.ListTopics(ctx, internal...)
 	if err != nil {
 		return fmt.Errorf("listing topics: %w", err)
 	}
-	want := int32(cfg.Kafka.Partitions)
+	want := int32(top.Partitions)
 	for _, topic := range internal {
 		if d, ok := details[topic]; ok && d.Err == nil {
-			if topic == cfg.Topics.Changes && int32(len(d.Partitions)) != want {
+			if topic == top.Changes && int32(len(d.Partitions)) != want {
 				return fmt.Errorf("changes topic %s has %d partitions, kafka.partitions says %d: both sides of a key must meet in one partition, so the count cannot change under running workers", topic, len(d.Partitions), want)
 			}
 			continue
 		}
 		var configs map[string]*string
-		if topic == cfg.Topics.Changes {
+		if topic == top.Changes {
 			configs = changes.TopicConfigs()
 		}
 		if err := createTopic(ctx, adm, topic, want, configs); err != nil {

@@ -38,10 +38,7 @@ func newClock(p *Pipeline, o Options, log *slog.Logger) *clock {
 	for i := range c.heartbeat {
 		c.heartbeat[i].Store(math.MinInt64)
 	}
-	for _, t := range o.Config.Tables {
-		c.topics = append(c.topics, t.Source.Topic, t.Target.Topic)
-		c.tables = append(c.tables, t.Name)
-	}
+	c.topics, c.tables = p.Topology.InputTopics(), p.Topology.Tables()
 	o.Metrics.Tables(c.tables, []string{normalize.Source.String(), normalize.Target.String()})
 	return c
 }
@@ -169,7 +166,7 @@ func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 			snap.caught[s] = max(wall, c.heartbeat[s].Load())
 		}
 		lctx, cancel := context.WithTimeout(ctx, max(idle.Interval, listTimeout))
-		ends, err := adm.ListEndOffsets(lctx, append(c.topics, c.o.Config.Topics.Changes)...)
+		ends, err := adm.ListEndOffsets(lctx, append(c.topics, c.p.Topology.Changes)...)
 		cancel()
 		if err == nil {
 			// A partition whose end is unknown is reported without lag;
@@ -197,7 +194,7 @@ func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 		ends.Each(func(o kadm.ListedOffset) {
 			switch {
 			case o.Err != nil:
-			case o.Topic == c.o.Config.Topics.Changes:
+			case o.Topic == c.p.Topology.Changes:
 				changes[o.Partition] = o.Offset
 			default:
 				snap.ends[ingest.InputName(o.Topic, o.Partition)] = o.Offset
@@ -209,7 +206,7 @@ func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 		}
 		lag, rebuilding := c.p.Reconciler.Progress(changes)
 		for p, n := range lag {
-			m.Lag(c.o.Config.Topics.Changes, p, n)
+			m.Lag(c.p.Topology.Changes, p, n)
 		}
 		m.Rebuilding(rebuilding)
 		if c.o.Store != nil {

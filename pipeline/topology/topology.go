@@ -60,6 +60,8 @@ type Options struct {
 
 // Pipeline is a running topology's parts.
 type Pipeline struct {
+	// Topology is the pipeline's shape, from Define.
+	Topology   *Topology
 	Router     *message.Router
 	Ingest     *ingest.Stage
 	Reconciler *reconciler.Stage
@@ -96,18 +98,17 @@ func New(o Options) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{Mapper: m, pub: pub, run: make(chan struct{}), sessionTimeout: cfg.Kafka.SessionTimeout, log: log, metrics: o.Metrics}
+	top := Define(cfg)
+	p := &Pipeline{Topology: top, Mapper: m, pub: pub, run: make(chan struct{}), sessionTimeout: cfg.Kafka.SessionTimeout, log: log, metrics: o.Metrics}
 	inputs := map[normalize.Side][]string{}
-	for _, t := range cfg.Tables {
-		for side, topic := range map[normalize.Side]string{normalize.Source: t.Source.Topic, normalize.Target: t.Target.Topic} {
-			n, ok := o.Partitions[topic]
-			if !ok {
-				p.Close()
-				return nil, fmt.Errorf("topology: no partition count for topic %s", topic)
-			}
-			for i := range n {
-				inputs[side] = append(inputs[side], ingest.InputName(topic, i))
-			}
+	for _, in := range top.Inputs {
+		n, ok := o.Partitions[in.Topic]
+		if !ok {
+			p.Close()
+			return nil, fmt.Errorf("topology: no partition count for topic %s", in.Topic)
+		}
+		for i := range n {
+			inputs[in.Side] = append(inputs[in.Side], ingest.InputName(in.Topic, i))
 		}
 	}
 	for _, ins := range inputs {
@@ -115,14 +116,14 @@ func New(o Options) (*Pipeline, error) {
 	}
 	p.Ingest, err = ingest.New(ingest.Config{Mapper: m, Decoder: o.Decoder, Store: o.Store,
 		Dedupe: dedupe.Config{Retention: cfg.Dedupe.Retention}, Publisher: pub, Serde: o.Serde,
-		ChangesTopic: cfg.Topics.Changes, Partitions: cfg.Kafka.Partitions, DLQTopic: cfg.Topics.DLQ,
+		ChangesTopic: top.Changes, Partitions: top.Partitions, DLQTopic: top.DLQ,
 		Ends: o.Ends, OnInvalid: o.OnInvalid, Metrics: o.Metrics})
 	if err != nil {
 		p.Close()
 		return nil, err
 	}
 	p.Reconciler, err = reconciler.New(reconciler.Config{Config: cfg, Mapper: m, Publisher: pub, Serde: o.Serde, Store: o.Store,
-		Partitions: cfg.Kafka.Partitions, KeysInMemory: cfg.State.KeysInMemory, Metrics: o.Metrics,
+		Partitions: top.Partitions, KeysInMemory: cfg.State.KeysInMemory, Metrics: o.Metrics,
 		Inputs: inputs, OnFinish: o.OnFinish})
 	if err != nil {
 		p.Close()
@@ -142,22 +143,20 @@ func New(o Options) (*Pipeline, error) {
 		}
 		return s, err
 	}
-	for _, t := range cfg.Tables {
-		for _, topic := range []string{t.Source.Topic, t.Target.Topic} {
-			s, err := sub(cfg.Kafka.Group+".ingest."+topic, p.Ingest.Assigned, p.Ingest.Revoked)
-			if err != nil {
-				p.Close()
-				return nil, err
-			}
-			p.Router.AddConsumerHandler("ingest "+topic, topic, s, p.guard("ingest", p.Ingest.Handle))
+	for _, in := range top.Inputs {
+		s, err := sub(in.Group, p.Ingest.Assigned, p.Ingest.Revoked)
+		if err != nil {
+			p.Close()
+			return nil, err
 		}
+		p.Router.AddConsumerHandler("ingest "+in.Topic, in.Topic, s, p.guard("ingest", p.Ingest.Handle))
 	}
-	s, err := sub(cfg.Kafka.Group+".reconcile", p.Reconciler.Assigned, p.Reconciler.Revoked)
+	s, err := sub(top.ReconcileGroup, p.Reconciler.Assigned, p.Reconciler.Revoked)
 	if err != nil {
 		p.Close()
 		return nil, err
 	}
-	p.Router.AddConsumerHandler("reconcile", cfg.Topics.Changes, s, p.guard("reconcile", p.Reconciler.Handle))
+	p.Router.AddConsumerHandler("reconcile", top.Changes, s, p.guard("reconcile", p.Reconciler.Handle))
 	if o.Worker {
 		p.clock = newClock(p, o, log)
 	}

@@ -376,7 +376,30 @@ func (c *Config) Validate() error {
 	if len(c.Tables) == 0 {
 		add(c.errorAt("tables", "at least one table is required"))
 	}
+	// The topics cdcrecon writes are its own: no two the same, and none a
+	// table's or a heartbeat topic.
 	topics := map[string]string{}
+	for _, own := range []struct{ field, topic string }{{"topics.changes", c.Topics.Changes}, {"topics.drift", c.Topics.Drift},
+		{"topics.compensation", c.Topics.Compensation}, {"topics.checksums", c.Topics.Checksums}, {"topics.dlq", c.Topics.DLQ}} {
+		switch {
+		case own.topic == "":
+			add(c.errorAt(own.field, "must not be empty"))
+		case topics[own.topic] != "":
+			add(c.errorAt(own.field, "topic %q is already used by %s", own.topic, topics[own.topic]))
+		default:
+			topics[own.topic] = own.field
+		}
+	}
+	for _, side := range []struct {
+		name   string
+		topics []string
+	}{{"source", c.Idle.Heartbeats.Source}, {"target", c.Idle.Heartbeats.Target}} {
+		for i, topic := range side.topics {
+			if own := topics[topic]; own != "" {
+				add(c.errorAt(fmt.Sprintf("idle.heartbeats.%s[%d]", side.name, i), "topic %q is %s, written by cdcrecon", topic, own))
+			}
+		}
+	}
 	names := map[string]string{}
 	for i := range c.Tables {
 		t := &c.Tables[i]

@@ -90,6 +90,29 @@ tables:
 	}
 }
 
+// TestOwnTopicsAreApart: the topics cdcrecon writes are neither a
+// table's topic, nor a heartbeat topic, nor one another.
+func TestOwnTopicsAreApart(t *testing.T) {
+	_, err := Parse([]byte(`
+topics: {drift: pg.public.orders, checksums: cdcrecon.compensation}
+idle: {heartbeats: {source: [cdcrecon.dlq]}}
+tables:
+  - {name: orders, key: [id], source: {topic: pg.public.orders}, target: {topic: b}}
+`), "own.yaml")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		`own.yaml:2: topics.checksums: topic "cdcrecon.compensation" is already used by topics.compensation`,
+		`own.yaml:3: idle.heartbeats.source[0]: topic "cdcrecon.dlq" is topics.dlq, written by cdcrecon`,
+		`own.yaml:5: tables[0].source.topic: topic "pg.public.orders" is already used by topics.drift`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
 // TestSecretsFromTheEnvironment: a set variable overrides the file's
 // secret; SASL without a password anywhere is an error naming the field
 // and the variable; a TLS certificate needs its key.
