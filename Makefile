@@ -19,22 +19,27 @@ demo: build
 
 # vet, then every test under the race detector in random order. Suites that
 # need kcat or Docker skip with the reason when those are absent.
+# test/e2e, the docker-compose suite, is a module of its own (its
+# testcontainers graph stays out of the product's).
 test:
 	$(GO) vet ./...
+	cd test/e2e && $(GO) vet ./...
 	$(GO) test -race -shuffle=on -timeout 20m ./...
+	cd test/e2e && $(GO) test -race -shuffle=on -timeout 10m ./...
 
 # The inner loop: every test but the long ones (the chaos and fault
 # runs, worker processes, the real stack), which -short skips. CI runs
 # them all (make test).
 test-short:
 	$(GO) test -short ./...
+	cd test/e2e && $(GO) test -short ./...
 
 # The docker-compose stack end to end (needs a Docker engine): builds and
 # brings up docker-compose.yml, writes to the source, tampers with the
 # target, requires cdcrecon's drift and compensation records, and takes the
 # stack down. Without Docker it fails (make test skips it instead).
 e2e:
-	CDCRECON_E2E=1 $(GO) test -run '^TestComposeEndToEnd$$' -v -count 1 -timeout 20m ./test/e2e
+	cd test/e2e && CDCRECON_E2E=1 $(GO) test -run '^TestComposeEndToEnd$$' -v -count 1 -timeout 20m .
 
 # The real stack's jars (Kafka, Connect, Debezium) from Maven Central into
 # test/realstack/lib; Maven's local repository caches them.
@@ -65,7 +70,9 @@ fuzz:
 lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	cd test/e2e && $(GO) vet ./...
 	$(TOOL) staticcheck ./...
+	cd test/e2e && $(GO) tool -modfile=../tools/go.mod staticcheck ./...
 
 # The benchmarks of BENCHMARKS.md: `cdcrecon bench` (the streaming
 # worker's events/s, detection latency, peak RSS, recall and precision,
