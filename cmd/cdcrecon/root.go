@@ -142,7 +142,7 @@ func loadConfig(file string) (*config.Config, error) {
 func decoderConfig(rc *sr.Client) debezium.Config {
 	var dec debezium.Config
 	if rc != nil {
-		dec.Registry = debezium.NewRegistry(registry.Fetcher{Client: rc})
+		dec.Registry = debezium.NewSchemaCache(registry.Fetcher{Client: rc})
 	}
 	return dec
 }

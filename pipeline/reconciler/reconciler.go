@@ -53,7 +53,7 @@ import (
 
 // Config configures a Stage.
 type Config struct {
-	Config    *config.Config
+	Settings  *config.Config
 	Mapper    *normalize.Mapper
 	Publisher message.Publisher
 	Serde     *registry.Serde
@@ -101,13 +101,13 @@ type partition struct {
 	// OnFinish was called, once the last records were published.
 	finishing, finished bool
 	broken              error // set when the partition's state was lost; sticky
-	// What the clock reads as of the last batch handled, without waiting
+	// What the periodic duties read as of the last batch handled, without waiting
 	// on a batch, which may be waiting on the brokers.
 	read  atomic.Int64
 	stats atomic.Pointer[reconcile.Stats]
 }
 
-// snapshot publishes the partition's progress and counts to the clock.
+// snapshot publishes the partition's progress and counts to the periodic duties.
 // Called with p.mu held.
 func (p *partition) snapshot() {
 	p.read.Store(p.next)
@@ -123,7 +123,7 @@ type inputKey struct {
 
 // New returns a Stage.
 func New(cfg Config) (*Stage, error) {
-	if cfg.Config == nil || cfg.Mapper == nil || cfg.Publisher == nil || cfg.Serde == nil {
+	if cfg.Settings == nil || cfg.Mapper == nil || cfg.Publisher == nil || cfg.Serde == nil {
 		return nil, errors.New("reconciler: Config, Mapper, Publisher and Serde are required")
 	}
 	return &Stage{cfg: cfg, engines: map[int32]*partition{}, suppress: map[int32]int64{}, lost: map[int32]error{}}, nil
@@ -246,7 +246,7 @@ func (s *Stage) partition(id int32) (*partition, error) {
 		return p, nil
 	}
 	p := &partition{id: id, ended: map[string]bool{}, applied: map[inputKey]int64{}, suppress: s.suppress[id], broken: s.lost[id]}
-	rc := reconcile.Config{Config: s.cfg.Config, Mapper: s.cfg.Mapper, Partition: id,
+	rc := reconcile.Config{Settings: s.cfg.Settings, Mapper: s.cfg.Mapper, Partition: id,
 		Emit: func(r schemas.Record) { p.out = append(p.out, r) }}
 	if s.cfg.Store != nil {
 		rc.Store = s.cfg.Store
@@ -368,7 +368,7 @@ func (s *Stage) flush(p *partition) error {
 	if _, err := p.engine.Flush(b); err != nil {
 		return fmt.Errorf("reconciler partition %d: %w", p.id, err)
 	}
-	b.SetOffset(s.cfg.Config.Topics.Changes, p.id, p.next)
+	b.SetOffset(s.cfg.Settings.Topics.Changes, p.id, p.next)
 	if err := b.Commit(); err != nil {
 		p.broken = fmt.Errorf("reconciler partition %d: %w: %w", p.id, errStateLost, err)
 		return p.broken
@@ -423,7 +423,7 @@ func (s *Stage) publish(ctx context.Context, p *partition) error {
 // drift and compensation (so compaction keeps the latest per row), the
 // table, partition and window for checksums.
 func (s *Stage) route(r schemas.Record) (topic, key string) {
-	t := s.cfg.Config.Topics
+	t := s.cfg.Settings.Topics
 	switch x := r.(type) {
 	case *schemas.Drift:
 		return t.Drift, rowKey(x.Table, x.Key)

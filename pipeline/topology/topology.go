@@ -68,7 +68,7 @@ type Pipeline struct {
 	Mapper     *normalize.Mapper
 	pub        *kafka.Publisher
 	subs       []*kafka.Subscriber
-	clock      *clock
+	duties     *periodic
 	// run is closed when Run returns; ran tells that Run was called,
 	// closed that Close was.
 	run         chan struct{}
@@ -122,7 +122,7 @@ func New(o Options) (*Pipeline, error) {
 		p.Close()
 		return nil, err
 	}
-	p.Reconciler, err = reconciler.New(reconciler.Config{Config: cfg, Mapper: m, Publisher: pub, Serde: o.Serde, Store: o.Store,
+	p.Reconciler, err = reconciler.New(reconciler.Config{Settings: cfg, Mapper: m, Publisher: pub, Serde: o.Serde, Store: o.Store,
 		Partitions: top.Partitions, KeysInMemory: cfg.State.KeysInMemory, Metrics: o.Metrics,
 		Inputs: inputs, OnFinish: o.OnFinish})
 	if err != nil {
@@ -158,7 +158,7 @@ func New(o Options) (*Pipeline, error) {
 	}
 	p.Router.AddConsumerHandler("reconcile", top.Changes, s, p.guard("reconcile", p.Reconciler.Handle))
 	if o.Worker {
-		p.clock = newClock(p, o, log)
+		p.duties = newPeriodic(p, o, log)
 	}
 	return p, nil
 }
@@ -176,8 +176,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.mu.Unlock()
 	defer p.stop()
 	defer close(p.run)
-	if p.clock != nil {
-		if err := p.clock.start(ctx); err != nil {
+	if p.duties != nil {
+		if err := p.duties.start(ctx); err != nil {
 			return err
 		}
 	}
@@ -268,8 +268,8 @@ func (p *Pipeline) guard(stage string, h message.NoPublishHandlerFunc) message.N
 // Close stops the router and closes the clients; safe to call twice.
 func (p *Pipeline) Close() error {
 	var errs []error
-	if p.clock != nil {
-		p.clock.stop()
+	if p.duties != nil {
+		p.duties.stop()
 	}
 	p.mu.Lock()
 	ran := p.ran

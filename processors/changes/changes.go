@@ -20,14 +20,14 @@ import (
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
 )
 
-// Kind is what a change does to its key's state on its side.
-type Kind uint8
+// Effect is what a change does to its key's state on its side.
+type Effect uint8
 
 // Kinds of change.
 const (
-	Upsert   Kind = iota + 1 // the row is Row
-	Absent                   // deleted, soft-deleted
-	Truncate                 // every row of the table on the side is removed
+	Upsert   Effect = iota + 1 // the row is Row
+	Absent                     // deleted, soft-deleted
+	Truncate                   // every row of the table on the side is removed
 )
 
 // Origin is where a change was read: its input topic, partition and
@@ -67,7 +67,7 @@ func compare(a, b int64) int {
 type Change struct {
 	Table string
 	Side  normalize.Side
-	Kind  Kind
+	Kind  Effect
 	// Key is the canonical key (canon.AppendKey); empty for Truncate.
 	Key []byte
 	// Row is the canonical row (canon.AppendRow) and Digest its digest

@@ -57,7 +57,7 @@ func Decode(b []byte) (c *Change, m *Mark, err error) {
 	}
 	switch r.Byte() {
 	case 'C':
-		c = &Change{Side: normalize.Side(r.Byte()), Kind: Kind(r.Byte())}
+		c = &Change{Side: normalize.Side(r.Byte()), Kind: Effect(r.Byte())}
 		c.Time = r.Varint()
 		c.Origin.Topic = string(r.Bytes())
 		c.Origin.Partition = int32(r.Varint())

@@ -127,7 +127,7 @@ func avroEvent(root *node, m map[string]any, ev *Event) error {
 		}
 	}
 	switch sh.kind() {
-	case Change:
+	case RowEvent:
 		ev.Source, ev.Time = sb.source(nil), sb.time(envMs)
 		if op == "m" {
 			ev.Kind = Message
@@ -137,7 +137,7 @@ func avroEvent(root *node, m map[string]any, ev *Event) error {
 		if err != nil {
 			return atField("op", err)
 		}
-		ev.Kind, ev.Op = Change, o
+		ev.Kind, ev.Op = RowEvent, o
 		if ev.Before, err = avroImage(root.field("before"), m["before"]); err != nil {
 			return atField("before", err)
 		}
@@ -154,7 +154,7 @@ func avroEvent(root *node, m map[string]any, ev *Event) error {
 		return atField("op", errors.New("envelope without source, before or after"))
 	}
 	// ExtractNewRecordState output.
-	ev.Kind, ev.Op, ev.Unwrapped = Change, Update, true
+	ev.Kind, ev.Op, ev.Unwrapped = RowEvent, Update, true
 	u := unwrapped{sb: sb, envMs: envMs}
 	var row Row
 	for _, f := range root.fields { // schema order, for a stable row

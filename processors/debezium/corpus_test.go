@@ -108,7 +108,7 @@ func TestCorpus(t *testing.T) {
 		t.Fatalf("corpus has %d files, want at least 90", len(files))
 	}
 	reg := &memRegistry{}
-	schemas := debezium.NewRegistry(reg)
+	schemas := debezium.NewSchemaCache(reg)
 	for _, f := range files {
 		e, ok := exp[f]
 		if !ok {

@@ -11,7 +11,7 @@ type Config struct {
 	// Registry fetches the Avro schemas of Confluent wire-format messages
 	// by id. Nil means Avro messages are rejected as malformed. Share one
 	// Registry between decoders: it caches each schema once.
-	Registry *Registry
+	Registry *SchemaCache
 	// MaxSchemas bounds the number of distinct JsonConverter schemas a
 	// Decoder keeps parsed. Default 256.
 	MaxSchemas int
@@ -128,20 +128,20 @@ var (
 	ErrNotAvro        = errors.New("schema is not Avro")
 )
 
-// Registry caches Avro schemas by id, fetching each once. It is safe for
+// SchemaCache caches Avro schemas by id, fetching each once. It is safe for
 // concurrent use.
-type Registry struct {
+type SchemaCache struct {
 	fetch SchemaFetcher
 	mu    sync.Mutex
 	byID  map[int]*avroSchema
 }
 
-// NewRegistry returns a Registry over a fetcher.
-func NewRegistry(f SchemaFetcher) *Registry {
-	return &Registry{fetch: f, byID: make(map[int]*avroSchema)}
+// NewSchemaCache returns a Registry over a fetcher.
+func NewSchemaCache(f SchemaFetcher) *SchemaCache {
+	return &SchemaCache{fetch: f, byID: make(map[int]*avroSchema)}
 }
 
-func (r *Registry) schema(ctx context.Context, id int) (*avroSchema, error) {
+func (r *SchemaCache) schema(ctx context.Context, id int) (*avroSchema, error) {
 	r.mu.Lock()
 	s, ok := r.byID[id]
 	r.mu.Unlock()

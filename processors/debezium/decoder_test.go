@@ -180,7 +180,7 @@ func TestAvroLogicalTypes(t *testing.T) {
 	reg := &memRegistry{}
 	id := reg.Register(schema)
 	msg := append(binary.BigEndian.AppendUint32([]byte{0}, uint32(id)), bin...)
-	ev, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(reg)}).Decode(context.Background(), nil, msg)
+	ev, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewSchemaCache(reg)}).Decode(context.Background(), nil, msg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,10 +205,10 @@ func TestAvroLogicalTypes(t *testing.T) {
 	// An unknown schema id is a permanent error; so is a body the schema
 	// cannot read.
 	bad := append(binary.BigEndian.AppendUint32([]byte{0}, 9999), bin...)
-	if _, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(reg)}).Decode(context.Background(), nil, bad); !debezium.IsMalformed(err) {
+	if _, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewSchemaCache(reg)}).Decode(context.Background(), nil, bad); !debezium.IsMalformed(err) {
 		t.Errorf("unknown schema id: %v", err)
 	}
-	if _, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(reg)}).Decode(context.Background(), nil, msg[:len(msg)-3]); !debezium.IsMalformed(err) {
+	if _, err := debezium.NewDecoder(debezium.Config{Registry: debezium.NewSchemaCache(reg)}).Decode(context.Background(), nil, msg[:len(msg)-3]); !debezium.IsMalformed(err) {
 		t.Errorf("truncated body: %v", err)
 	}
 }

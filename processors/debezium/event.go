@@ -7,14 +7,14 @@ import (
 	"github.com/cdcrecon/cdcrecon/processors/canon"
 )
 
-// Kind classifies a message.
-type Kind uint8
+// MessageKind classifies a message.
+type MessageKind uint8
 
-// Kinds of message. Only Change carries rows; the others are recognised
+// Kinds of message. Only RowEvent carries rows; the others are recognised
 // Debezium messages that are not row events.
 const (
-	// Change is a row event (ops c, u, d, r) or a truncate (op t).
-	Change Kind = iota + 1
+	// RowEvent is a row event (ops c, u, d, r) or a truncate (op t).
+	RowEvent MessageKind = iota + 1
 	// Tombstone is a null value (or the legacy {"schema":null,
 	// "payload":null}) that follows a delete for log compaction.
 	Tombstone
@@ -30,7 +30,7 @@ const (
 
 var kindNames = [...]string{"", "change", "tombstone", "transaction", "heartbeat", "schema_change", "message"}
 
-func (k Kind) String() string {
+func (k MessageKind) String() string {
 	if int(k) < len(kindNames) && k != 0 {
 		return kindNames[k]
 	}
@@ -72,7 +72,7 @@ func (r Row) Get(name string) (canon.Value, bool) {
 
 // Event is one decoded message.
 type Event struct {
-	Kind Kind
+	Kind MessageKind
 	// Op is set for Change events.
 	Op Op
 	// Key is the decoded message key; nil when the message has none.

@@ -149,7 +149,7 @@ func FuzzAvroDecoder(f *testing.F) {
 		bin, _ := codec.BinaryFromNative(nil, native)
 		f.Add(bin)
 	}
-	dec := debezium.NewDecoder(debezium.Config{Registry: debezium.NewRegistry(reg)})
+	dec := debezium.NewDecoder(debezium.Config{Registry: debezium.NewSchemaCache(reg)})
 	header := binary.BigEndian.AppendUint32([]byte{0}, uint32(id))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		msg := append(append([]byte(nil), header...), body...)

@@ -130,7 +130,7 @@ func (c *jsonCtx) open() (*node, error) {
 	}
 	switch string(raw) {
 	case "schema":
-		start := s.ws2()
+		start := s.afterWS()
 		s.skip(0)
 		schemaRaw := b[start:s.i]
 		if k, _, ok := s.key(false); !ok || string(k) != "payload" {
@@ -150,7 +150,7 @@ func (c *jsonCtx) open() (*node, error) {
 		}
 		return n, nil
 	case "payload":
-		payloadAt := s.ws2()
+		payloadAt := s.afterWS()
 		s.skip(0)
 		k, _, ok := s.key(false)
 		if !ok || string(k) != "schema" {
@@ -160,7 +160,7 @@ func (c *jsonCtx) open() (*node, error) {
 			s.i, s.err = 0, nil
 			return nil, nil
 		}
-		start := s.ws2()
+		start := s.afterWS()
 		s.skip(0)
 		schemaRaw := b[start:s.i]
 		if _, _, more := s.key(false); more || s.err != nil {
@@ -181,8 +181,8 @@ func (c *jsonCtx) open() (*node, error) {
 	return nil, nil
 }
 
-// ws2 skips white space and returns the position.
-func (s *scanner) ws2() int {
+// afterWS skips white space and returns the position.
+func (s *scanner) afterWS() int {
 	s.ws()
 	return s.i
 }
@@ -310,7 +310,7 @@ func (c *jsonCtx) imageOrProject(n *node, img Image, f *envFields) error {
 // payload decodes the payload at the scanner.
 func (c *jsonCtx) payload(n *node, ev *Event) error {
 	s := &c.s
-	start := s.ws2()
+	start := s.afterWS()
 	switch s.peek() {
 	case kNull:
 		s.literal("null")
@@ -362,7 +362,7 @@ func (c *jsonCtx) payload(n *node, ev *Event) error {
 	}
 	f.shape.heartbeatSchema = n != nil && strings.HasSuffix(n.name, "Heartbeat")
 	switch f.shape.kind() {
-	case Change:
+	case RowEvent:
 		var pos Position
 		if c.d.proj != nil {
 			pos = c.d.reuse.pos[:0]
@@ -379,7 +379,7 @@ func (c *jsonCtx) payload(n *node, ev *Event) error {
 		if err != nil {
 			return atField("op", err)
 		}
-		ev.Kind, ev.Op = Change, op
+		ev.Kind, ev.Op = RowEvent, op
 		ev.Before, ev.After = f.before, f.after
 		if f.projected[BeforeImage] {
 			ev.HasBefore = true
@@ -497,7 +497,7 @@ func unsafeString(b []byte) string {
 // "__"-prefixed metadata fields.
 func (c *jsonCtx) unwrapped(n *node, ev *Event) error {
 	s := &c.s
-	ev.Kind, ev.Op, ev.Unwrapped = Change, Update, true
+	ev.Kind, ev.Op, ev.Unwrapped = RowEvent, Update, true
 	var u unwrapped
 	row := make(Row, 0, 16)
 	any := false

@@ -80,10 +80,10 @@ func (s *shape) see(f topField) {
 
 // kind returns Change for a change envelope, the non-row kinds, or 0 for
 // an ExtractNewRecordState row (or a bad envelope, see badEnvelope).
-func (s *shape) kind() Kind {
+func (s *shape) kind() MessageKind {
 	switch {
 	case s.op && (s.source || s.images):
-		return Change
+		return RowEvent
 	case s.status && s.id && !s.op:
 		return Transaction
 	case s.schema && !s.op:
@@ -100,7 +100,7 @@ func (s *shape) badEnvelope() bool { return s.op && !s.unwrapped }
 
 // nonRow completes an event of a kind without rows: a transaction marker
 // (status BEGIN or END, and its id), a schema change or a heartbeat.
-func nonRow(ev *Event, k Kind, sb *sourceBlock, envMs int64, status, id string) error {
+func nonRow(ev *Event, k MessageKind, sb *sourceBlock, envMs int64, status, id string) error {
 	ev.Kind, ev.Time = k, envMs
 	switch k {
 	case Transaction:

@@ -58,7 +58,7 @@ func TestKinds(t *testing.T) {
 	m := loadMapper(t, "testdata/orders.yaml")
 	cases := []struct {
 		name, topic, key, value string
-		kind                    normalize.Kind
+		kind                    normalize.ChangeKind
 		present                 bool
 	}{
 		{"insert", "pg.public.orders", "", pg("c", "null", `{"id":1,"note":"a"}`, 1, false), normalize.Row, true},

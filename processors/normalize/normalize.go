@@ -36,14 +36,14 @@ func (s Side) String() string {
 	return fmt.Sprintf("side(%d)", uint8(s))
 }
 
-// Kind classifies a mapped change.
-type Kind uint8
+// ChangeKind classifies a mapped change.
+type ChangeKind uint8
 
 // Kinds of change.
 const (
 	// Skip is a message with nothing for the reconciler: a tombstone, a
 	// transaction marker, a schema change, a logical decoding message.
-	Skip Kind = iota
+	Skip ChangeKind = iota
 	// Row sets the key's state on its side: Row holds it, or nil when the
 	// row is absent (deleted, soft-deleted).
 	Row
@@ -55,7 +55,7 @@ const (
 
 // Change is one event in a table's canonical terms.
 type Change struct {
-	Kind  Kind
+	Kind  ChangeKind
 	Table string
 	Side  Side
 	Op    debezium.Op

@@ -179,7 +179,7 @@ func (st *mapState) finish(ev *debezium.Event, raw []byte) (Change, error) {
 	case debezium.Heartbeat:
 		c.Kind = Heartbeat
 		return c, nil
-	case debezium.Change:
+	case debezium.RowEvent:
 	default:
 		return c, nil // Skip
 	}

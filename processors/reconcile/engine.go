@@ -20,9 +20,9 @@ import (
 
 // Config configures an Engine.
 type Config struct {
-	// Config is the validated configuration: tables, window.size and
+	// Settings is the validated configuration: tables, window.size and
 	// window.grace.
-	Config *config.Config
+	Settings *config.Config
 	// Mapper holds the configuration's tables (normalize.NewMapper).
 	Mapper *normalize.Mapper
 	// Partition is the changes-topic partition the engine owns; checksum
@@ -111,13 +111,13 @@ type window struct {
 // New returns an Engine with no keys, nothing decided and no input
 // partitions known.
 func New(cfg Config) (*Engine, error) {
-	if cfg.Config == nil || cfg.Mapper == nil || cfg.Emit == nil {
+	if cfg.Settings == nil || cfg.Mapper == nil || cfg.Emit == nil {
 		return nil, errors.New("reconcile: Config, Mapper and Emit are required")
 	}
 	e := &Engine{
 		cfg:    cfg,
-		grace:  cfg.Config.Window.Grace.Milliseconds(),
-		window: cfg.Config.Window.Size.Milliseconds(),
+		grace:  cfg.Settings.Window.Grace.Milliseconds(),
+		window: cfg.Settings.Window.Size.Milliseconds(),
 		tables: map[string]*tableState{},
 		keys:   map[string]*keyState{},
 		done:   math.MinInt64,
@@ -126,7 +126,7 @@ func New(cfg Config) (*Engine, error) {
 		closes: queue[windowClose]{less: closeFirst},
 	}
 	if e.window <= 0 {
-		return nil, fmt.Errorf("reconcile: window.size must be at least 1ms, got %s", cfg.Config.Window.Size)
+		return nil, fmt.Errorf("reconcile: window.size must be at least 1ms, got %s", cfg.Settings.Window.Size)
 	}
 	for i := range e.marks {
 		e.marks[i] = map[inputKey]int64{}
@@ -135,7 +135,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	for i, t := range cfg.Mapper.Tables() {
-		e.tables[t.Name()] = &tableState{t: t, targetTopic: cfg.Config.Tables[i].Target.Topic, windows: map[int64]*window{}}
+		e.tables[t.Name()] = &tableState{t: t, targetTopic: cfg.Settings.Tables[i].Target.Topic, windows: map[int64]*window{}}
 	}
 	return e, nil
 }

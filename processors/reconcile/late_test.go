@@ -56,7 +56,7 @@ func runLog(t *testing.T, r *rand.Rand, log []logEntry, inputs []string, sides m
 	t.Helper()
 	cfg, m := propertySetup(t)
 	var out []string
-	e, err := reconcile.New(reconcile.Config{Config: cfg, Mapper: m, Emit: func(rec schemas.Record) {
+	e, err := reconcile.New(reconcile.Config{Settings: cfg, Mapper: m, Emit: func(rec schemas.Record) {
 		b, err := json.Marshal(struct {
 			Type string
 			R    schemas.Record

@@ -239,7 +239,7 @@ func TestMatchesReferenceModel(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		cfgE := reconcile.Config{Config: cfg, Mapper: m}
+		cfgE := reconcile.Config{Settings: cfg, Mapper: m}
 		if st != nil {
 			cfgE.Store = st
 			cfgE.MaxKeys = (seed / 2) % 3 // also keep some idle keys in memory

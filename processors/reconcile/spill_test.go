@@ -40,7 +40,7 @@ func TestStoredKeysComeBack(t *testing.T) {
 		}
 	}
 	open := func() *reconcile.Engine {
-		e, err := reconcile.New(reconcile.Config{Config: cfg, Mapper: m, Emit: emit, Store: st})
+		e, err := reconcile.New(reconcile.Config{Settings: cfg, Mapper: m, Emit: emit, Store: st})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,10 +16,10 @@ import (
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
 )
 
-// clock is the worker's periodic duty: idle watermarks for the input
+// periodic is the worker's periodic duty: idle watermarks for the input
 // partitions it has read to their end, consumer lag, rebuilds under way
 // and state size.
-type clock struct {
+type periodic struct {
 	p      *Pipeline
 	o      Options
 	log    *slog.Logger
@@ -32,8 +32,8 @@ type clock struct {
 	wg        sync.WaitGroup
 }
 
-func newClock(p *Pipeline, o Options, log *slog.Logger) *clock {
-	c := &clock{p: p, o: o, log: log}
+func newPeriodic(p *Pipeline, o Options, log *slog.Logger) *periodic {
+	c := &periodic{p: p, o: o, log: log}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	for i := range c.heartbeat {
 		c.heartbeat[i].Store(math.MinInt64)
@@ -43,8 +43,8 @@ func newClock(p *Pipeline, o Options, log *slog.Logger) *clock {
 	return c
 }
 
-// start runs the clock until ctx ends or stop.
-func (c *clock) start(run context.Context) error {
+// start runs the periodic duties until ctx ends or stop.
+func (c *periodic) start(run context.Context) error {
 	context.AfterFunc(run, c.cancel)
 	ctx := c.ctx
 	cl, err := kgo.NewClient(c.o.Client.ClientOpts()...)
@@ -83,13 +83,13 @@ func (c *clock) start(run context.Context) error {
 	return nil
 }
 
-func (c *clock) stop() {
+func (c *periodic) stop() {
 	c.cancel()
 	c.wg.Wait()
 }
 
 // heartbeats follows the sides' Debezium heartbeat topics.
-func (c *clock) heartbeats(ctx context.Context, cl *kgo.Client, sides map[string]normalize.Side) {
+func (c *periodic) heartbeats(ctx context.Context, cl *kgo.Client, sides map[string]normalize.Side) {
 	dec := debezium.NewDecoder(c.o.Decoder)
 	for ctx.Err() == nil {
 		fs := cl.PollFetches(ctx)
@@ -113,7 +113,7 @@ func (c *clock) heartbeats(ctx context.Context, cl *kgo.Client, sides map[string
 
 // driftOpen sets the drift gauge from the state of the partitions this
 // worker owns, every table included.
-func (c *clock) driftOpen() {
+func (c *periodic) driftOpen() {
 	c.o.Metrics.DriftOpen(c.tables, c.p.Reconciler.Stats().OpenByTable)
 }
 
@@ -127,7 +127,7 @@ type snapshot struct {
 // tick measures, every interval, what the gauges report, and hands what
 // it learnt to idle. It never waits on a batch or a publish: those wait
 // on the brokers, and the gauges must say so when the brokers are gone.
-func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
+func (c *periodic) tick(ctx context.Context, adm *kadm.Client) {
 	idle := c.o.Config.Idle
 	t := time.NewTicker(idle.Interval)
 	defer t.Stop()
@@ -226,7 +226,7 @@ func (c *clock) tick(ctx context.Context, adm *kadm.Client) {
 const listTimeout = 5 * time.Second
 
 // idle publishes the idle watermarks of each snapshot tick hands it.
-func (c *clock) idle(ctx context.Context, learnt <-chan snapshot) {
+func (c *periodic) idle(ctx context.Context, learnt <-chan snapshot) {
 	for {
 		var snap snapshot
 		select {
