@@ -19,7 +19,7 @@ const module = "github.com/cdcrecon/cdcrecon/"
 var leaves = []string{
 	"processors/canon", "processors/config", "processors/dedupe", "processors/internal/wire", "processors/simulate", "processors/state",
 	"schemas", "schemas/compat",
-	"pipeline/broker", "pipeline/dump", "pipeline/kafka", "pipeline/ops",
+	"pipeline/broker", "pipeline/dump", "pipeline/kafka", "pipeline/ops", "pipeline/owned",
 }
 
 // rule is a dependency rule: the packages under a tree, test files

@@ -37,7 +37,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +45,7 @@ import (
 
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 	"github.com/cdcrecon/cdcrecon/pipeline/ops"
+	"github.com/cdcrecon/cdcrecon/pipeline/owned"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/canon"
 	"github.com/cdcrecon/cdcrecon/processors/changes"
@@ -94,15 +94,13 @@ type Stats struct {
 type Stage struct {
 	cfg   Config
 	Stats Stats
-	mu    sync.Mutex
-	parts map[string]*input
+	parts owned.Map[string, *input] // by InputName
 }
 
 // input is the stage's state for one input partition.
 type input struct {
-	mu      sync.Mutex // held by Handle and Idle
-	retired bool
-	next    int64 // next offset to read
+	owned.Part       // held by Handle and Idle
+	next       int64 // next offset to read
 	// read is next for readers that must not wait on a batch, which
 	// may be waiting on the brokers: the lag.
 	read     atomic.Int64
@@ -136,7 +134,7 @@ func New(cfg Config) (*Stage, error) {
 	if cfg.ChangesTopic == "" || cfg.DLQTopic == "" || cfg.Partitions <= 0 {
 		return nil, errors.New("ingest: ChangesTopic, DLQTopic and a positive Partitions are required")
 	}
-	return &Stage{cfg: cfg, parts: map[string]*input{}}, nil
+	return &Stage{cfg: cfg}, nil
 }
 
 // InputName names an input partition as watermarks do: "topic/partition".
@@ -145,18 +143,7 @@ func InputName(topic string, partition int32) string {
 }
 
 func (s *Stage) input(topic string, partition int32) (*input, error) {
-	name := InputName(topic, partition)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if in := s.parts[name]; in != nil {
-		return in, nil
-	}
-	in, err := s.newInput(topic, partition)
-	if err != nil {
-		return nil, err
-	}
-	s.parts[name] = in
-	return in, nil
+	return s.parts.GetOrCreate(InputName(topic, partition), func() (*input, error) { return s.newInput(topic, partition) })
 }
 
 // Assigned prepares an input partition assigned to this member, whose
@@ -164,7 +151,7 @@ func (s *Stage) input(topic string, partition int32) (*input, error) {
 // to read it from (see the package documentation). A
 // kafka.SubscriberConfig.Assigned hook.
 func (s *Stage) Assigned(topic string, partition int32, committed int64) int64 {
-	s.retire(topic, partition)
+	s.parts.Retire(InputName(topic, partition))
 	in, err := s.newInput(topic, partition)
 	if err != nil {
 		return kafka.Committed // Handle reports the error
@@ -183,30 +170,13 @@ func (s *Stage) Assigned(topic string, partition int32, committed int64) int64 {
 		in.next, in.suppress = 0, committed
 	}
 	in.read.Store(in.next)
-	s.mu.Lock()
-	s.parts[in.name] = in
-	s.mu.Unlock()
+	s.parts.Replace(in.name, in)
 	return start
 }
 
 // Revoked drops an input partition this member no longer owns. A
 // kafka.SubscriberConfig.Revoked hook.
-func (s *Stage) Revoked(topic string, partition int32) { s.retire(topic, partition) }
-
-// retire removes an input partition's state, once the batch it may be
-// handling is done.
-func (s *Stage) retire(topic string, partition int32) {
-	name := InputName(topic, partition)
-	s.mu.Lock()
-	in := s.parts[name]
-	delete(s.parts, name)
-	s.mu.Unlock()
-	if in != nil {
-		in.mu.Lock()
-		in.retired = true
-		in.mu.Unlock()
-	}
-}
+func (s *Stage) Revoked(topic string, partition int32) { s.parts.Retire(InputName(topic, partition)) }
 
 func (s *Stage) newInput(topic string, partition int32) (*input, error) {
 	name := InputName(topic, partition)
@@ -236,9 +206,9 @@ func (s *Stage) Handle(msg *message.Message) error {
 	if err != nil {
 		return err
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.retired {
+	live := in.Enter()
+	defer in.Leave()
+	if !live {
 		return fmt.Errorf("ingest %s: no longer assigned", in.name)
 	}
 	if in.broken != nil {
@@ -479,10 +449,8 @@ type Lag struct {
 // its high watermark (ends, by "topic/partition"). It never waits on a
 // batch being handled.
 func (s *Stage) Lags(ends map[string]int64) []Lag {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	lags := make([]Lag, 0, len(s.parts))
-	for _, in := range s.parts {
+	var lags []Lag
+	for _, in := range s.parts.All() {
 		if end, known := ends[in.name]; known {
 			lags = append(lags, Lag{Topic: in.topic, Partition: in.part, Records: max(end-in.read.Load(), 0)})
 		}
@@ -499,13 +467,7 @@ func (s *Stage) Lags(ends map[string]int64) []Lag {
 // when it is later than the partition's own. It stops at the first
 // watermark it cannot publish: the others would wait on the same brokers.
 func (s *Stage) Idle(ctx context.Context, ends map[string]int64, caughtUp func(normalize.Side) int64) error {
-	s.mu.Lock()
-	owned := make([]*input, 0, len(s.parts))
-	for _, in := range s.parts {
-		owned = append(owned, in)
-	}
-	s.mu.Unlock()
-	for _, in := range owned {
+	for _, in := range s.parts.All() {
 		if err := s.idle(ctx, in, ends, caughtUp); err != nil {
 			return err
 		}
@@ -514,10 +476,10 @@ func (s *Stage) Idle(ctx context.Context, ends map[string]int64, caughtUp func(n
 }
 
 func (s *Stage) idle(ctx context.Context, in *input, ends map[string]int64, caughtUp func(normalize.Side) int64) error {
-	in.mu.Lock()
-	defer in.mu.Unlock()
+	live := in.Enter()
+	defer in.Leave()
 	end, known := ends[in.name]
-	if in.retired || !known {
+	if !live || !known {
 		return nil
 	}
 	t := caughtUp(in.side)

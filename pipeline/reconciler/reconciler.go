@@ -32,7 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -42,6 +41,7 @@ import (
 
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 	"github.com/cdcrecon/cdcrecon/pipeline/ops"
+	"github.com/cdcrecon/cdcrecon/pipeline/owned"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/config"
@@ -80,23 +80,22 @@ type Config struct {
 // handlers of different changes partitions.
 type Stage struct {
 	cfg      Config
+	engines  owned.Map[int32, *partition]
 	mu       sync.Mutex
-	engines  map[int32]*partition
 	suppress map[int32]int64 // by partition: the offset committed at assignment
 	lost     map[int32]error
 }
 
 type partition struct {
-	mu       sync.Mutex // held by Handle; a retired partition takes no more batches
-	retired  bool
-	suppress int64 // what is decided at records before this offset is not published: the previous owner did
-	applied  map[inputKey]int64
-	id       int32
-	next     int64 // next changes offset to apply: a redelivered batch is not applied twice
-	engine   *reconcile.Engine
-	out      []schemas.Record
-	ended    map[string]bool
-	inputs   int
+	owned.Part       // held by Handle; a retired partition takes no more batches
+	suppress   int64 // what is decided at records before this offset is not published: the previous owner did
+	applied    map[inputKey]int64
+	id         int32
+	next       int64 // next changes offset to apply: a redelivered batch is not applied twice
+	engine     *reconcile.Engine
+	out        []schemas.Record
+	ended      map[string]bool
+	inputs     int
 	// finishing: every input has ended and the engine finished; finished:
 	// OnFinish was called, once the last records were published.
 	finishing, finished bool
@@ -108,7 +107,7 @@ type partition struct {
 }
 
 // snapshot publishes the partition's progress and counts to the periodic duties.
-// Called with p.mu held.
+// Called with the partition entered.
 func (p *partition) snapshot() {
 	p.read.Store(p.next)
 	st := p.engine.Stats()
@@ -126,7 +125,7 @@ func New(cfg Config) (*Stage, error) {
 	if cfg.Settings == nil || cfg.Mapper == nil || cfg.Publisher == nil || cfg.Serde == nil {
 		return nil, errors.New("reconciler: Config, Mapper, Publisher and Serde are required")
 	}
-	return &Stage{cfg: cfg, engines: map[int32]*partition{}, suppress: map[int32]int64{}, lost: map[int32]error{}}, nil
+	return &Stage{cfg: cfg, suppress: map[int32]int64{}, lost: map[int32]error{}}, nil
 }
 
 // Assigned prepares a changes partition assigned to this member, whose
@@ -135,7 +134,7 @@ func New(cfg Config) (*Stage, error) {
 // returned kafka.FromStart), publishing only what is decided from the
 // committed offset on. A kafka.SubscriberConfig.Assigned hook.
 func (s *Stage) Assigned(_ string, id int32, committed int64) int64 {
-	s.retire(id)
+	s.engines.Retire(id)
 	s.mu.Lock()
 	s.suppress[id] = committed
 	s.mu.Unlock()
@@ -159,8 +158,8 @@ func (s *Stage) Assigned(_ string, id int32, committed int64) int64 {
 // partition's end offset), and how many partitions are still being
 // rebuilt (not yet past the offset committed when they were assigned).
 func (s *Stage) Progress(ends map[int32]int64) (lag map[int32]int64, rebuilding int) {
+	owned := s.engines.All()
 	s.mu.Lock()
-	owned := slices.Collect(maps.Values(s.engines))
 	assigned := maps.Clone(s.suppress)
 	s.mu.Unlock()
 	lag = map[int32]int64{}
@@ -190,36 +189,16 @@ func (s *Stage) Progress(ends map[int32]int64) (lag map[int32]int64, rebuilding 
 // Revoked drops a partition this member no longer owns. A
 // kafka.SubscriberConfig.Revoked hook.
 func (s *Stage) Revoked(_ string, id int32) {
-	s.retire(id)
+	s.engines.Retire(id)
 	s.mu.Lock()
 	delete(s.suppress, id)
 	s.mu.Unlock()
 }
 
-// retire removes a partition's engine, once the batch it may be handling
-// is done.
-func (s *Stage) retire(id int32) {
-	s.mu.Lock()
-	p := s.engines[id]
-	delete(s.engines, id)
-	s.mu.Unlock()
-	if p != nil {
-		p.mu.Lock()
-		p.retired = true
-		p.mu.Unlock()
-	}
-}
-
 // Stats adds up the engines' counts as of their last batch.
 func (s *Stage) Stats() reconcile.Stats {
-	s.mu.Lock()
-	owned := make([]*partition, 0, len(s.engines))
-	for _, p := range s.engines {
-		owned = append(owned, p)
-	}
-	s.mu.Unlock()
 	var total reconcile.Stats
-	for _, p := range owned {
+	for _, p := range s.engines.All() {
 		st := p.stats.Load()
 		total.Changes += st.Changes
 		total.Late += st.Late
@@ -240,12 +219,13 @@ func (s *Stage) Stats() reconcile.Stats {
 }
 
 func (s *Stage) partition(id int32) (*partition, error) {
+	return s.engines.GetOrCreate(id, func() (*partition, error) { return s.newPartition(id) })
+}
+
+func (s *Stage) newPartition(id int32) (*partition, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if p := s.engines[id]; p != nil {
-		return p, nil
-	}
 	p := &partition{id: id, ended: map[string]bool{}, applied: map[inputKey]int64{}, suppress: s.suppress[id], broken: s.lost[id]}
+	s.mu.Unlock()
 	rc := reconcile.Config{Settings: s.cfg.Settings, Mapper: s.cfg.Mapper, Partition: id,
 		Emit: func(r schemas.Record) { p.out = append(p.out, r) }}
 	if s.cfg.Store != nil {
@@ -262,7 +242,6 @@ func (s *Stage) partition(id int32) (*partition, error) {
 	}
 	p.engine = e
 	p.snapshot()
-	s.engines[id] = p
 	return p, nil
 }
 
@@ -277,10 +256,10 @@ func (s *Stage) Handle(msg *message.Message) error {
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	live := p.Enter()
+	defer p.Leave()
 	defer p.snapshot()
-	if p.retired {
+	if !live {
 		return fmt.Errorf("reconciler partition %d: no longer assigned", id)
 	}
 	if p.broken != nil {
