@@ -24,6 +24,7 @@ import (
 	"github.com/cdcrecon/cdcrecon/pipeline/dump"
 	"github.com/cdcrecon/cdcrecon/pipeline/ingest"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/processors/simulate"
@@ -326,7 +327,7 @@ func runBenchWorker(ctx context.Context, bin, dir, addr string, w *benchInput, o
 	var first time.Time
 	var firstEvents float64
 	_, err = wp.waitFor(ctx, o.timeout, "all read and decided", func(m promMetrics) bool {
-		if n := m.sum("cdcrecon_events_total"); first.IsZero() && n > 0 {
+		if n := m.sum(ops.EventsTotal); first.IsZero() && n > 0 {
 			first, firstEvents = time.Now(), n
 		}
 		return workerDone(w.owned, len(w.records), len(w.truth))(m)

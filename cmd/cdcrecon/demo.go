@@ -20,6 +20,7 @@ import (
 
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/processors/simulate"
@@ -164,16 +165,16 @@ wait:
 			continue
 		}
 		now := time.Now()
-		fmt.Fprintln(out, progressLine(m, now.Sub(started), total, (m.sum("cdcrecon_events_total")-prevEvents)/now.Sub(prevAt).Seconds()))
-		prevEvents, prevAt = m.sum("cdcrecon_events_total"), now
-		caughtUp := m.sum("cdcrecon_events_total") == float64(total) && m.series("cdcrecon_consumer_lag_records") >= partitions &&
-			m.sum("cdcrecon_consumer_lag_records") == 0
-		if caughtUp && last != nil && m.sum("cdcrecon_drift_opened_total") == last["opened"] && m.sum("cdcrecon_drift_resolved_total") == last["resolved"] {
+		fmt.Fprintln(out, progressLine(m, now.Sub(started), total, (m.sum(ops.EventsTotal)-prevEvents)/now.Sub(prevAt).Seconds()))
+		prevEvents, prevAt = m.sum(ops.EventsTotal), now
+		caughtUp := m.sum(ops.EventsTotal) == float64(total) && m.series(ops.ConsumerLagRecords) >= partitions &&
+			m.sum(ops.ConsumerLagRecords) == 0
+		if caughtUp && last != nil && m.sum(ops.DriftOpenedTotal) == last["opened"] && m.sum(ops.DriftResolvedTotal) == last["resolved"] {
 			stable++
 		} else {
 			stable = 0
 		}
-		last = map[string]float64{"opened": m.sum("cdcrecon_drift_opened_total"), "resolved": m.sum("cdcrecon_drift_resolved_total")}
+		last = map[string]float64{"opened": m.sum(ops.DriftOpenedTotal), "resolved": m.sum(ops.DriftResolvedTotal)}
 		if stable >= 2 {
 			break
 		}
@@ -319,9 +320,9 @@ func (m promMetrics) byTable(name string) map[string]float64 {
 
 func progressLine(m promMetrics, elapsed time.Duration, total int, rate float64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%5.1fs  events %d/%d (%.0f/s)  lag %.0f  drift", elapsed.Seconds(), int(m.sum("cdcrecon_events_total")), total,
-		rate, m.sum("cdcrecon_consumer_lag_records"))
-	open, resolved := m.byTable("cdcrecon_drift_open"), m.byTable("cdcrecon_drift_resolved_total")
+	fmt.Fprintf(&b, "%5.1fs  events %d/%d (%.0f/s)  lag %.0f  drift", elapsed.Seconds(), int(m.sum(ops.EventsTotal)), total,
+		rate, m.sum(ops.ConsumerLagRecords))
+	open, resolved := m.byTable(ops.DriftOpenNow), m.byTable(ops.DriftResolvedTotal)
 	tables := make([]string, 0, len(open))
 	for t := range open {
 		tables = append(tables, t)

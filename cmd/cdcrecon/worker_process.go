@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/valyala/fastjson"
+
+	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 )
 
 // workerProcess is a `cdcrecon run` process of its own, watched through
@@ -71,8 +73,8 @@ func (w *workerProcess) waitFor(ctx context.Context, limit time.Duration, what s
 			return nil, ctx.Err()
 		case <-deadline.C:
 			return nil, fmt.Errorf("worker: %s: not within %s; it last showed %.0f events read, the lag of %d partitions summing to %.0f, %.0f drifts open (its log: %s)",
-				what, limit, last.sum("cdcrecon_events_total"), last.series("cdcrecon_consumer_lag_records"), last.sum("cdcrecon_consumer_lag_records"),
-				last.sum("cdcrecon_drift_open"), w.log.Name())
+				what, limit, last.sum(ops.EventsTotal), last.series(ops.ConsumerLagRecords), last.sum(ops.ConsumerLagRecords),
+				last.sum(ops.DriftOpenNow), w.log.Name())
 		case <-w.exited:
 			return nil, fmt.Errorf("worker: exited before %s: %v (its log: %s)", what, w.err, w.log.Name())
 		case <-time.After(50 * time.Millisecond):
@@ -131,8 +133,8 @@ func vmHWM(pid int) (float64, bool) {
 // exactly open drifts (total or open < 0: any).
 func workerDone(partitions, total, open int) func(m promMetrics) bool {
 	return func(m promMetrics) bool {
-		return (total < 0 || m.sum("cdcrecon_events_total") == float64(total)) && m.series("cdcrecon_consumer_lag_records") >= partitions &&
-			m.sum("cdcrecon_consumer_lag_records") == 0 && (open < 0 || m.sum("cdcrecon_drift_open") == float64(open))
+		return (total < 0 || m.sum(ops.EventsTotal) == float64(total)) && m.series(ops.ConsumerLagRecords) >= partitions &&
+			m.sum(ops.ConsumerLagRecords) == 0 && (open < 0 || m.sum(ops.DriftOpenNow) == float64(open))
 	}
 }
 

@@ -67,46 +67,68 @@ func Revision() string {
 	return ""
 }
 
+// The metrics' names: an interface of their own, which dashboards and
+// alerts read, and so do cdcrecon's demo and bench.
+const (
+	EventsTotal           = "cdcrecon_events_total"
+	DuplicatesTotal       = "cdcrecon_duplicates_total"
+	InvalidTotal          = "cdcrecon_invalid_total"
+	DriftOpenedTotal      = "cdcrecon_drift_opened_total"
+	DriftResolvedTotal    = "cdcrecon_drift_resolved_total"
+	DriftOpenNow          = "cdcrecon_drift_open"
+	WatermarkSeconds      = "cdcrecon_watermark_seconds"
+	ConsumerLagRecords    = "cdcrecon_consumer_lag_records"
+	StateBytes            = "cdcrecon_state_bytes"
+	StateKeysInMemory     = "cdcrecon_state_keys_in_memory"
+	RebuildingPartitions  = "cdcrecon_rebuilding_partitions"
+	StageBatchSeconds     = "cdcrecon_stage_batch_seconds"
+	PanicsTotal           = "cdcrecon_panics_total"
+	PublishFailuresTotal  = "cdcrecon_publish_failures_total"
+	RegistryFailuresTotal = "cdcrecon_registry_failures_total"
+	BrokerReachable       = "cdcrecon_broker_reachable"
+	BuildInfo             = "cdcrecon_build_info"
+)
+
 // NewMetrics registers the worker's metrics, and Go's and the process's,
 // in a fresh registry.
 func NewMetrics() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcrecon_events_total",
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: EventsTotal,
 			Help: "Input messages read, by table and side (source, target)."}, []string{"table", "side"}),
-		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcrecon_duplicates_total",
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: DuplicatesTotal,
 			Help: "Row events dropped as duplicates of events already seen, by table and side."}, []string{"table", "side"}),
-		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcrecon_invalid_total",
+		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{Name: InvalidTotal,
 			Help: "Malformed input messages sent to the dead-letter topic, by table and side."}, []string{"table", "side"}),
-		driftOpened: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcrecon_drift_opened_total",
+		driftOpened: prometheus.NewCounterVec(prometheus.CounterOpts{Name: DriftOpenedTotal,
 			Help: "Drifts opened, by table."}, []string{"table"}),
-		driftResolved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcrecon_drift_resolved_total",
+		driftResolved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: DriftResolvedTotal,
 			Help: "Drifts resolved, by table."}, []string{"table"}),
-		driftOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcrecon_drift_open",
+		driftOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: DriftOpenNow,
 			Help: "Drifts open now, by table."}, []string{"table"}),
-		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcrecon_watermark_seconds",
+		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: WatermarkSeconds,
 			Help: "Latest event time read from each input partition, Unix seconds."}, []string{"side", "input"}),
-		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcrecon_consumer_lag_records",
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ConsumerLagRecords,
 			Help: "Records not yet read of each input and changes partition this worker owns."}, []string{"topic", "partition"}),
-		stateBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cdcrecon_state_bytes",
+		stateBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: StateBytes,
 			Help: "Size of the worker's state directory (Pebble), bytes."}),
-		stateKeys: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cdcrecon_state_keys_in_memory",
+		stateKeys: prometheus.NewGauge(prometheus.GaugeOpts{Name: StateKeysInMemory,
 			Help: "Rows whose reconciliation state the worker holds in memory."}),
-		rebuilding: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cdcrecon_rebuilding_partitions",
+		rebuilding: prometheus.NewGauge(prometheus.GaugeOpts{Name: RebuildingPartitions,
 			Help: "Changes partitions this worker is rebuilding the state of, not yet past the offset committed when it was given them."}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cdcrecon_stage_batch_seconds",
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: StageBatchSeconds,
 			Help:    "Time to handle one batch, by stage (ingest, reconcile).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"stage"}),
 	}
-	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcrecon_panics_total",
+	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{Name: PanicsTotal,
 		Help: "Panics recovered in a stage's handler, by stage; the batch is retried, and the worker stops on a storage failure or after 3 in a row."}, []string{"stage"})
-	m.publishFails = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcrecon_publish_failures_total",
+	m.publishFails = prometheus.NewCounterVec(prometheus.CounterOpts{Name: PublishFailuresTotal,
 		Help: "Failed publishes of a batch of output records, by topic (each is retried)."}, []string{"topic"})
-	m.registryFails = prometheus.NewCounter(prometheus.CounterOpts{Name: "cdcrecon_registry_failures_total",
+	m.registryFails = prometheus.NewCounter(prometheus.CounterOpts{Name: RegistryFailuresTotal,
 		Help: "Output records that could not be encoded because the schema registry was out of reach."})
-	m.reachable = prometheus.NewGauge(prometheus.GaugeOpts{Name: "cdcrecon_broker_reachable",
+	m.reachable = prometheus.NewGauge(prometheus.GaugeOpts{Name: BrokerReachable,
 		Help: "1 when the worker's last look-up of the topics' end offsets succeeded, else 0 (and the lag is then absent: unknown)."})
-	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcrecon_build_info",
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: BuildInfo,
 		Help: "Always 1; the labels name the binary's version, revision and Go version."}, []string{"version", "revision", "go_version"})
 	buildInfo.WithLabelValues(Version(), Revision(), runtime.Version()).Set(1)
 	m.failing = map[string]error{}
