@@ -176,7 +176,7 @@ func TestCheckSameHistoryWhateverThePartitions(t *testing.T) {
 }
 
 // TestCheckWorkedExample runs examples/lag, the worked example of
-// processors/reconcile/SEMANTICS.md: the target applies an update 40s
+// processors/consistency/SEMANTICS.md: the target applies an update 40s
 // late with a grace of 30s, so a drift opens at 40s and resolves at 50s.
 func TestCheckWorkedExample(t *testing.T) {
 	var out, errOut bytes.Buffer

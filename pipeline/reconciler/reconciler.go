@@ -1,5 +1,5 @@
 // Package reconciler is the second stage: it reads the changes topic and
-// runs one reconcile.Engine per partition, publishing what the engines
+// runs one consistency.Engine per partition, publishing what the engines
 // decide — drift, compensation and checksum records — on the output
 // topics in their Avro encoding.
 //
@@ -45,8 +45,8 @@ import (
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/config"
+	"github.com/cdcrecon/cdcrecon/processors/consistency"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
-	"github.com/cdcrecon/cdcrecon/processors/reconcile"
 	"github.com/cdcrecon/cdcrecon/processors/state"
 	"github.com/cdcrecon/cdcrecon/schemas"
 )
@@ -92,7 +92,7 @@ type partition struct {
 	applied    map[inputKey]int64
 	id         int32
 	next       int64 // next changes offset to apply: a redelivered batch is not applied twice
-	engine     *reconcile.Engine
+	engine     *consistency.Engine
 	out        []schemas.Record
 	ended      map[string]bool
 	inputs     int
@@ -103,7 +103,7 @@ type partition struct {
 	// What the periodic duties read as of the last batch handled, without waiting
 	// on a batch, which may be waiting on the brokers.
 	read  atomic.Int64
-	stats atomic.Pointer[reconcile.Stats]
+	stats atomic.Pointer[consistency.Stats]
 }
 
 // snapshot publishes the partition's progress and counts to the periodic duties.
@@ -196,8 +196,8 @@ func (s *Stage) Revoked(_ string, id int32) {
 }
 
 // Stats adds up the engines' counts as of their last batch.
-func (s *Stage) Stats() reconcile.Stats {
-	var total reconcile.Stats
+func (s *Stage) Stats() consistency.Stats {
+	var total consistency.Stats
 	for _, p := range s.engines.All() {
 		st := p.stats.Load()
 		total.Changes += st.Changes
@@ -226,13 +226,13 @@ func (s *Stage) newPartition(id int32) (*partition, error) {
 	s.mu.Lock()
 	p := &partition{id: id, ended: map[string]bool{}, applied: map[inputKey]int64{}, suppress: s.suppress[id], broken: s.lost[id]}
 	s.mu.Unlock()
-	rc := reconcile.Config{Settings: s.cfg.Settings, Mapper: s.cfg.Mapper, Partition: id,
+	rc := consistency.Config{Settings: s.cfg.Settings, Mapper: s.cfg.Mapper, Partition: id,
 		Emit: func(r schemas.Record) { p.out = append(p.out, r) }}
 	if s.cfg.Store != nil {
 		rc.Store = s.cfg.Store
 		rc.MaxKeys = s.cfg.KeysInMemory / max(s.cfg.Partitions, 1)
 	}
-	e, err := reconcile.New(rc)
+	e, err := consistency.New(rc)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-// Package reconcile decides drift: the consistency rule of DESIGN.md
+// Package consistency decides drift: the consistency rule of docs/DESIGN.md
 // ("Reference semantics"), applied per key to the deduplicated changes of
 // one changes-topic partition, with each side's watermark saying how far
 // in event time its changes are complete.
@@ -27,4 +27,4 @@
 // idle ones; Flush moves the idle keys beyond that into a batch the caller
 // commits, and a key comes back on its next change (spill.go). Which keys
 // are in memory never changes a decision.
-package reconcile
+package consistency

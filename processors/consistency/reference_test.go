@@ -1,4 +1,4 @@
-package reconcile_test
+package consistency_test
 
 import (
 	"encoding/binary"
@@ -9,8 +9,8 @@ import (
 
 	"github.com/cdcrecon/cdcrecon/processors/canon"
 	"github.com/cdcrecon/cdcrecon/processors/changes"
+	"github.com/cdcrecon/cdcrecon/processors/consistency"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
-	"github.com/cdcrecon/cdcrecon/processors/reconcile"
 )
 
 // The reference model: DESIGN.md's consistency rule evaluated by brute
@@ -222,7 +222,7 @@ func (m *refModel) run(cs []changes.Change) ([]refDrift, []refChecksum) {
 				}
 				for _, d := range drifts {
 					if d.table == tableName && d.key == k && d.opened <= closeAt && d.resolved > closeAt {
-						sum.drifts = append(sum.drifts, reconcile.DriftID(tableName, []byte(k), d.opened))
+						sum.drifts = append(sum.drifts, consistency.DriftID(tableName, []byte(k), d.opened))
 					}
 				}
 			}

@@ -1,4 +1,4 @@
-package reconcile_test
+package consistency_test
 
 import (
 	"encoding/json"
@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/cdcrecon/cdcrecon/processors/changes"
+	"github.com/cdcrecon/cdcrecon/processors/consistency"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
-	"github.com/cdcrecon/cdcrecon/processors/reconcile"
 	"github.com/cdcrecon/cdcrecon/schemas"
 )
 
@@ -56,7 +56,7 @@ func runLog(t *testing.T, r *rand.Rand, log []logEntry, inputs []string, sides m
 	t.Helper()
 	cfg, m := propertySetup(t)
 	var out []string
-	e, err := reconcile.New(reconcile.Config{Settings: cfg, Mapper: m, Emit: func(rec schemas.Record) {
+	e, err := consistency.New(consistency.Config{Settings: cfg, Mapper: m, Emit: func(rec schemas.Record) {
 		b, err := json.Marshal(struct {
 			Type string
 			R    schemas.Record
@@ -144,7 +144,7 @@ func TestLateChangesPlacedByTheLog(t *testing.T) {
 		want, _ := model.run(eff)
 		opened := map[string]bool{}
 		for _, d := range want {
-			opened[reconcile.DriftID(d.table, []byte(d.key), d.opened)] = d.resolved == math.MaxInt64
+			opened[consistency.DriftID(d.table, []byte(d.key), d.opened)] = d.resolved == math.MaxInt64
 		}
 		got := map[string]bool{}
 		for _, rec := range live {

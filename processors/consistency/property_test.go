@@ -1,4 +1,4 @@
-package reconcile_test
+package consistency_test
 
 import (
 	"fmt"
@@ -14,8 +14,8 @@ import (
 	"github.com/cdcrecon/cdcrecon/processors/canon"
 	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/config"
+	"github.com/cdcrecon/cdcrecon/processors/consistency"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
-	"github.com/cdcrecon/cdcrecon/processors/reconcile"
 	"github.com/cdcrecon/cdcrecon/processors/state"
 	"github.com/cdcrecon/cdcrecon/schemas"
 )
@@ -166,7 +166,7 @@ func (h *history) next(r *rand.Rand, inputs []string, pos map[string]int) (strin
 
 // feed runs a history through an engine, interleaving the input partitions
 // at random, reporting watermarks and advancing as it goes.
-func feed(t testing.TB, r *rand.Rand, e *reconcile.Engine, hist *history, inputs []string, flush func()) {
+func feed(t testing.TB, r *rand.Rand, e *consistency.Engine, hist *history, inputs []string, flush func()) {
 	t.Helper()
 	for _, in := range inputs {
 		e.Expect(hist.sides[in], in)
@@ -239,7 +239,7 @@ func TestMatchesReferenceModel(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		cfgE := reconcile.Config{Settings: cfg, Mapper: m}
+		cfgE := consistency.Config{Settings: cfg, Mapper: m}
 		if st != nil {
 			cfgE.Store = st
 			cfgE.MaxKeys = (seed / 2) % 3 // also keep some idle keys in memory
@@ -266,7 +266,7 @@ func TestMatchesReferenceModel(t *testing.T) {
 				sums[fmt.Sprintf("%s@%d", x.Table, x.WindowStart.UnixMilli())] = &c
 			}
 		}
-		e, err := reconcile.New(cfgE)
+		e, err := consistency.New(cfgE)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +299,7 @@ func TestMatchesReferenceModel(t *testing.T) {
 			if cols == nil {
 				cols = []string{}
 			}
-			wantByID[reconcile.DriftID(d.table, []byte(d.key), d.opened)] = &gotDrift{opened: d.opened, resolved: d.resolved, kind: d.kind, columns: cols}
+			wantByID[consistency.DriftID(d.table, []byte(d.key), d.opened)] = &gotDrift{opened: d.opened, resolved: d.resolved, kind: d.kind, columns: cols}
 			stats[d.kind]++
 			if d.resolved != math.MaxInt64 {
 				stats["resolved"]++

@@ -1,4 +1,4 @@
-package reconcile_test
+package consistency_test
 
 import (
 	"testing"
@@ -7,8 +7,8 @@ import (
 
 	"github.com/cdcrecon/cdcrecon/processors/canon"
 	"github.com/cdcrecon/cdcrecon/processors/changes"
+	"github.com/cdcrecon/cdcrecon/processors/consistency"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
-	"github.com/cdcrecon/cdcrecon/processors/reconcile"
 	"github.com/cdcrecon/cdcrecon/processors/state"
 	"github.com/cdcrecon/cdcrecon/schemas"
 )
@@ -39,8 +39,8 @@ func TestStoredKeysComeBack(t *testing.T) {
 			got = append(got, d)
 		}
 	}
-	open := func() *reconcile.Engine {
-		e, err := reconcile.New(reconcile.Config{Settings: cfg, Mapper: m, Emit: emit, Store: st})
+	open := func() *consistency.Engine {
+		e, err := consistency.New(consistency.Config{Settings: cfg, Mapper: m, Emit: emit, Store: st})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,7 +48,7 @@ func TestStoredKeysComeBack(t *testing.T) {
 		e.Expect(normalize.Target, "tgt")
 		return e
 	}
-	flush := func(e *reconcile.Engine) int {
+	flush := func(e *consistency.Engine) int {
 		b := st.NewBatch()
 		defer b.Close()
 		n, err := e.Flush(b)

@@ -1,4 +1,4 @@
-package reconcile
+package consistency
 
 import "container/heap"
 
