@@ -1,21 +1,25 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/spf13/cobra"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
@@ -254,24 +258,76 @@ func scrapeMetrics(url string) promMetrics {
 	return parseMetrics(resp.Body)
 }
 
-// parseMetrics reads Prometheus' text exposition format.
+// parseMetrics reads Prometheus' text exposition format with its own
+// parser: one sample per series, a histogram's and a summary's as their
+// _bucket, _sum and _count (and quantile) series. Nil when the text does
+// not parse.
 func parseMetrics(r io.Reader) promMetrics {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil
+	}
 	m := promMetrics{}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			m[line[:i]] = v
+	for name, f := range families {
+		for _, s := range f.GetMetric() {
+			labels := s.GetLabel()
+			series := func(suffix string, extra ...*dto.LabelPair) string {
+				return name + suffix + labelText(append(slices.Clone(labels), extra...))
+			}
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				m[series("")] = s.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				m[series("")] = s.GetGauge().GetValue()
+			case dto.MetricType_HISTOGRAM:
+				h := s.GetHistogram()
+				for _, b := range h.GetBucket() {
+					m[series("_bucket", label("le", b.GetUpperBound()))] = float64(b.GetCumulativeCount())
+				}
+				m[series("_bucket", label("le", math.Inf(1)))] = float64(h.GetSampleCount())
+				m[series("_sum")], m[series("_count")] = h.GetSampleSum(), float64(h.GetSampleCount())
+			case dto.MetricType_SUMMARY:
+				sm := s.GetSummary()
+				for _, q := range sm.GetQuantile() {
+					m[series("", label("quantile", q.GetQuantile()))] = q.GetValue()
+				}
+				m[series("_sum")], m[series("_count")] = sm.GetSampleSum(), float64(sm.GetSampleCount())
+			default:
+				m[series("")] = s.GetUntyped().GetValue()
+			}
 		}
 	}
 	return m
+}
+
+// label is a label whose value is a number, as the exposition writes it.
+func label(name string, v float64) *dto.LabelPair {
+	text := strconv.FormatFloat(v, 'g', -1, 64)
+	if math.IsInf(v, 1) {
+		text = "+Inf"
+	}
+	return &dto.LabelPair{Name: &name, Value: &text}
+}
+
+// labelText writes labels as a series name's {a="x",b="y"}, nothing when
+// there are none.
+func labelText(labels []*dto.LabelPair) string {
+	if len(labels) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, l := range labels {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(l.GetName())
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(l.GetValue()))
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 func metricName(series string) string {
