@@ -99,11 +99,10 @@ type Stage struct {
 
 // input is the stage's state for one input partition.
 type input struct {
-	owned.Part       // held by Handle and Idle
-	next       int64 // next offset to read
-	// read is next for readers that must not wait on a batch, which
-	// may be waiting on the brokers: the lag.
-	read     atomic.Int64
+	owned.Part // held by Handle and Idle
+	// next is the next offset to read: written by Handle, read without
+	// waiting on a batch (which may be waiting on the brokers) for the lag.
+	next     atomic.Int64
 	suppress int64 // records before this offset publish nothing: the previous owner did
 	idle     int64 // latest watermark Idle published
 	broken   error // the partition's state could not be read
@@ -151,6 +150,8 @@ func (s *Stage) input(topic string, partition int32) (*input, error) {
 // to read it from (see the package documentation). A
 // kafka.SubscriberConfig.Assigned hook.
 func (s *Stage) Assigned(topic string, partition int32, committed int64) int64 {
+	// Retired first: its stored position is read once the batch the old
+	// state may be handling has committed.
 	s.parts.Retire(InputName(topic, partition))
 	in, err := s.newInput(topic, partition)
 	if err != nil {
@@ -165,11 +166,11 @@ func (s *Stage) Assigned(topic string, partition int32, committed int64) int64 {
 		in.broken = fmt.Errorf("ingest %s: reading its stored position: %w", in.name, err)
 		start = kafka.Committed
 	case ok && next >= committed:
-		in.next, in.latest, start = next, latest, next
+		in.latest, start = latest, next
+		in.next.Store(next)
 	default:
-		in.next, in.suppress = 0, committed
+		in.suppress = committed
 	}
-	in.read.Store(in.next)
 	s.parts.Replace(in.name, in)
 	return start
 }
@@ -260,8 +261,7 @@ func (s *Stage) Handle(msg *message.Message) error {
 	if err := b.Commit(); err != nil {
 		return fail(fmt.Errorf("ingest %s: %w", in.name, err))
 	}
-	in.next = next
-	in.read.Store(next)
+	in.next.Store(next)
 	// Counted once the batch is through: a redelivered batch is not
 	// counted twice.
 	s.Stats.Events.Add(int64(len(recs)))
@@ -452,7 +452,7 @@ func (s *Stage) Lags(ends map[string]int64) []Lag {
 	var lags []Lag
 	for _, in := range s.parts.All() {
 		if end, known := ends[in.name]; known {
-			lags = append(lags, Lag{Topic: in.topic, Partition: in.part, Records: max(end-in.read.Load(), 0)})
+			lags = append(lags, Lag{Topic: in.topic, Partition: in.part, Records: max(end-in.next.Load(), 0)})
 		}
 	}
 	return lags
@@ -483,7 +483,7 @@ func (s *Stage) idle(ctx context.Context, in *input, ends map[string]int64, caug
 		return nil
 	}
 	t := caughtUp(in.side)
-	if in.next < end || in.next < in.suppress || t <= in.idle || t <= in.latest {
+	if next := in.next.Load(); next < end || next < in.suppress || t <= in.idle || t <= in.latest {
 		return nil
 	}
 	m := changes.Mark{Side: in.side, Input: in.name, Time: t}

@@ -68,12 +68,16 @@ func (m *Map[K, P]) GetOrCreate(k K, create func() (P, error)) (P, error) {
 	return p, nil
 }
 
-// Replace makes p the part of k, retiring the one it replaces.
+// Replace makes p the part of k, retiring the one it replaces (once the
+// batch it may be handling is done).
 func (m *Map[K, P]) Replace(k K, p P) {
-	m.Retire(k)
 	m.mu.Lock()
+	old, ok := m.m[k]
 	m.put(k, p)
 	m.mu.Unlock()
+	if ok {
+		old.Retire()
+	}
 }
 
 func (m *Map[K, P]) put(k K, p P) {
