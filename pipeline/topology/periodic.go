@@ -29,7 +29,10 @@ type periodic struct {
 	heartbeat [3]atomic.Int64
 	ctx       context.Context
 	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	// mu orders start's wg.Add before stop's wg.Wait: Close may run
+	// while Run is still starting the duties.
+	mu sync.Mutex
+	wg sync.WaitGroup
 }
 
 func newPeriodic(p *Pipeline, o Options, log *slog.Logger) *periodic {
@@ -45,8 +48,13 @@ func newPeriodic(p *Pipeline, o Options, log *slog.Logger) *periodic {
 
 // start runs the periodic duties until ctx ends or stop.
 func (c *periodic) start(run context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	context.AfterFunc(run, c.cancel)
 	ctx := c.ctx
+	if ctx.Err() != nil {
+		return nil // stopped before it started
+	}
 	cl, err := kgo.NewClient(c.o.Client.ClientOpts()...)
 	if err != nil {
 		return err
@@ -85,6 +93,8 @@ func (c *periodic) start(run context.Context) error {
 
 func (c *periodic) stop() {
 	c.cancel()
+	c.mu.Lock() // a start under way has added what it runs
+	c.mu.Unlock()
 	c.wg.Wait()
 }
 
