@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/cdcrecon/cdcrecon/pipeline/ingest"
+	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/debezium"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
 )
@@ -30,9 +30,11 @@ type periodic struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	// mu orders start's wg.Add before stop's wg.Wait: Close may run
-	// while Run is still starting the duties.
-	mu sync.Mutex
-	wg sync.WaitGroup
+	// while Run is still starting the duties. stopped, under mu, keeps a
+	// start after stop from adding anything.
+	mu      sync.Mutex
+	stopped bool
+	wg      sync.WaitGroup
 }
 
 func newPeriodic(p *Pipeline, o Options, log *slog.Logger) *periodic {
@@ -52,7 +54,7 @@ func (c *periodic) start(run context.Context) error {
 	defer c.mu.Unlock()
 	context.AfterFunc(run, c.cancel)
 	ctx := c.ctx
-	if ctx.Err() != nil {
+	if c.stopped || ctx.Err() != nil {
 		return nil // stopped before it started
 	}
 	cl, err := kgo.NewClient(c.o.Client.ClientOpts()...)
@@ -94,6 +96,7 @@ func (c *periodic) start(run context.Context) error {
 func (c *periodic) stop() {
 	c.cancel()
 	c.mu.Lock() // a start under way has added what it runs
+	c.stopped = true
 	c.mu.Unlock()
 	c.wg.Wait()
 }
@@ -200,21 +203,21 @@ func (c *periodic) tick(ctx context.Context, adm *kadm.Client) {
 		}
 		m.Reachable(true)
 		snap.ends = map[string]int64{}
-		changes := map[int32]int64{}
+		changesEnd := map[int32]int64{}
 		ends.Each(func(o kadm.ListedOffset) {
 			switch {
 			case o.Err != nil:
 			case o.Topic == c.p.Topology.Changes:
-				changes[o.Partition] = o.Offset
+				changesEnd[o.Partition] = o.Offset
 			default:
-				snap.ends[ingest.InputName(o.Topic, o.Partition)] = o.Offset
+				snap.ends[changes.InputName(o.Topic, o.Partition)] = o.Offset
 			}
 		})
 		m.ForgetLag()
 		for _, l := range c.p.Ingest.Lags(snap.ends) {
 			m.Lag(l.Topic, l.Partition, l.Records)
 		}
-		lag, rebuilding := c.p.Reconciler.Progress(changes)
+		lag, rebuilding := c.p.Reconciler.Progress(changesEnd)
 		for p, n := range lag {
 			m.Lag(c.p.Topology.Changes, p, n)
 		}
