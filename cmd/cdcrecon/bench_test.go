@@ -18,8 +18,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cdcrecon/cdcrecon/cmd/cdcrecon/internal/harness"
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/load"
+	"github.com/cdcrecon/cdcrecon/pipeline/offline"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 )
@@ -107,7 +110,7 @@ func BenchmarkCheck(b *testing.B) {
 			b.StopTimer()
 			addr, stop := benchLoaded(b, dumps)
 			b.StartTimer()
-			n, secs, err := consumeParse(context.Background(), addr, []string{"pg.public.orders", "pg.public.customers", "pg.public.payments",
+			n, secs, err := harness.ConsumeParse(context.Background(), addr, []string{"pg.public.orders", "pg.public.customers", "pg.public.payments",
 				"mysql.shop.orders", "mysql.shop.customers", "mysql.shop.payments"})
 			if err != nil {
 				b.Fatal(err)
@@ -146,7 +149,7 @@ func BenchmarkCheck(b *testing.B) {
 				case err = <-exited:
 					break wait
 				case <-time.After(50 * time.Millisecond):
-					if v, ok := vmHWM(cmd.Process.Pid); ok {
+					if v, ok := harness.VmHWM(cmd.Process.Pid); ok {
 						rss = v
 					}
 				}
@@ -158,7 +161,7 @@ func BenchmarkCheck(b *testing.B) {
 			if got := driftSet(b, out.Bytes()); !slices.Equal(got, want) {
 				b.Fatalf("check found %d drifts, the ground truth has %d", len(got), len(want))
 			}
-			var rep Report
+			var rep offline.Report
 			b2, _ := os.ReadFile(report)
 			if err := json.Unmarshal(b2, &rep); err != nil {
 				b.Fatal(err)
@@ -178,25 +181,24 @@ func benchLoaded(b *testing.B, dumps []string) (addr string, stop func()) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := newProducer(kafka.ClientConfig{Brokers: []string{br.Addr()}})
+	p, err := load.New(kafka.ClientConfig{Brokers: []string{br.Addr()}}, load.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer p.close()
-	g := &globals{stderr: &bytes.Buffer{}}
+	defer p.Close()
 	for _, d := range dumps {
-		if _, err := p.loadFile(context.Background(), g, d); err != nil {
+		if _, err := p.File(context.Background(), d); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if err := p.flush(context.Background()); err != nil {
+	if err := p.Flush(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	return br.Addr(), func() { br.Close() }
 }
 
 // benchWorker is a worker process of a benchmark.
-type benchWorker struct{ *workerProcess }
+type benchWorker struct{ *harness.Process }
 
 // startBenchWorker runs `cdcrecon run` on the workload in dir against a
 // broker, with its state in stateDir; extra flags follow.
@@ -216,19 +218,19 @@ func startBenchWorker(b *testing.B, bin, dir, addr, stateDir string, extra ...st
 	if v := os.Getenv("CDCRECON_BENCH_LOG"); v != "" {
 		logFile = v
 	}
-	w, err := startWorkerProcess(bin, cfg, logFile, extra...)
+	w, err := harness.StartProcess(bin, cfg, logFile, extra...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(w.kill)
+	b.Cleanup(w.Kill)
 	return &benchWorker{w}
 }
 
 // waitFor polls the worker's metrics until ok holds, and returns them; it
 // fails the benchmark after limit.
-func (w *benchWorker) waitFor(b *testing.B, limit time.Duration, what string, ok func(m promMetrics) bool) promMetrics {
+func (w *benchWorker) waitFor(b *testing.B, limit time.Duration, what string, ok func(m harness.Metrics) bool) harness.Metrics {
 	b.Helper()
-	m, err := w.workerProcess.waitFor(context.Background(), limit, what, ok)
+	m, err := w.Process.WaitFor(context.Background(), limit, what, ok)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -238,7 +240,7 @@ func (w *benchWorker) waitFor(b *testing.B, limit time.Duration, what string, ok
 // stop stops the worker and returns its peak RSS in bytes.
 func (w *benchWorker) stop(b *testing.B) float64 {
 	b.Helper()
-	rss, err := w.workerProcess.stop()
+	rss, err := w.Process.Stop()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -247,7 +249,9 @@ func (w *benchWorker) stop(b *testing.B) float64 {
 
 // done tells that the benchmark's worker has read all of total records
 // and holds open exactly open drifts (< 0: any).
-func done(total, open int) func(m promMetrics) bool { return workerDone(benchPartitions, total, open) }
+func done(total, open int) func(m harness.Metrics) bool {
+	return harness.Done(benchPartitions, total, open)
+}
 
 // benchPartitions is how many partitions a benchmark's only worker owns:
 // the six single-partition input topics' and the changes topic's (the
@@ -256,8 +260,8 @@ func done(total, open int) func(m promMetrics) bool { return workerDone(benchPar
 var benchPartitions = 6 + config.Default().Kafka.Partitions
 
 // rebuilt tells that a worker owns all its partitions and rebuilds none.
-func rebuilt(m promMetrics) bool {
-	return m.series("cdcrecon_consumer_lag_records") >= benchPartitions && m.sum("cdcrecon_rebuilding_partitions") == 0
+func rebuilt(m harness.Metrics) bool {
+	return m.Series("cdcrecon_consumer_lag_records") >= benchPartitions && m.Sum("cdcrecon_rebuilding_partitions") == 0
 }
 
 // benchInputs returns a workload's dumps, its ground truth's drifted rows
@@ -290,13 +294,13 @@ func checkFinalDrift(b *testing.B, addr string, want []string) {
 	b.Helper()
 	var got []string
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
-		ds, err := readDrift(context.Background(), kafka.ClientConfig{Brokers: []string{addr}}, "cdcrecon.drift", registry.NewSerde(nil))
+		ds, err := offline.ReadDrift(context.Background(), kafka.ClientConfig{Brokers: []string{addr}}, "cdcrecon.drift", registry.NewSerde(nil))
 		if err != nil {
 			b.Fatal(err)
 		}
 		got = got[:0]
-		for _, d := range openAtEnd(ds) {
-			got = append(got, driftRow(d))
+		for _, d := range offline.OpenAtEnd(ds) {
+			got = append(got, harness.DriftRow(d))
 		}
 		if slices.Sort(got); slices.Equal(got, want) {
 			return
@@ -327,7 +331,7 @@ func BenchmarkRun(b *testing.B) {
 		b.StartTimer()
 		w := startBenchWorker(b, bin, dir, addr, b.TempDir())
 		w.waitFor(b, 10*time.Minute, "all read and decided", done(total, len(want)))
-		secs := time.Since(w.started).Seconds()
+		secs := time.Since(w.Started()).Seconds()
 		b.StopTimer()
 		rss := w.stop(b)
 		checkFinalDrift(b, addr, want)
@@ -355,14 +359,14 @@ func BenchmarkWorkerRestart(b *testing.B) {
 		addr, stopBroker := benchLoaded(b, dumps)
 		state := b.TempDir()
 		w := startBenchWorker(b, bin, dir, addr, state, "--instance-id", "bench-1")
-		m := w.waitFor(b, 10*time.Minute, "half read", func(m promMetrics) bool { return m.sum("cdcrecon_events_total") >= float64(total/2) })
+		m := w.waitFor(b, 10*time.Minute, "half read", func(m harness.Metrics) bool { return m.Sum("cdcrecon_events_total") >= float64(total/2) })
 		killed := time.Now()
-		w.kill()
-		if m.sum("cdcrecon_events_total") >= float64(total) {
+		w.Kill()
+		if m.Sum("cdcrecon_events_total") >= float64(total) {
 			b.Fatalf("the worker read the whole workload (%d records) before it was killed: too small to measure a resume", total)
 		}
 		w = startBenchWorker(b, bin, dir, addr, state, "--instance-id", "bench-1")
-		w.waitFor(b, 5*time.Minute, "reading again", func(m promMetrics) bool { return m.sum("cdcrecon_events_total") > 0 })
+		w.waitFor(b, 5*time.Minute, "reading again", func(m harness.Metrics) bool { return m.Sum("cdcrecon_events_total") > 0 })
 		ingest := time.Since(killed).Seconds()
 		w.waitFor(b, 5*time.Minute, "rebuilt", rebuilt)
 		resumed := time.Since(killed).Seconds()
@@ -410,7 +414,7 @@ func BenchmarkRestore(b *testing.B) {
 
 		w = startBenchWorker(b, bin, dir, addr, state)
 		w.waitFor(b, 10*time.Minute, "rebuilt", rebuilt)
-		secs := time.Since(w.started).Seconds()
+		secs := time.Since(w.Started()).Seconds()
 		w.stop(b)
 		stopBroker()
 		b.ReportMetric(secs, "restore-s")

@@ -17,7 +17,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cdcrecon/cdcrecon/cmd/cdcrecon/internal/harness"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/offline"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 )
 
@@ -250,7 +252,7 @@ func TestChaos(t *testing.T) {
 	var records int
 	deadline := time.Now().Add(150 * time.Second)
 	for {
-		ds, err := readDrift(context.Background(), cc, "cdcrecon.drift", serde)
+		ds, err := offline.ReadDrift(context.Background(), cc, "cdcrecon.drift", serde)
 		if err == nil {
 			records = len(ds)
 			all = all[:0]
@@ -300,7 +302,7 @@ func TestChaos(t *testing.T) {
 			if w == nil || w.cmd.ProcessState != nil {
 				continue
 			}
-			m := scrapeMetrics("http://" + listen[i] + "/metrics")
+			m := harness.Scrape("http://" + listen[i] + "/metrics")
 			var lines []string
 			for k, v := range m {
 				if strings.HasPrefix(k, "cdcrecon_consumer_lag") || strings.HasPrefix(k, "cdcrecon_drift_open") || strings.HasPrefix(k, "cdcrecon_watermark") || strings.HasPrefix(k, "cdcrecon_rebuilding") {

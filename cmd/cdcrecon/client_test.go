@@ -25,6 +25,7 @@ import (
 
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/load"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 )
 
@@ -106,20 +107,19 @@ tables:
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := newProducer(cc)
+	p, err := load.New(cc, load.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var errOut bytes.Buffer
 	for _, d := range []string{"../../examples/dumps/source.jsonl", "../../examples/dumps/target.jsonl"} {
-		if _, err := p.loadFile(context.Background(), &globals{stderr: &errOut}, d); err != nil {
+		if _, err := p.File(context.Background(), d); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := p.flush(context.Background()); err != nil {
+	if err := p.Flush(context.Background()); err != nil {
 		t.Fatalf("producing over TLS and SCRAM: %v", err)
 	}
-	p.close()
+	p.Close()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)

@@ -2,33 +2,26 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/spf13/cobra"
 
+	"github.com/cdcrecon/cdcrecon/cmd/cdcrecon/internal/harness"
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/load"
+	"github.com/cdcrecon/cdcrecon/pipeline/offline"
 	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/processors/simulate"
-	"github.com/cdcrecon/cdcrecon/schemas"
 )
 
 // demoOptions are the demo's flags.
@@ -99,19 +92,19 @@ func demo(ctx context.Context, g *globals, o demoOptions) error {
 	}
 	defer b.Close()
 	cc := kafka.ClientConfig{Brokers: []string{b.Addr()}}
-	p, err := newProducer(cc)
+	p, err := load.New(cc, load.Options{})
 	if err != nil {
 		return fail(err)
 	}
 	for _, name := range []string{"source.jsonl", "target.jsonl"} {
-		if _, err := p.loadFile(ctx, &globals{stderr: io.Discard}, filepath.Join(dir, name)); err != nil {
-			p.close()
+		if _, err := p.File(ctx, filepath.Join(dir, name)); err != nil {
+			p.Close()
 			return fail(err)
 		}
 	}
-	err = p.flush(ctx)
-	total := int(p.produced.Load())
-	p.close()
+	err = p.Flush(ctx)
+	total := int(p.Produced.Load())
+	p.Close()
 	if err != nil {
 		return fail(err)
 	}
@@ -121,7 +114,7 @@ func demo(ctx context.Context, g *globals, o demoOptions) error {
 	if err != nil {
 		return fail(err)
 	}
-	listen, err := freePort()
+	listen, err := harness.FreePort()
 	if err != nil {
 		return fail(err)
 	}
@@ -164,36 +157,36 @@ wait:
 			return fail(fmt.Errorf("the worker did not finish within %s (--timeout)", o.timeout))
 		case <-tick.C:
 		}
-		m := scrapeMetrics(metrics)
+		m := harness.Scrape(metrics)
 		if m == nil {
 			continue
 		}
 		now := time.Now()
-		fmt.Fprintln(out, progressLine(m, now.Sub(started), total, (m.sum(ops.EventsTotal)-prevEvents)/now.Sub(prevAt).Seconds()))
-		prevEvents, prevAt = m.sum(ops.EventsTotal), now
-		caughtUp := m.sum(ops.EventsTotal) == float64(total) && m.series(ops.ConsumerLagRecords) >= partitions &&
-			m.sum(ops.ConsumerLagRecords) == 0
-		if caughtUp && last != nil && m.sum(ops.DriftOpenedTotal) == last["opened"] && m.sum(ops.DriftResolvedTotal) == last["resolved"] {
+		fmt.Fprintln(out, progressLine(m, now.Sub(started), total, (m.Sum(ops.EventsTotal)-prevEvents)/now.Sub(prevAt).Seconds()))
+		prevEvents, prevAt = m.Sum(ops.EventsTotal), now
+		caughtUp := m.Sum(ops.EventsTotal) == float64(total) && m.Series(ops.ConsumerLagRecords) >= partitions &&
+			m.Sum(ops.ConsumerLagRecords) == 0
+		if caughtUp && last != nil && m.Sum(ops.DriftOpenedTotal) == last["opened"] && m.Sum(ops.DriftResolvedTotal) == last["resolved"] {
 			stable++
 		} else {
 			stable = 0
 		}
-		last = map[string]float64{"opened": m.sum(ops.DriftOpenedTotal), "resolved": m.sum(ops.DriftResolvedTotal)}
+		last = map[string]float64{"opened": m.Sum(ops.DriftOpenedTotal), "resolved": m.Sum(ops.DriftResolvedTotal)}
 		if stable >= 2 {
 			break
 		}
 	}
 
 	// What is open at the end, against the ground truth.
-	history, err := readDrift(context.Background(), cc, cfg.Topics.Drift, registry.NewSerde(nil))
+	history, err := offline.ReadDrift(context.Background(), cc, cfg.Topics.Drift, registry.NewSerde(nil))
 	if err != nil {
 		return fail(err)
 	}
-	truth, err := truthRows(filepath.Join(dir, "truth.jsonl"))
+	truth, err := harness.TruthRows(filepath.Join(dir, "truth.jsonl"))
 	if err != nil {
 		return fail(err)
 	}
-	recall, precision, found := scoreDrift(history, truth)
+	recall, precision, found := harness.Score(history, truth)
 	state := "finished"
 	if interrupted {
 		state = "interrupted"
@@ -228,157 +221,11 @@ wait:
 	return nil
 }
 
-func ratio(a, b int) float64 {
-	if b == 0 {
-		return 1
-	}
-	return float64(a) / float64(b)
-}
-
-// freePort returns a loopback address with a port free at the time.
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// promMetrics are scraped samples by series ("name{labels}").
-type promMetrics map[string]float64
-
-// scrapeMetrics reads a Prometheus endpoint; nil when it does not answer.
-func scrapeMetrics(url string) promMetrics {
-	resp, err := http.Get(url)
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	return parseMetrics(resp.Body)
-}
-
-// parseMetrics reads Prometheus' text exposition format with its own
-// parser: one sample per series, a histogram's and a summary's as their
-// _bucket, _sum and _count (and quantile) series. Nil when the text does
-// not parse.
-func parseMetrics(r io.Reader) promMetrics {
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(r)
-	if err != nil {
-		return nil
-	}
-	m := promMetrics{}
-	for name, f := range families {
-		for _, s := range f.GetMetric() {
-			labels := s.GetLabel()
-			series := func(suffix string, extra ...*dto.LabelPair) string {
-				return name + suffix + labelText(append(slices.Clone(labels), extra...))
-			}
-			switch f.GetType() {
-			case dto.MetricType_COUNTER:
-				m[series("")] = s.GetCounter().GetValue()
-			case dto.MetricType_GAUGE:
-				m[series("")] = s.GetGauge().GetValue()
-			case dto.MetricType_HISTOGRAM:
-				h := s.GetHistogram()
-				for _, b := range h.GetBucket() {
-					m[series("_bucket", label("le", b.GetUpperBound()))] = float64(b.GetCumulativeCount())
-				}
-				m[series("_bucket", label("le", math.Inf(1)))] = float64(h.GetSampleCount())
-				m[series("_sum")], m[series("_count")] = h.GetSampleSum(), float64(h.GetSampleCount())
-			case dto.MetricType_SUMMARY:
-				sm := s.GetSummary()
-				for _, q := range sm.GetQuantile() {
-					m[series("", label("quantile", q.GetQuantile()))] = q.GetValue()
-				}
-				m[series("_sum")], m[series("_count")] = sm.GetSampleSum(), float64(sm.GetSampleCount())
-			default:
-				m[series("")] = s.GetUntyped().GetValue()
-			}
-		}
-	}
-	return m
-}
-
-// label is a label whose value is a number, as the exposition writes it.
-func label(name string, v float64) *dto.LabelPair {
-	text := strconv.FormatFloat(v, 'g', -1, 64)
-	if math.IsInf(v, 1) {
-		text = "+Inf"
-	}
-	return &dto.LabelPair{Name: &name, Value: &text}
-}
-
-// labelText writes labels as a series name's {a="x",b="y"}, nothing when
-// there are none.
-func labelText(labels []*dto.LabelPair) string {
-	if len(labels) == 0 {
-		return ""
-	}
+func progressLine(m harness.Metrics, elapsed time.Duration, total int, rate float64) string {
 	var b strings.Builder
-	b.WriteByte('{')
-	for i, l := range labels {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(l.GetName())
-		b.WriteByte('=')
-		b.WriteString(strconv.Quote(l.GetValue()))
-	}
-	b.WriteByte('}')
-	return b.String()
-}
-
-func metricName(series string) string {
-	if i := strings.IndexByte(series, '{'); i >= 0 {
-		return series[:i]
-	}
-	return series
-}
-
-// sum adds up a metric over its labels.
-func (m promMetrics) sum(name string) float64 {
-	var s float64
-	for k, v := range m {
-		if metricName(k) == name {
-			s += v
-		}
-	}
-	return s
-}
-
-// series counts a metric's labelled series.
-func (m promMetrics) series(name string) int {
-	n := 0
-	for k := range m {
-		if metricName(k) == name && k != name {
-			n++
-		}
-	}
-	return n
-}
-
-// byTable sums a metric per table label.
-func (m promMetrics) byTable(name string) map[string]float64 {
-	out := map[string]float64{}
-	for k, v := range m {
-		if metricName(k) != name {
-			continue
-		}
-		if i := strings.Index(k, `table="`); i >= 0 {
-			t := k[i+7:]
-			out[t[:strings.IndexByte(t, '"')]] += v
-		}
-	}
-	return out
-}
-
-func progressLine(m promMetrics, elapsed time.Duration, total int, rate float64) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%5.1fs  events %d/%d (%.0f/s)  lag %.0f  drift", elapsed.Seconds(), int(m.sum(ops.EventsTotal)), total,
-		rate, m.sum(ops.ConsumerLagRecords))
-	open, resolved := m.byTable(ops.DriftOpenNow), m.byTable(ops.DriftResolvedTotal)
+	fmt.Fprintf(&b, "%5.1fs  events %d/%d (%.0f/s)  lag %.0f  drift", elapsed.Seconds(), int(m.Sum(ops.EventsTotal)), total,
+		rate, m.Sum(ops.ConsumerLagRecords))
+	open, resolved := m.ByTable(ops.DriftOpenNow), m.ByTable(ops.DriftResolvedTotal)
 	tables := make([]string, 0, len(open))
 	for t := range open {
 		tables = append(tables, t)
@@ -391,43 +238,4 @@ func progressLine(m promMetrics, elapsed time.Duration, total int, rate float64)
 		b.WriteString(" none yet")
 	}
 	return b.String()
-}
-
-// driftRow names a drift's row as "table {key}", as truthRows does.
-func driftRow(d *schemas.Drift) string {
-	line, _ := json.Marshal(d)
-	r, _ := rowOf(line)
-	return r
-}
-
-func rowOf(line []byte) (string, error) {
-	var d struct {
-		Table string         `json:"table"`
-		Key   map[string]any `json:"key"`
-	}
-	if err := json.Unmarshal(line, &d); err != nil {
-		return "", err
-	}
-	k, _ := json.Marshal(d.Key)
-	return d.Table + " " + string(k), nil
-}
-
-// truthRows reads simulate's truth.jsonl as a set of rows.
-func truthRows(file string) (map[string]bool, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	rows := map[string]bool{}
-	for i, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		if line == "" {
-			continue
-		}
-		r, err := rowOf([]byte(line))
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", file, i+1, err)
-		}
-		rows[r] = true
-	}
-	return rows, nil
 }

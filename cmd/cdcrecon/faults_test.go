@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdcrecon/cdcrecon/cmd/cdcrecon/internal/harness"
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 )
@@ -45,11 +46,11 @@ func faultWorkload(t *testing.T, listen string) (b *broker.Broker, dir, cfg stri
 }
 
 // waitMetrics polls a worker's /metrics until ok holds, up to limit.
-func waitMetrics(t *testing.T, url string, limit time.Duration, what string, ok func(promMetrics) bool) promMetrics {
+func waitMetrics(t *testing.T, url string, limit time.Duration, what string, ok func(harness.Metrics) bool) harness.Metrics {
 	t.Helper()
-	var last promMetrics
+	var last harness.Metrics
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if m := scrapeMetrics(url); m != nil {
+		if m := harness.Scrape(url); m != nil {
 			if ok(m) {
 				return m
 			}
@@ -75,34 +76,34 @@ func TestWorkerSignalsTellTheTruth(t *testing.T) {
 	go func() { done <- run(ctx, []string{"run", "--config", cfg}, nil, io.Discard, &stderr) }()
 	url := "http://" + listen + "/metrics"
 	tables := []string{"customers", "orders", "payments"}
-	m := waitMetrics(t, url, 20*time.Second, "serving", func(m promMetrics) bool { return len(m) > 0 })
+	m := waitMetrics(t, url, 20*time.Second, "serving", func(m harness.Metrics) bool { return len(m) > 0 })
 	for _, tb := range tables {
 		if _, ok := m[`cdcrecon_drift_open{table="`+tb+`"}`]; !ok {
 			t.Errorf("no cdcrecon_drift_open series of table %s at the start", tb)
 		}
 	}
-	if m.series("cdcrecon_build_info") != 1 {
+	if m.Series("cdcrecon_build_info") != 1 {
 		t.Error("no cdcrecon_build_info")
 	}
 	// Read everything (3 tables x 2 sides x 2 input partitions, and 3
 	// changes partitions); the gauge then equals the drift the truth has
 	// open.
-	waitMetrics(t, url, 60*time.Second, "read to the end", func(m promMetrics) bool {
-		return m.series("cdcrecon_consumer_lag_records") >= 6*2+3 && m.sum("cdcrecon_consumer_lag_records") == 0 && m["cdcrecon_broker_reachable"] == 1
+	waitMetrics(t, url, 60*time.Second, "read to the end", func(m harness.Metrics) bool {
+		return m.Series("cdcrecon_consumer_lag_records") >= 6*2+3 && m.Sum("cdcrecon_consumer_lag_records") == 0 && m["cdcrecon_broker_reachable"] == 1
 	})
 	truth, _ := os.ReadFile(filepath.Join(dir, "truth.jsonl"))
 	want := len(driftSet(t, truth))
-	m = waitMetrics(t, url, 30*time.Second, fmt.Sprintf("%d drifts open", want), func(m promMetrics) bool {
-		return m.sum("cdcrecon_drift_open") == float64(want)
+	m = waitMetrics(t, url, 30*time.Second, fmt.Sprintf("%d drifts open", want), func(m harness.Metrics) bool {
+		return m.Sum("cdcrecon_drift_open") == float64(want)
 	})
 	for k, v := range m {
-		if metricName(k) == "cdcrecon_drift_open" && v < 0 {
+		if harness.MetricName(k) == "cdcrecon_drift_open" && v < 0 {
 			t.Errorf("%s = %g", k, v)
 		}
 	}
 	b.Close()
-	waitMetrics(t, url, 20*time.Second, "lag unknown with the broker gone", func(m promMetrics) bool {
-		return m["cdcrecon_broker_reachable"] == 0 && m.series("cdcrecon_consumer_lag_records") == 0
+	waitMetrics(t, url, 20*time.Second, "lag unknown with the broker gone", func(m harness.Metrics) bool {
+		return m["cdcrecon_broker_reachable"] == 0 && m.Series("cdcrecon_consumer_lag_records") == 0
 	})
 	cancel()
 	select {
@@ -124,8 +125,8 @@ func TestWorkerStopsWhenStateDirRemoved(t *testing.T) {
 	_, dir, cfg := faultWorkload(t, listen)
 	log := filepath.Join(dir, "worker.log")
 	w := startProcess(t, cliBinary(t), log, "run", "--config", cfg)
-	waitMetrics(t, "http://"+listen+"/metrics", 30*time.Second, "read to the end", func(m promMetrics) bool {
-		return m.series("cdcrecon_consumer_lag_records") > 0 && m.sum("cdcrecon_consumer_lag_records") == 0
+	waitMetrics(t, "http://"+listen+"/metrics", 30*time.Second, "read to the end", func(m harness.Metrics) bool {
+		return m.Series("cdcrecon_consumer_lag_records") > 0 && m.Sum("cdcrecon_consumer_lag_records") == 0
 	})
 	if err := os.RemoveAll(filepath.Join(dir, "state")); err != nil {
 		t.Fatal(err)
@@ -190,8 +191,8 @@ func TestWorkerWaitsForItsInputTopics(t *testing.T) {
 		}
 	}
 	loadDumps(t, kafka.ClientConfig{Brokers: []string{b.Addr()}}, dumps...)
-	waitMetrics(t, "http://"+listen+"/metrics", 30*time.Second, "events read once the topics exist", func(m promMetrics) bool {
-		return m.sum("cdcrecon_events_total") > 0
+	waitMetrics(t, "http://"+listen+"/metrics", 30*time.Second, "events read once the topics exist", func(m harness.Metrics) bool {
+		return m.Sum("cdcrecon_events_total") > 0
 	})
 	cancel()
 	if code := <-done; code != exitOK {

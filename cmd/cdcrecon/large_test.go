@@ -17,6 +17,7 @@ import (
 
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/offline"
 )
 
 // largeDumps writes the example dumps with order 3 added on both sides,
@@ -61,7 +62,7 @@ func TestCheckTakesLargeRecords(t *testing.T) {
 	if code != exitOK || out.Len() != 0 {
 		t.Fatalf("check: exit %d, stdout %q, stderr %s", code, out.String(), errOut.String())
 	}
-	var rep Report
+	var rep offline.Report
 	b, _ := os.ReadFile(report)
 	if err := json.Unmarshal(b, &rep); err != nil || rep.Events != 8 || rep.Invalid != 0 {
 		t.Errorf("report %s (%v): want 8 events, none invalid", b, err)

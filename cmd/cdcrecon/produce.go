@@ -1,28 +1,11 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io"
-	"maps"
-	"os"
-	"runtime"
-	"slices"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 
+	"github.com/cdcrecon/cdcrecon/pipeline/load"
 	"github.com/spf13/cobra"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/cdcrecon/cdcrecon/pipeline/dump"
-	"github.com/cdcrecon/cdcrecon/pipeline/ingest"
-	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 )
 
 func newProduceCmd(g *globals) *cobra.Command {
@@ -59,114 +42,37 @@ broker has.`),
 			if err := checkMaxRecord(maxRecord); err != nil {
 				return err
 			}
-			p, err := newProducerLimit(cc, maxRecord)
+			p, err := load.New(cc, load.Options{MaxRecord: maxRecord, LimitName: "--max-record-bytes", Warn: g.stderr, Stdin: g.stdin})
 			if err != nil {
 				return err
 			}
-			defer p.close()
-			stop := progress(g.stderr, "produced", &p.produced)
+			defer p.Close()
+			stop := progress(g.stderr, "produced", &p.Produced)
 			defer stop()
 			bad := 0
 			for _, name := range files {
-				n, err := p.loadFile(cmd.Context(), g, name)
+				n, err := p.File(cmd.Context(), name)
 				bad += n
 				if err != nil {
-					return p.stopped(cmd.Context(), err)
+					return &exitError{code: exitFailure, err: p.Stopped(cmd.Context(), err)}
 				}
 			}
-			if err := p.flush(cmd.Context()); err != nil {
-				return p.stopped(cmd.Context(), err)
+			if err := p.Flush(cmd.Context()); err != nil {
+				return &exitError{code: exitFailure, err: p.Stopped(cmd.Context(), err)}
 			}
 			stop()
-			fmt.Fprintf(g.stderr, "produced %d records from %d file(s)\n", p.produced.Load(), len(files))
+			fmt.Fprintf(g.stderr, "produced %d records from %d file(s)\n", p.Produced.Load(), len(files))
 			if bad > 0 {
 				return &exitError{code: exitFailure, err: fmt.Errorf("%d bad lines were skipped", bad)}
 			}
 			return nil
 		},
 	}
-	cmd.Flags().IntVar(&maxRecord, "max-record-bytes", defaultMaxRecord,
+	cmd.Flags().IntVar(&maxRecord, "max-record-bytes", load.DefaultMaxRecord,
 		"the largest record batch the broker takes (its message.max.bytes, or the topic's max.message.bytes); a larger record is a bad line")
 	cmd.Flags().StringSliceVar(&brokers, "brokers", []string{"127.0.0.1:9092"}, "seed brokers, host:port, comma separated")
 	return cmd
 }
-
-// defaultMaxRecord is Kafka's own default limit on a record batch
-// (message.max.bytes), the largest single record a default broker takes.
-const defaultMaxRecord = 1048588
-
-// recordFraming bounds the bytes a record batch of one record adds to its
-// key, value and headers: 61 of batch header, up to 32 of record fields,
-// and 10 per header.
-func recordFraming(headers int) int { return 61 + 32 + 10*headers }
-
-// producer loads dump records, creating missing topics with enough
-// partitions for the records seen.
-type producer struct {
-	cl  *kgo.Client
-	adm *kadm.Client
-	// maxRecord is the largest record batch the broker takes: a record
-	// that does not fit one on its own is a bad line.
-	maxRecord int
-
-	// partitions is the partition count of every topic seen so far;
-	// created marks the topics this run created and may grow.
-	partitions map[string]int32
-	created    map[string]bool
-
-	produced atomic.Int64
-	mu       sync.Mutex
-	errs     []error
-	// sent is, by file, its last line handed to the client and what each
-	// of its partitions got.
-	sent map[string]*fileSent
-
-	// offsets, when not nil, records per "topic/partition" the dump's own
-	// offset of each record in produce order: the broker numbers them
-	// afresh from 0, and check reports the dump's.
-	offsets map[string][]int64
-}
-
-// fileSent is what one file's lines became.
-type fileSent struct {
-	last  int
-	parts map[string]*partSent // by "topic/partition"
-}
-
-// partSent is what the records one file sent to one partition became.
-// The client answers a partition's records in order, so while no record
-// succeeds after a failure the partition holds exactly the lines up to
-// lastOK.
-type partSent struct {
-	sent, ok          int
-	lastOK, firstFail int
-	// failed are the lines that failed; okAfter those that succeeded
-	// after the first failure.
-	failed, okAfter []int
-}
-
-func newProducer(cc kafka.ClientConfig) (*producer, error) {
-	return newProducerLimit(cc, defaultMaxRecord)
-}
-
-// newProducerLimit is newProducer for a broker taking record batches of up
-// to maxRecord bytes.
-func newProducerLimit(cc kafka.ClientConfig, maxRecord int) (*producer, error) {
-	opts := append([]kgo.Opt{
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerBatchMaxBytes(int32(maxRecord)),
-		kgo.BrokerMaxWriteBytes(int32(max(100<<20, maxRecord+1<<20))),
-	}, cc.ClientOpts()...)
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("creating client: %w", err)
-	}
-	return &producer{cl: cl, adm: kadm.NewClient(cl), maxRecord: maxRecord, partitions: map[string]int32{}, created: map[string]bool{},
-		sent: map[string]*fileSent{}}, nil
-}
-
-func (p *producer) close() { p.cl.Close() }
 
 // checkMaxRecord validates a --max-record-bytes value.
 func checkMaxRecord(n int) error {
@@ -174,277 +80,4 @@ func checkMaxRecord(n int) error {
 		return usageError("--max-record-bytes: must be between 1024 and %d, got %d", 1<<30, n)
 	}
 	return nil
-}
-
-// loadFile produces one dump file and returns how many bad lines it skipped.
-func (p *producer) loadFile(ctx context.Context, g *globals, name string) (int, error) {
-	var r io.Reader = g.stdin
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return 0, fmt.Errorf("opening dump: %w", err)
-		}
-		defer f.Close()
-		r = f
-	} else {
-		name = "<stdin>"
-	}
-	dr := dump.NewParallelReader(r, name, runtime.GOMAXPROCS(0))
-	defer dr.Close()
-	bad := 0
-	for {
-		rec, err := dr.Next()
-		if errors.Is(err, io.EOF) {
-			return bad, nil
-		}
-		var le *dump.LineError
-		if errors.As(err, &le) {
-			fmt.Fprintf(g.stderr, "%v (skipped)\n", le)
-			bad++
-			continue
-		}
-		if err != nil {
-			return bad, err
-		}
-		if n := recordSize(rec); n > p.maxRecord {
-			fmt.Fprintf(g.stderr, "%s:%d: a record of %d bytes (key, value, headers and framing) is over --max-record-bytes %d (skipped)\n",
-				name, dr.Line(), n, p.maxRecord)
-			bad++
-			continue
-		}
-		if err := p.ensurePartition(ctx, rec.Topic, rec.Partition); err != nil {
-			if !errors.Is(err, errNoPartition) {
-				// The broker's trouble, not the line's: skipping would
-				// drop every line after it too.
-				return bad, fmt.Errorf("%s:%d: %w", name, dr.Line(), err)
-			}
-			fmt.Fprintf(g.stderr, "%s:%d: %v (skipped)\n", name, dr.Line(), err)
-			bad++
-			continue
-		}
-		if err := p.firstErr(); err != nil {
-			return bad, err
-		}
-		if p.offsets != nil {
-			k := ingest.InputName(rec.Topic, rec.Partition)
-			p.offsets[k] = append(p.offsets[k], rec.Offset)
-		}
-		p.send(ctx, rec, name, dr.Line())
-	}
-}
-
-// recordSize is what a record takes in a batch of its own, at most.
-func recordSize(rec dump.Record) int {
-	n := len(rec.Key) + len(rec.Value) + recordFraming(len(rec.Headers))
-	for _, h := range rec.Headers {
-		n += len(h.Key) + len(h.Value)
-	}
-	return n
-}
-
-// send produces one record, which came from line of name; a failure is
-// kept for firstErr, and the outcome for written.
-func (p *producer) send(ctx context.Context, rec dump.Record, name string, line int) {
-	p.mu.Lock()
-	f := p.sent[name]
-	if f == nil {
-		f = &fileSent{parts: map[string]*partSent{}}
-		p.sent[name] = f
-	}
-	f.last = line
-	k := ingest.InputName(rec.Topic, rec.Partition)
-	ps := f.parts[k]
-	if ps == nil {
-		ps = &partSent{}
-		f.parts[k] = ps
-	}
-	ps.sent++
-	p.mu.Unlock()
-	p.cl.Produce(ctx, rec.ToKafka(), func(_ *kgo.Record, err error) {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if err != nil {
-			p.errs = append(p.errs, fmt.Errorf("%s:%d: producing: %w", name, line, err))
-			if ps.firstFail == 0 {
-				ps.firstFail = line
-			}
-			ps.failed = append(ps.failed, line)
-			return
-		}
-		ps.ok++
-		ps.lastOK = line
-		if ps.firstFail != 0 {
-			ps.okAfter = append(ps.okAfter, line)
-		}
-		p.produced.Add(1)
-	})
-}
-
-// written says, once every record sent has its answer, what the broker
-// has of each file: by partition, all the lines sent, the lines up to
-// one, or every line but those listed.
-func (p *producer) written() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var files []string
-	for _, name := range slices.Sorted(maps.Keys(p.sent)) {
-		f := p.sent[name]
-		var parts []string
-		for _, k := range slices.Sorted(maps.Keys(f.parts)) {
-			ps := f.parts[k]
-			switch {
-			case ps.ok == ps.sent:
-				parts = append(parts, fmt.Sprintf("%s: all %d sent", k, ps.sent))
-			case ps.ok == 0:
-				parts = append(parts, fmt.Sprintf("%s: none of %d sent", k, ps.sent))
-			case len(ps.okAfter) == 0:
-				parts = append(parts, fmt.Sprintf("%s: %d of %d sent, its lines up to line %d", k, ps.ok, ps.sent, ps.lastOK))
-			case len(ps.okAfter) < len(ps.failed):
-				// The client answers a partition in order: every line
-				// before the first failure is in.
-				parts = append(parts, fmt.Sprintf("%s: %d of %d sent, its lines before line %d and, of the later ones, lines %s",
-					k, ps.ok, ps.sent, ps.firstFail, lineRanges(ps.okAfter)))
-			default:
-				parts = append(parts, fmt.Sprintf("%s: %d of %d sent, all but lines %s", k, ps.ok, ps.sent, lineRanges(ps.failed)))
-			}
-		}
-		files = append(files, fmt.Sprintf("of %s (read to line %d): %s", name, f.last, strings.Join(parts, "; ")))
-	}
-	if len(files) == 0 {
-		return "nothing"
-	}
-	return strings.Join(files, "; ")
-}
-
-// lineRanges shows sorted line numbers as ranges: "4-9, 12".
-func lineRanges(lines []int) string {
-	var out []string
-	for i := 0; i < len(lines); {
-		j := i
-		for j+1 < len(lines) && lines[j+1] == lines[j]+1 {
-			j++
-		}
-		r := strconv.Itoa(lines[i])
-		if j > i {
-			r += "-" + strconv.Itoa(lines[j])
-		}
-		out = append(out, r)
-		i = j + 1
-	}
-	return strings.Join(out, ", ")
-}
-
-// sendAll produces records held in memory (numbered from first in errors)
-// and waits until the broker has them all.
-func (p *producer) sendAll(ctx context.Context, recs []dump.Record, name string, first int) error {
-	for i, rec := range recs {
-		if err := p.ensurePartition(ctx, rec.Topic, rec.Partition); err != nil {
-			return fmt.Errorf("%s:%d: %w", name, first+i, err)
-		}
-		p.send(ctx, rec, name, first+i)
-	}
-	return p.flush(ctx)
-}
-
-// stopped ends a load that failed with err: it waits for the records
-// already sent to be answered (for a minute at most), then names err and
-// exactly what the broker has.
-func (p *producer) stopped(ctx context.Context, err error) error {
-	wait, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	if ferr := p.cl.Flush(wait); ferr != nil {
-		return &exitError{code: exitFailure, err: fmt.Errorf("%w. Stopped; after a minute some records sent were still unanswered, and beyond what follows the broker may have them. It has, %s", err, p.written())}
-	}
-	if first := p.firstErr(); first != nil {
-		err = first
-	}
-	return &exitError{code: exitFailure, err: fmt.Errorf("%w. Stopped; the broker has, %s", err, p.written())}
-}
-
-// errNoPartition is a record for a partition its existing topic lacks.
-var errNoPartition = errors.New("no such partition")
-
-func (p *producer) firstErr() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.errs) > 0 {
-		return p.errs[0]
-	}
-	return nil
-}
-
-func (p *producer) flush(ctx context.Context) error {
-	if err := p.cl.Flush(ctx); err != nil {
-		return fmt.Errorf("flushing: %w", err)
-	}
-	return p.firstErr()
-}
-
-// ensurePartition makes sure topic has the given partition: it creates a
-// missing topic and grows a topic this run created, but never changes a
-// topic that existed before.
-func (p *producer) ensurePartition(ctx context.Context, topic string, partition int32) error {
-	n, known := p.partitions[topic]
-	if known && partition < n {
-		return nil
-	}
-	if !known {
-		details, err := p.adm.ListTopics(ctx, topic)
-		if err != nil {
-			return fmt.Errorf("looking up topic %s: %w", topic, err)
-		}
-		if d, ok := details[topic]; ok && d.Err == nil {
-			n = int32(len(d.Partitions))
-			p.partitions[topic] = n
-			if partition < n {
-				return nil
-			}
-			return fmt.Errorf("%w: topic %s has %d partitions, the record is for partition %d", errNoPartition, topic, n, partition)
-		} else if ok && !errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
-			return fmt.Errorf("looking up topic %s: %w", topic, d.Err)
-		}
-		resp, err := p.adm.CreateTopic(ctx, partition+1, -1, nil, topic)
-		if err == nil {
-			err = resp.Err
-		}
-		if err != nil {
-			return fmt.Errorf("creating topic %s: %w", topic, err)
-		}
-		p.partitions[topic], p.created[topic] = partition+1, true
-		return nil
-	}
-	if !p.created[topic] {
-		return fmt.Errorf("%w: topic %s has %d partitions, the record is for partition %d", errNoPartition, topic, n, partition)
-	}
-	resp, err := p.adm.UpdatePartitions(ctx, int(partition+1), topic)
-	if err == nil {
-		var r kadm.CreatePartitionsResponse
-		r, err = resp.On(topic, nil)
-		if err == nil {
-			err = r.Err
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("growing topic %s to %d partitions: %w", topic, partition+1, err)
-	}
-	p.partitions[topic] = partition + 1
-	return p.awaitPartition(ctx, topic, partition)
-}
-
-// awaitPartition waits until the producer's metadata knows the partition:
-// a record for a partition it has not seen yet would fail.
-func (p *producer) awaitPartition(ctx context.Context, topic string, partition int32) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
-		p.cl.ForceMetadataRefresh()
-		if leader, _, err := p.cl.PartitionLeader(topic, partition); err == nil && leader >= 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for partition %d of %s to appear: %w", partition, topic, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cdcrecon/cdcrecon/pipeline/offline"
 )
 
 // A randomized property test of the whole pipeline, as check runs it:
@@ -433,7 +435,7 @@ func TestPipelineMatchesReferenceModel(t *testing.T) {
 	for id, ds := range got {
 		t.Errorf("%s: drift for a key the model does not know: %v", id, ds)
 	}
-	var rep Report
+	var rep offline.Report
 	b, _ := os.ReadFile(report)
 	_ = json.Unmarshal(b, &rep)
 	t.Logf("%d histories, %d keys, %d events, %d duplicates; model drifts: %v", histories, len(keys), rep.Events, rep.Duplicates, stats)

@@ -11,13 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/twmb/franz-go/pkg/sr"
-
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 	"github.com/cdcrecon/cdcrecon/pipeline/ops"
-	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/config"
-	"github.com/cdcrecon/cdcrecon/processors/debezium"
 )
 
 // globals holds what every subcommand shares.
@@ -135,14 +131,4 @@ func loadConfig(file string) (*config.Config, error) {
 		return nil, &exitError{code: exitFailure, err: err}
 	}
 	return cfg, nil
-}
-
-// decoderConfig is the Debezium decoder's configuration: Avro input needs
-// the Schema Registry, when there is one.
-func decoderConfig(rc *sr.Client) debezium.Config {
-	var dec debezium.Config
-	if rc != nil {
-		dec.Registry = debezium.NewSchemaCache(registry.Fetcher{Client: rc})
-	}
-	return dec
 }

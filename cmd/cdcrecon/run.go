@@ -170,7 +170,7 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, before func(
 	if err != nil {
 		return fail(err)
 	}
-	dec := decoderConfig(rc)
+	dec := registry.DecoderConfig(rc)
 	metrics := ops.NewMetrics()
 	pl, err := topology.New(topology.Options{
 		Config: cfg, Client: cc, Store: st, Serde: registry.NewSerde(rc), Decoder: dec,
@@ -248,13 +248,14 @@ func closeWithin(d time.Duration, fn func()) {
 // internal topics that are missing, and returns every input topic's
 // partition count.
 func ensureTopics(ctx context.Context, adm *kadm.Client, cfg *config.Config) (map[string]int32, error) {
-	partitions, err := inputPartitions(ctx, adm, cfg, func(topic string) (int32, error) {
+	top := topology.Define(cfg)
+	partitions, err := top.InputPartitions(ctx, adm, func(topic string) (int32, error) {
 		return 0, &missingTopic{topic: topic, file: cfg.File}
 	})
 	if err != nil {
 		return nil, err
 	}
-	return partitions, ensureInternal(ctx, adm, cfg)
+	return partitions, top.EnsureInternal(ctx, adm)
 }
 
 // missingTopic is an input topic that does not exist (yet).

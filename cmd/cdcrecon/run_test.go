@@ -16,8 +16,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cdcrecon/cdcrecon/cmd/cdcrecon/internal/harness"
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/load"
+	"github.com/cdcrecon/cdcrecon/pipeline/offline"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 )
 
@@ -55,7 +58,7 @@ func TestRunStreamsWhatCheckDecides(t *testing.T) {
 		var last []string
 		for stable := 0; stable < 4; {
 			time.Sleep(500 * time.Millisecond)
-			ds, err := readDrift(context.Background(), cc, "cdcrecon.drift", registry.NewSerde(nil))
+			ds, err := offline.ReadDrift(context.Background(), cc, "cdcrecon.drift", registry.NewSerde(nil))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +111,7 @@ func TestRunStreamsWhatCheckDecides(t *testing.T) {
 		}
 	}
 	_, metrics := httpGet(t, "http://"+httpAddr+"/metrics")
-	m := parseMetrics(strings.NewReader(metrics))
+	m := harness.ParseMetrics(strings.NewReader(metrics))
 	lines := 0
 	for _, d := range dumps {
 		b, _ := os.ReadFile(d)
@@ -120,19 +123,19 @@ func TestRunStreamsWhatCheckDecides(t *testing.T) {
 			opened++
 		}
 	}
-	if got := m.sum("cdcrecon_events_total"); got != float64(lines) {
+	if got := m.Sum("cdcrecon_events_total"); got != float64(lines) {
 		t.Errorf("cdcrecon_events_total sums to %v, the dumps hold %d messages", got, lines)
 	}
-	if got := m.sum("cdcrecon_drift_opened_total"); got != float64(opened) {
+	if got := m.Sum("cdcrecon_drift_opened_total"); got != float64(opened) {
 		t.Errorf("cdcrecon_drift_opened_total sums to %v, %d drifts were opened", got, opened)
 	}
 	if _, ok := m[`cdcrecon_events_total{side="target",table="customers"}`]; !ok {
 		t.Errorf("no per-table, per-side event counts in:\n%.2000s", metrics)
 	}
-	if m.series("cdcrecon_consumer_lag_records") == 0 || m.sum("cdcrecon_consumer_lag_records") != 0 {
+	if m.Series("cdcrecon_consumer_lag_records") == 0 || m.Sum("cdcrecon_consumer_lag_records") != 0 {
 		t.Errorf("want a consumer lag of 0 for every input partition read to its end, got:\n%s", grepLines(metrics, "cdcrecon_consumer_lag_records"))
 	}
-	if m.sum("cdcrecon_state_bytes") <= 0 {
+	if m.Sum("cdcrecon_state_bytes") <= 0 {
 		t.Errorf("no state size in:\n%s", grepLines(metrics, "cdcrecon_state"))
 	}
 
@@ -269,7 +272,7 @@ func recordID(line string) string {
 // freeAddr returns a loopback address with a port free at the time.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	addr, err := freePort()
+	addr, err := harness.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,14 +320,15 @@ func httpGet(t *testing.T, url string) (int, string) {
 // loadDumps produces kcat -J dumps into a broker.
 func loadDumps(t testing.TB, cc kafka.ClientConfig, files ...string) {
 	t.Helper()
-	p, err := newProducer(cc)
+	var stderr bytes.Buffer
+	p, err := load.New(cc, load.Options{Warn: &stderr})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.close()
+	defer p.Close()
 	for _, f := range files {
-		var stderr bytes.Buffer
-		bad, err := p.loadFile(context.Background(), &globals{stderr: &stderr}, f)
+		stderr.Reset()
+		bad, err := p.File(context.Background(), f)
 		if err == nil && bad > 0 {
 			err = fmt.Errorf("%d lines not produced:\n%s", bad, stderr.String())
 		}
@@ -332,7 +336,7 @@ func loadDumps(t testing.TB, cc kafka.ClientConfig, files ...string) {
 			t.Fatalf("producing %s: %v", f, err)
 		}
 	}
-	if err := p.flush(context.Background()); err != nil {
+	if err := p.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -368,7 +372,7 @@ func waitForDrift(t testing.TB, cc kafka.ClientConfig, want map[string]bool) {
 	t.Helper()
 	got := map[string]bool{}
 	for deadline := time.Now().Add(time.Minute); len(got) < len(want) && time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
-		ds, err := readDrift(context.Background(), cc, "cdcrecon.drift", registry.NewSerde(nil))
+		ds, err := offline.ReadDrift(context.Background(), cc, "cdcrecon.drift", registry.NewSerde(nil))
 		if err != nil {
 			continue // not created yet
 		}

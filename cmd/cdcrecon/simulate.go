@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cdcrecon/cdcrecon/cmd/cdcrecon/internal/harness"
 	"github.com/cdcrecon/cdcrecon/pipeline/dump"
 	"github.com/cdcrecon/cdcrecon/processors/simulate"
 )
@@ -95,7 +96,7 @@ func simulateDumps(g *globals, opts simulate.Options, out string) error {
 	var line []byte
 	truth, err := simulate.Generate(opts, func(m simulate.Message) error {
 		written.Add(1)
-		r := dumpRecord(m)
+		r := harness.Record(m)
 		line = dump.AppendLine(line[:0], r)
 		_, err := files[strings.HasPrefix(r.Topic, "pg.")].Write(line)
 		return err
@@ -121,9 +122,4 @@ func simulateDumps(g *globals, opts simulate.Options, out string) error {
 		truth.Records(), out, truth.SourceEvents, truth.TargetEvents, truth.Tombstones, truth.Duplicates, truth.Poison,
 		truth.Dropped, truth.Corrupted, truth.Delayed, len(truth.Drift))
 	return nil
-}
-
-// dumpRecord is a simulated message as a kcat -J dump's record.
-func dumpRecord(m simulate.Message) dump.Record {
-	return dump.Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Timestamp: m.Timestamp, Key: m.Key, Value: m.Value}
 }

@@ -13,8 +13,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cdcrecon/cdcrecon/cmd/cdcrecon/internal/harness"
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/offline"
 )
 
 // driftSet reads JSON lines of drift (check's output or simulate's truth)
@@ -29,7 +31,7 @@ func driftSet(t testing.TB, b []byte) []string {
 		if line == "" {
 			continue
 		}
-		r, err := rowOf([]byte(line))
+		r, err := harness.RowOf([]byte(line))
 		if err != nil {
 			t.Fatalf("%v: %s", err, line)
 		}
@@ -82,7 +84,7 @@ func TestCheckFindsSimulatedTruth(t *testing.T) {
 		t.Errorf("check found %d drifts, the truth has %d", len(got), len(want))
 		reportDiff(t, got, want, "missed", "false")
 	}
-	var rep Report
+	var rep offline.Report
 	b, _ := os.ReadFile(report)
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)

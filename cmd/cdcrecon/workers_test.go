@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/offline"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 )
 
@@ -164,7 +165,7 @@ func TestWorkersSurviveSIGKILL(t *testing.T) {
 	var records int
 	deadline := time.Now().Add(120 * time.Second)
 	for {
-		ds, err := readDrift(context.Background(), cc, "cdcrecon.drift", serde)
+		ds, err := offline.ReadDrift(context.Background(), cc, "cdcrecon.drift", serde)
 		if err != nil {
 			if time.Now().After(deadline) {
 				t.Fatal(err)

@@ -94,7 +94,7 @@ type Stats struct {
 type Stage struct {
 	cfg   Config
 	Stats Stats
-	parts owned.Map[string, *input] // by InputName
+	parts owned.Map[string, *input] // by changes.InputName
 }
 
 // input is the stage's state for one input partition.
@@ -136,13 +136,8 @@ func New(cfg Config) (*Stage, error) {
 	return &Stage{cfg: cfg}, nil
 }
 
-// InputName names an input partition as watermarks do: "topic/partition".
-func InputName(topic string, partition int32) string {
-	return topic + "/" + strconv.FormatInt(int64(partition), 10)
-}
-
 func (s *Stage) input(topic string, partition int32) (*input, error) {
-	return s.parts.GetOrCreate(InputName(topic, partition), func() (*input, error) { return s.newInput(topic, partition) })
+	return s.parts.GetOrCreate(changes.InputName(topic, partition), func() (*input, error) { return s.newInput(topic, partition) })
 }
 
 // Assigned prepares an input partition assigned to this member, whose
@@ -152,7 +147,7 @@ func (s *Stage) input(topic string, partition int32) (*input, error) {
 func (s *Stage) Assigned(topic string, partition int32, committed int64) int64 {
 	// Retired first: its stored position is read once the batch the old
 	// state may be handling has committed.
-	s.parts.Retire(InputName(topic, partition))
+	s.parts.Retire(changes.InputName(topic, partition))
 	in, err := s.newInput(topic, partition)
 	if err != nil {
 		return kafka.Committed // Handle reports the error
@@ -177,10 +172,12 @@ func (s *Stage) Assigned(topic string, partition int32, committed int64) int64 {
 
 // Revoked drops an input partition this member no longer owns. A
 // kafka.SubscriberConfig.Revoked hook.
-func (s *Stage) Revoked(topic string, partition int32) { s.parts.Retire(InputName(topic, partition)) }
+func (s *Stage) Revoked(topic string, partition int32) {
+	s.parts.Retire(changes.InputName(topic, partition))
+}
 
 func (s *Stage) newInput(topic string, partition int32) (*input, error) {
-	name := InputName(topic, partition)
+	name := changes.InputName(topic, partition)
 	table, side, ok := s.cfg.Mapper.Route(topic)
 	if !ok {
 		return nil, fmt.Errorf("topic %s: %w", topic, normalize.ErrUnknownTopic)

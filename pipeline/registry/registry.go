@@ -20,6 +20,16 @@ import (
 // of reach or erring. Input that needs it is retried, not set aside.
 var ErrUnavailable = errors.New("schema registry unavailable")
 
+// DecoderConfig is the Debezium decoder's configuration: Avro input needs
+// the Schema Registry, when there is one (rc not nil).
+func DecoderConfig(rc *sr.Client) debezium.Config {
+	var dec debezium.Config
+	if rc != nil {
+		dec.Registry = debezium.NewSchemaCache(Fetcher{Client: rc})
+	}
+	return dec
+}
+
 // Fetcher fetches Avro schemas by id. It implements debezium.SchemaFetcher.
 type Fetcher struct {
 	Client *sr.Client

@@ -25,6 +25,7 @@ import (
 	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 	"github.com/cdcrecon/cdcrecon/pipeline/reconciler"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
+	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/processors/debezium"
 	"github.com/cdcrecon/cdcrecon/processors/dedupe"
@@ -108,7 +109,7 @@ func New(o Options) (*Pipeline, error) {
 			return nil, fmt.Errorf("topology: no partition count for topic %s", in.Topic)
 		}
 		for i := range n {
-			inputs[in.Side] = append(inputs[in.Side], ingest.InputName(in.Topic, i))
+			inputs[in.Side] = append(inputs[in.Side], changes.InputName(in.Topic, i))
 		}
 	}
 	for _, ins := range inputs {

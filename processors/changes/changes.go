@@ -14,6 +14,7 @@ package changes
 
 import (
 	"math"
+	"strconv"
 
 	"github.com/zeebo/xxh3"
 
@@ -89,6 +90,12 @@ type Mark struct {
 	Side  normalize.Side
 	Input string
 	Time  int64
+}
+
+// InputName names an input partition as a Mark's Input does:
+// "topic/partition".
+func InputName(topic string, partition int32) string {
+	return topic + "/" + strconv.FormatInt(int64(partition), 10)
 }
 
 // End is the Time of a Mark at the end of an input.

@@ -1,8 +1,9 @@
-package main
+package harness
 
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -10,17 +11,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/valyala/fastjson"
-
-	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 )
 
-// workerProcess is a `cdcrecon run` process of its own, watched through
+// Process is a `cdcrecon run` process of its own, watched through
 // its metrics: the benchmark's worker, so that its peak resident set is
 // the worker's alone.
-type workerProcess struct {
+type Process struct {
 	cmd     *exec.Cmd
 	metrics string
 	started time.Time
@@ -29,10 +29,10 @@ type workerProcess struct {
 	err     error // set when exited is closed
 }
 
-// startWorkerProcess runs bin as `cdcrecon run --config cfgFile` with its
+// StartProcess runs bin as `cdcrecon run --config cfgFile` with its
 // metrics on a free loopback port and its output in logFile; args follow.
-func startWorkerProcess(bin, cfgFile, logFile string, args ...string) (*workerProcess, error) {
-	listen, err := freePort()
+func StartProcess(bin, cfgFile, logFile string, args ...string) (*Process, error) {
+	listen, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +42,7 @@ func startWorkerProcess(bin, cfgFile, logFile string, args ...string) (*workerPr
 	}
 	cmd := exec.Command(bin, append([]string{"run", "--config", cfgFile, "--http-listen", listen}, args...)...)
 	cmd.Stdout, cmd.Stderr = log, log
-	w := &workerProcess{cmd: cmd, metrics: "http://" + listen + "/metrics", started: time.Now(), log: log, exited: make(chan struct{})}
+	w := &Process{cmd: cmd, metrics: "http://" + listen + "/metrics", started: time.Now(), log: log, exited: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return nil, fmt.Errorf("starting the worker: %w", err)
@@ -57,12 +57,12 @@ func startWorkerProcess(bin, cfgFile, logFile string, args ...string) (*workerPr
 
 // waitFor polls the worker's metrics every 50ms until ok holds and returns
 // them. It gives up after limit, when ctx ends, or when the worker exits.
-func (w *workerProcess) waitFor(ctx context.Context, limit time.Duration, what string, ok func(m promMetrics) bool) (promMetrics, error) {
+func (w *Process) WaitFor(ctx context.Context, limit time.Duration, what string, ok func(m Metrics) bool) (Metrics, error) {
 	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
-	var last promMetrics
+	var last Metrics
 	for {
-		if m := scrapeMetrics(w.metrics); m != nil {
+		if m := Scrape(w.metrics); m != nil {
 			if ok(m) {
 				return m, nil
 			}
@@ -73,8 +73,8 @@ func (w *workerProcess) waitFor(ctx context.Context, limit time.Duration, what s
 			return nil, ctx.Err()
 		case <-deadline.C:
 			return nil, fmt.Errorf("worker: %s: not within %s; it last showed %.0f events read, the lag of %d partitions summing to %.0f, %.0f drifts open (its log: %s)",
-				what, limit, last.sum(ops.EventsTotal), last.series(ops.ConsumerLagRecords), last.sum(ops.ConsumerLagRecords),
-				last.sum(ops.DriftOpenNow), w.log.Name())
+				what, limit, last.Sum(ops.EventsTotal), last.Series(ops.ConsumerLagRecords), last.Sum(ops.ConsumerLagRecords),
+				last.Sum(ops.DriftOpenNow), w.log.Name())
 		case <-w.exited:
 			return nil, fmt.Errorf("worker: exited before %s: %v (its log: %s)", what, w.err, w.log.Name())
 		case <-time.After(50 * time.Millisecond):
@@ -82,11 +82,11 @@ func (w *workerProcess) waitFor(ctx context.Context, limit time.Duration, what s
 	}
 }
 
-// stop stops the worker with SIGTERM and returns its peak resident set in
+// Stop stops the worker with SIGTERM and returns its peak resident set in
 // bytes until then: its VmHWM. (The rusage of a child started by a big
 // process reports the parent's peak, which the child's exec inherits.)
-func (w *workerProcess) stop() (peakRSS float64, err error) {
-	peakRSS, ok := vmHWM(w.cmd.Process.Pid)
+func (w *Process) Stop() (peakRSS float64, err error) {
+	peakRSS, ok := VmHWM(w.cmd.Process.Pid)
 	if !ok {
 		err = fmt.Errorf("no VmHWM in /proc/%d/status", w.cmd.Process.Pid)
 	}
@@ -94,7 +94,7 @@ func (w *workerProcess) stop() (peakRSS float64, err error) {
 	select {
 	case <-w.exited:
 	case <-time.After(time.Minute):
-		w.kill()
+		w.Kill()
 		return peakRSS, fmt.Errorf("worker: did not stop within a minute of SIGTERM (its log: %s)", w.log.Name())
 	}
 	if w.err != nil && err == nil {
@@ -103,8 +103,8 @@ func (w *workerProcess) stop() (peakRSS float64, err error) {
 	return peakRSS, err
 }
 
-// kill stops the worker at once, if it still runs.
-func (w *workerProcess) kill() {
+// Kill stops the worker at once, if it still runs.
+func (w *Process) Kill() {
 	select {
 	case <-w.exited:
 	default:
@@ -113,8 +113,8 @@ func (w *workerProcess) kill() {
 	}
 }
 
-// vmHWM reads a process's peak resident set (VmHWM), in bytes.
-func vmHWM(pid int) (float64, bool) {
+// VmHWM reads a process's peak resident set (VmHWM), in bytes.
+func VmHWM(pid int) (float64, bool) {
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, false
@@ -128,21 +128,21 @@ func vmHWM(pid int) (float64, bool) {
 	return 0, false
 }
 
-// workerDone tells that a worker owns at least partitions partitions, has
+// Done tells that a worker owns at least partitions partitions, has
 // read every one of total input records and every change, and holds open
 // exactly open drifts (total or open < 0: any).
-func workerDone(partitions, total, open int) func(m promMetrics) bool {
-	return func(m promMetrics) bool {
-		return (total < 0 || m.sum(ops.EventsTotal) == float64(total)) && m.series(ops.ConsumerLagRecords) >= partitions &&
-			m.sum(ops.ConsumerLagRecords) == 0 && (open < 0 || m.sum(ops.DriftOpenNow) == float64(open))
+func Done(partitions, total, open int) func(m Metrics) bool {
+	return func(m Metrics) bool {
+		return (total < 0 || m.Sum(ops.EventsTotal) == float64(total)) && m.Series(ops.ConsumerLagRecords) >= partitions &&
+			m.Sum(ops.ConsumerLagRecords) == 0 && (open < 0 || m.Sum(ops.DriftOpenNow) == float64(open))
 	}
 }
 
-// consumeParse is the baseline of the worker's speed: it reads topics to
+// ConsumeParse is the baseline of the worker's speed: it reads topics to
 // their ends with franz-go's PollFetches and parses each key and value
 // with fastjson, and returns the records read and the seconds from the
 // first fetch to the last.
-func consumeParse(ctx context.Context, addr string, topics []string) (n int64, secs float64, err error) {
+func ConsumeParse(ctx context.Context, addr string, topics []string) (n int64, secs float64, err error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return 0, 0, err
@@ -180,3 +180,16 @@ func consumeParse(ctx context.Context, addr string, topics []string) (n int64, s
 	}
 	return n, time.Since(start).Seconds(), nil
 }
+
+// FreePort returns a loopback address with a port free at the time.
+func FreePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// Started is when the process was started.
+func (w *Process) Started() time.Time { return w.started }

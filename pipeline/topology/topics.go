@@ -1,4 +1,4 @@
-package main
+package topology
 
 import (
 	"context"
@@ -8,17 +8,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/cdcrecon/cdcrecon/pipeline/topology"
 	"github.com/cdcrecon/cdcrecon/processors/changes"
-	"github.com/cdcrecon/cdcrecon/processors/config"
 )
 
-// inputPartitions returns the partition count of every input topic;
-// missing, when not nil, is called for a topic that does not exist and
-// returns the count it now has (check creates it empty) or an error (run
-// refuses to start).
-func inputPartitions(ctx context.Context, adm *kadm.Client, cfg *config.Config, missing func(topic string) (int32, error)) (map[string]int32, error) {
-	inputs := topology.Define(cfg).InputTopics()
+// InputPartitions returns the partition count of every input topic;
+// missing is called for a topic that does not exist and returns the count
+// it now has (check creates it empty) or an error (run refuses to start).
+func (t *Topology) InputPartitions(ctx context.Context, adm *kadm.Client, missing func(topic string) (int32, error)) (map[string]int32, error) {
+	inputs := t.InputTopics()
 	details, err := adm.ListTopics(ctx, inputs...)
 	if err != nil {
 		return nil, fmt.Errorf("listing topics: %w", err)
@@ -42,9 +39,9 @@ func inputPartitions(ctx context.Context, adm *kadm.Client, cfg *config.Config, 
 	return partitions, nil
 }
 
-// createTopic creates a topic with n partitions and the given topic
+// CreateTopic creates a topic with n partitions and the given topic
 // configs; one that exists is left as it is.
-func createTopic(ctx context.Context, adm *kadm.Client, topic string, n int32, configs map[string]*string) error {
+func CreateTopic(ctx context.Context, adm *kadm.Client, topic string, n int32, configs map[string]*string) error {
 	resp, err := adm.CreateTopic(ctx, n, -1, configs, topic)
 	if err == nil {
 		err = resp.Err
@@ -55,29 +52,29 @@ func createTopic(ctx context.Context, adm *kadm.Client, topic string, n int32, c
 	return nil
 }
 
-// ensureInternal creates the internal topics that are missing, with
-// kafka.partitions partitions, and refuses a changes topic with another
-// count: both sides of a key must meet in one of its partitions.
-func ensureInternal(ctx context.Context, adm *kadm.Client, cfg *config.Config) error {
-	top := topology.Define(cfg)
-	internal := top.Internal()
+// EnsureInternal creates the internal topics that are missing, with
+// Partitions partitions (the changes topic with its own settings), and
+// refuses a changes topic with another count: both sides of a key must
+// meet in one of its partitions.
+func (t *Topology) EnsureInternal(ctx context.Context, adm *kadm.Client) error {
+	internal := t.Internal()
 	details, err := adm.ListTopics(ctx, internal...)
 	if err != nil {
 		return fmt.Errorf("listing topics: %w", err)
 	}
-	want := int32(top.Partitions)
+	want := int32(t.Partitions)
 	for _, topic := range internal {
 		if d, ok := details[topic]; ok && d.Err == nil {
-			if topic == top.Changes && int32(len(d.Partitions)) != want {
+			if topic == t.Changes && int32(len(d.Partitions)) != want {
 				return fmt.Errorf("changes topic %s has %d partitions, kafka.partitions says %d: both sides of a key must meet in one partition, so the count cannot change under running workers", topic, len(d.Partitions), want)
 			}
 			continue
 		}
 		var configs map[string]*string
-		if topic == top.Changes {
+		if topic == t.Changes {
 			configs = changes.TopicConfigs()
 		}
-		if err := createTopic(ctx, adm, topic, want, configs); err != nil {
+		if err := CreateTopic(ctx, adm, topic, want, configs); err != nil {
 			return err
 		}
 	}
