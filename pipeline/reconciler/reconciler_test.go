@@ -2,9 +2,13 @@ package reconciler_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/cockroachdb/datadriven"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/internal/stagetest"
@@ -17,25 +21,28 @@ import (
 	"github.com/cdcrecon/cdcrecon/schemas"
 )
 
-const (
-	source = "pg.public.orders/0"
-	target = "mysql.shop.orders/0"
-)
+var inputs = map[normalize.Side]string{normalize.Source: "pg.public.orders", normalize.Target: "mysql.shop.orders"}
 
-// TestReconcilerStage: the stage on its own, on the embedded broker and a
-// state store in memory, reading a changes partition written by hand:
-// row 1 on both sides with the same row, row 2 on the source only, row 3
-// on the target only, row 1's change delivered twice (an ingest member
-// that crashed publishes again), then both inputs' ends. It must open
-// exactly missing_in_target for row 2 and extra_in_target for row 3,
-// publish their compensations, and say the partition finished.
-func TestReconcilerStage(t *testing.T) {
-	cfg, err := config.Parse([]byte(`
+const settings = `
 kafka: {partitions: 1}
 window: {size: 1m, grace: 5s}
 tables:
   - {name: orders, key: [id], source: {topic: pg.public.orders}, target: {topic: mysql.shop.orders}}
-`), "reconcile.yaml")
+`
+
+// TestReconcilerStage runs the stage on its own, on the embedded broker
+// and a state store in memory, over the files in testdata/reconciler.
+// Each file writes a changes partition by hand (orders, 5s grace), runs
+// the stage until the partition is finished and prints what it published:
+//
+//	changes   one record per line:
+//	            SIDE upsert id=N status=S at=MS offset=N  (the row as the side's input had it)
+//	            SIDE absent id=N at=MS offset=N           (the row deleted)
+//	            mark SIDE at=MS|end                       (a watermark of the side's one input)
+//	run       the stage until the partition is finished: its counters,
+//	          the drift records in order, then the compensations.
+func TestReconcilerStage(t *testing.T) {
+	cfg, err := config.Parse([]byte(settings), "reconcile.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,54 +50,106 @@ tables:
 	if err != nil {
 		t.Fatal(err)
 	}
-	table := mapper.Tables()[0]
-	var h canon.Hasher
-	change := func(side normalize.Side, id int64, status string, off int64) []byte {
-		row := canon.Row{{Name: "status", Value: canon.StringValue(status)}}
-		c := changes.Change{Table: "orders", Side: side, Kind: changes.Upsert, Key: canon.AppendKey(nil, []canon.Value{canon.IntValue(id)}),
-			Row: canon.AppendRow(nil, row), Digest: table.Digest(&h, row), Time: 1000 * id,
-			Origin: changes.Origin{Topic: map[normalize.Side]string{normalize.Source: "pg.public.orders", normalize.Target: "mysql.shop.orders"}[side], Offset: off}}
-		return changes.AppendChange(nil, &c)
+	datadriven.Walk(t, "testdata/reconciler", func(t *testing.T, path string) {
+		e := stagetest.New(t, map[string]int32{cfg.Topics.Changes: 1})
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			switch d.Cmd {
+			case "changes":
+				for line := range strings.SplitSeq(strings.TrimSpace(d.Input), "\n") {
+					e.Produce(t, &kgo.Record{Topic: cfg.Topics.Changes, Value: changeRecord(t, mapper, line)})
+				}
+				return ""
+			case "run":
+				return run(t, e, cfg, mapper)
+			}
+			d.Fatalf(t, "unknown command %q", d.Cmd)
+			return ""
+		})
+	})
+}
+
+// changeRecord is a changes-topic record described by one line of a
+// changes command.
+func changeRecord(t *testing.T, mapper *normalize.Mapper, line string) []byte {
+	t.Helper()
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		t.Fatalf("%q: want SIDE KIND or mark SIDE", line)
 	}
-	values := [][]byte{
-		change(normalize.Source, 1, "new", 0),
-		change(normalize.Target, 1, "new", 0),
-		change(normalize.Target, 1, "new", 0), // published again
-		change(normalize.Source, 2, "new", 1),
-		change(normalize.Target, 3, "new", 1),
-		changes.AppendMark(nil, changes.Mark{Side: normalize.Source, Input: source, Time: changes.End}),
-		changes.AppendMark(nil, changes.Mark{Side: normalize.Target, Input: target, Time: changes.End}),
+	args := map[string]string{}
+	for _, a := range f[2:] {
+		k, v, _ := strings.Cut(a, "=")
+		args[k] = v
 	}
-	e := stagetest.New(t, map[string]int32{cfg.Topics.Changes: 1})
-	for _, v := range values {
-		e.Produce(t, &kgo.Record{Topic: cfg.Topics.Changes, Value: v})
+	num := func(k string) int64 {
+		n, err := strconv.ParseInt(args[k], 10, 64)
+		if err != nil {
+			t.Fatalf("%q: %s=%q: %v", line, k, args[k], err)
+		}
+		return n
 	}
+	side := func(s string) normalize.Side {
+		switch s {
+		case "source":
+			return normalize.Source
+		case "target":
+			return normalize.Target
+		}
+		t.Fatalf("%q: no side %q", line, s)
+		return 0
+	}
+	if f[0] == "mark" {
+		m := changes.Mark{Side: side(f[1]), Input: changes.InputName(inputs[side(f[1])], 0), Time: changes.End}
+		if args["at"] != "end" {
+			m.Time = num("at")
+		}
+		return changes.AppendMark(nil, m)
+	}
+	s := side(f[0])
+	c := changes.Change{Table: "orders", Side: s, Key: canon.AppendKey(nil, []canon.Value{canon.IntValue(num("id"))}), Time: num("at"),
+		Origin: changes.Origin{Topic: inputs[s], Offset: num("offset")}}
+	switch f[1] {
+	case "upsert":
+		row := canon.Row{{Name: "id", Value: canon.IntValue(num("id"))}, {Name: "status", Value: canon.StringValue(args["status"])}}
+		var h canon.Hasher
+		c.Kind, c.Row, c.Digest = changes.Upsert, canon.AppendRow(nil, row), mapper.Tables()[0].Digest(&h, row)
+	case "absent":
+		c.Kind = changes.Absent
+	default:
+		t.Fatalf("%q: no change kind %q", line, f[1])
+	}
+	return changes.AppendChange(nil, &c)
+}
+
+// run drives a new stage until the changes partition is finished and
+// prints what it published.
+func run(t *testing.T, e *stagetest.Env, cfg *config.Config, mapper *normalize.Mapper) string {
 	finished := make(chan int32, 1)
 	var once sync.Once
 	stage, err := reconciler.New(reconciler.Config{Settings: cfg, Mapper: mapper, Publisher: e.Publisher, Serde: registry.NewSerde(nil), Store: e.Store,
-		Partitions: 1, KeysInMemory: 1000, Inputs: map[normalize.Side][]string{normalize.Source: {source}, normalize.Target: {target}},
+		Partitions: 1, KeysInMemory: 1000,
+		Inputs: map[normalize.Side][]string{
+			normalize.Source: {changes.InputName(inputs[normalize.Source], 0)},
+			normalize.Target: {changes.InputName(inputs[normalize.Target], 0)}},
 		OnFinish: func(p int32) { once.Do(func() { finished <- p }) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.Drive(t, stage, "reconcile", cfg.Topics.Changes, func(int) bool {
 		select {
-		case p := <-finished:
-			if p != 0 {
-				t.Errorf("partition %d finished", p)
-			}
+		case <-finished:
 			return true
 		default:
 			return false
 		}
 	})
-	if st := stage.Stats(); st.Changes != 4 || st.Open != 2 {
-		t.Errorf("stats %+v: want the 4 distinct changes applied and 2 drifts open", st)
-	}
-
-	got := map[string]string{}
-	comps := map[string]schemas.Action{}
+	var out strings.Builder
+	st := stage.Stats()
+	fmt.Fprintf(&out, "changes %d, opened %d, resolved %d, open %d\n", st.Changes, st.Opened, st.Resolved, st.Open)
 	serde := registry.NewSerde(nil)
+	var drifts, comps []string
+	opened := map[string]string{}    // drift id → its key
+	compDrift := map[string]string{} // compensation line → its drift id
 	for _, r := range e.Read(t, cfg.Topics.Drift, cfg.Topics.Compensation) {
 		rec, _, _, err := serde.Decode(e.Ctx, r.Value)
 		if err != nil {
@@ -98,23 +157,40 @@ tables:
 		}
 		switch rec := rec.(type) {
 		case *schemas.Drift:
-			got[keyOf(t, rec.Key)] = string(rec.Kind) + " " + string(rec.Status)
+			line := fmt.Sprintf("drift %s %s %s", jsonOf(t, rec.Key), rec.Kind, rec.Status)
+			if len(rec.Columns) > 0 {
+				line += fmt.Sprintf(" %v", rec.Columns)
+			}
+			line += fmt.Sprintf(" opened at %d", rec.OpenedAt.UnixMilli())
+			if rec.ResolvedAt != nil {
+				line += fmt.Sprintf(", resolved at %d", rec.ResolvedAt.UnixMilli())
+			}
+			drifts = append(drifts, line)
+			opened[rec.ID] = jsonOf(t, rec.Key)
 		case *schemas.Compensation:
-			comps[keyOf(t, rec.Key)] = rec.Action
+			line := fmt.Sprintf("compensation %s %s", jsonOf(t, rec.Key), rec.Action)
+			if rec.Row != nil {
+				line += " " + jsonOf(t, rec.Row)
+			}
+			comps = append(comps, line)
+			compDrift[line] = rec.DriftID + " " + jsonOf(t, rec.Key)
 		}
 	}
-	want := map[string]string{`{"id":2}`: "missing_in_target open", `{"id":3}`: "extra_in_target open"}
-	if len(got) != len(want) || got[`{"id":2}`] != want[`{"id":2}`] || got[`{"id":3}`] != want[`{"id":3}`] {
-		t.Errorf("drift %v, want %v", got, want)
+	for line, d := range compDrift {
+		id, key, _ := strings.Cut(d, " ")
+		if opened[id] != key {
+			t.Errorf("%s names drift %s, which is not its key's", line, id)
+		}
 	}
-	if comps[`{"id":2}`] != schemas.Upsert || comps[`{"id":3}`] != schemas.Delete || len(comps) != 2 {
-		t.Errorf("compensations %v, want an upsert of 2 and a delete of 3", comps)
+	for _, l := range append(drifts, comps...) {
+		out.WriteString(l + "\n")
 	}
+	return out.String()
 }
 
-func keyOf(t *testing.T, k schemas.Columns) string {
+func jsonOf(t *testing.T, v any) string {
 	t.Helper()
-	b, err := json.Marshal(k)
+	b, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
