@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/cdcrecon/cdcrecon/pipeline/load"
 	"github.com/spf13/cobra"
+
+	"github.com/cdcrecon/cdcrecon/pipeline/load"
 )
 
 func newProduceCmd(g *globals) *cobra.Command {

@@ -148,8 +148,9 @@ func run(t *testing.T, e *stagetest.Env, cfg *config.Config, mapper *normalize.M
 	fmt.Fprintf(&out, "changes %d, opened %d, resolved %d, open %d\n", st.Changes, st.Opened, st.Resolved, st.Open)
 	serde := registry.NewSerde(nil)
 	var drifts, comps []string
-	opened := map[string]string{}    // drift id → its key
-	compDrift := map[string]string{} // compensation line → its drift id
+	opened := map[string]string{} // drift id → its key
+	type named struct{ line, drift, key string }
+	var compDrift []named // each compensation and the drift it names
 	for _, r := range e.Read(t, cfg.Topics.Drift, cfg.Topics.Compensation) {
 		rec, _, _, err := serde.Decode(e.Ctx, r.Value)
 		if err != nil {
@@ -173,13 +174,12 @@ func run(t *testing.T, e *stagetest.Env, cfg *config.Config, mapper *normalize.M
 				line += " " + jsonOf(t, rec.Row)
 			}
 			comps = append(comps, line)
-			compDrift[line] = rec.DriftID + " " + jsonOf(t, rec.Key)
+			compDrift = append(compDrift, named{line, rec.DriftID, jsonOf(t, rec.Key)})
 		}
 	}
-	for line, d := range compDrift {
-		id, key, _ := strings.Cut(d, " ")
-		if opened[id] != key {
-			t.Errorf("%s names drift %s, which is not its key's", line, id)
+	for _, c := range compDrift {
+		if opened[c.drift] != c.key {
+			t.Errorf("%s names drift %s, which is not its key's", c.line, c.drift)
 		}
 	}
 	for _, l := range append(drifts, comps...) {

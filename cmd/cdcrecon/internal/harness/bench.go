@@ -1,3 +1,7 @@
+// Package harness runs cdcrecon workers as processes of their own and
+// judges them: a worker watched through its metrics, its peak resident set,
+// drift scored against the simulator's ground truth, and the bench command
+// built on them. The command's tests share it.
 package harness
 
 import (
@@ -15,6 +19,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/valyala/fastjson"
+
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/dump"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
@@ -26,9 +34,6 @@ import (
 	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/processors/simulate"
 	"github.com/cdcrecon/cdcrecon/schemas"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/valyala/fastjson"
 )
 
 // Options are the bench command's flags.
@@ -95,22 +100,21 @@ type benchInput struct {
 // out. Its error is ErrImperfect when every run finished but one did not
 // detect exactly the true drifts.
 func Bench(ctx context.Context, o Options, out io.Writer) error {
-	fail := func(err error) error { return err }
 	bin := o.Bin
 	if bin == "" {
 		var err error
 		if bin, err = os.Executable(); err != nil {
-			return fail(err)
+			return err
 		}
 	}
 	dir, err := os.MkdirTemp("", "cdcrecon-bench-")
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	defer os.RemoveAll(dir)
 	w, err := simulateWorkload(o)
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	fmt.Fprintf(out, "cdcrecon bench: %d source events over %d rows (seed %d): %d input records in %d topic partitions; %d drifts open at the end\n",
 		o.Events, o.Keys, o.Seed, len(w.records), w.partitions, len(w.truth))
@@ -123,9 +127,9 @@ func Bench(ctx context.Context, o Options, out io.Writer) error {
 		})
 		if err != nil {
 			if ctx.Err() != nil {
-				return fail(fmt.Errorf("interrupted in run %d", i+1))
+				return fmt.Errorf("interrupted in run %d", i+1)
 			}
-			return fail(fmt.Errorf("run %d: %w", i+1, err))
+			return fmt.Errorf("run %d: %w", i+1, err)
 		}
 		runs = append(runs, r)
 		_ = os.RemoveAll(runDir)
@@ -135,7 +139,7 @@ func Bench(ctx context.Context, o Options, out io.Writer) error {
 		data, _ := json.MarshalIndent(map[string]any{"events": o.Events, "keys": o.Keys, "partitions": o.Partitions, "seed": o.Seed,
 			"rate": o.Rate, "records": len(w.records), "runs": runs}, "", "  ")
 		if err := os.WriteFile(o.JSON, append(data, '\n'), 0o644); err != nil {
-			return fail(fmt.Errorf("--json: %w", err))
+			return fmt.Errorf("--json: %w", err)
 		}
 	}
 	for _, r := range runs {

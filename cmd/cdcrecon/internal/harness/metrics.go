@@ -105,7 +105,7 @@ func MetricName(series string) string {
 	return series
 }
 
-// sum adds up a metric over its labels.
+// Sum adds up a metric over its labels.
 func (m Metrics) Sum(name string) float64 {
 	var s float64
 	for k, v := range m {
@@ -116,7 +116,7 @@ func (m Metrics) Sum(name string) float64 {
 	return s
 }
 
-// series counts a metric's labelled series.
+// Series counts a metric's labelled series.
 func (m Metrics) Series(name string) int {
 	n := 0
 	for k := range m {
@@ -127,7 +127,7 @@ func (m Metrics) Series(name string) int {
 	return n
 }
 
-// byTable sums a metric per table label.
+// ByTable sums a metric per table label.
 func (m Metrics) ByTable(name string) map[string]float64 {
 	out := map[string]float64{}
 	for k, v := range m {

@@ -11,10 +11,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/valyala/fastjson"
+
+	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 )
 
 // Process is a `cdcrecon run` process of its own, watched through
@@ -55,7 +56,7 @@ func StartProcess(bin, cfgFile, logFile string, args ...string) (*Process, error
 	return w, nil
 }
 
-// waitFor polls the worker's metrics every 50ms until ok holds and returns
+// WaitFor polls the worker's metrics every 50ms until ok holds and returns
 // them. It gives up after limit, when ctx ends, or when the worker exits.
 func (w *Process) WaitFor(ctx context.Context, limit time.Duration, what string, ok func(m Metrics) bool) (Metrics, error) {
 	deadline := time.NewTimer(limit)
