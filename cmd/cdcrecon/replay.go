@@ -103,10 +103,10 @@ func parseFrom(s string) (replayPoint, error) {
 }
 
 // rewind lowers the reconciler group's committed offsets to the replay
-// point. The reconciler always rebuilds from the start of the changes
-// topic and publishes what it decides from its committed offsets on, so a
-// lower commit is a replay; a commit above what was processed would skip
-// outputs, so a point is never allowed to raise one.
+// point. A replaying worker opens no state past its group's committed
+// offsets and publishes what it decides from them on, so a lower commit
+// is a replay; a commit above what was processed would skip outputs, so a
+// point is never allowed to raise one.
 func rewind(ctx context.Context, adm *kadm.Client, cfg *config.Config, p replayPoint) error {
 	top := topology.Define(cfg)
 	group := top.ReconcileGroup

@@ -175,6 +175,7 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, before func(
 	pl, err := topology.New(topology.Options{
 		Config: cfg, Client: cc, Store: st, Serde: registry.NewSerde(rc), Decoder: dec,
 		Partitions: partitions, Logger: log, Metrics: metrics, Worker: true, InstanceID: cfg.InstanceID,
+		Replay: before != nil, // a rewound group publishes its outputs again
 	})
 	if err != nil {
 		return fail(err)

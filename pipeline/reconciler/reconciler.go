@@ -26,18 +26,22 @@
 package reconciler
 
 import (
+	"cmp"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/zeebo/xxh3"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 	"github.com/cdcrecon/cdcrecon/pipeline/ops"
@@ -74,16 +78,42 @@ type Config struct {
 	// OnFinish, when set, is called once per changes partition whose
 	// inputs have all ended, after its last records are published.
 	OnFinish func(partition int32)
+	// History reads the records of a changes partition with offsets in
+	// [from, to), which a partition opened on an older state needs before
+	// the first record its subscription delivers; kafka.ErrBeforeStart
+	// when they are gone.
+	History func(ctx context.Context, partition int32, from, to int64, fn func(offset int64, value []byte) error) error
+	// Replay opens no state past the offset the group committed at
+	// assignment, so that a rewound group's outputs are published again
+	// (replay rewinds it).
+	Replay bool
+	// Snapshots, when set, restores partitions from the state topic and
+	// is told of every checkpoint, so that it can write snapshots.
+	Snapshots Snapshots
+}
+
+// Snapshots keeps partitions' state on the state topic.
+type Snapshots interface {
+	// Restore replaces a partition's state in the Store with the newest
+	// complete snapshot of it that reflects an offset in (after, atMost];
+	// it reports whether it found one.
+	Restore(ctx context.Context, partition int32, after, atMost int64) (bool, error)
+	// Checkpointed tells that the partition's state in the Store now
+	// reflects the changes before offset next, and holds keys keys in
+	// memory.
+	Checkpointed(partition int32, next int64, keys int64)
 }
 
 // Stage is the reconcile stage. Handle is safe for concurrent use by the
 // handlers of different changes partitions.
 type Stage struct {
-	cfg      Config
-	engines  owned.Map[int32, *partition]
-	mu       sync.Mutex
-	suppress map[int32]int64 // by partition: the offset committed at assignment
-	lost     map[int32]error
+	cfg     Config
+	engines owned.Map[int32, *partition]
+	// fingerprint names the configuration a checkpoint was written
+	// under: one of other tables, window or partitions is not opened.
+	fingerprint string
+	mu          sync.Mutex
+	suppress    map[int32]int64 // by partition: the offset committed at assignment
 }
 
 type partition struct {
@@ -125,32 +155,37 @@ func New(cfg Config) (*Stage, error) {
 	if cfg.Settings == nil || cfg.Mapper == nil || cfg.Publisher == nil || cfg.Serde == nil {
 		return nil, errors.New("reconciler: Config, Mapper, Publisher and Serde are required")
 	}
-	return &Stage{cfg: cfg, suppress: map[int32]int64{}, lost: map[int32]error{}}, nil
+	fp, err := json.Marshal(struct {
+		Tables     []config.Table
+		Window     config.Window
+		Partitions int
+	}{cfg.Settings.Tables, cfg.Settings.Window, max(cfg.Partitions, 1)})
+	if err != nil {
+		return nil, fmt.Errorf("reconciler: %w", err)
+	}
+	return &Stage{cfg: cfg, fingerprint: fmt.Sprintf("%016x", xxh3.Hash(fp)), suppress: map[int32]int64{}}, nil
 }
 
 // Assigned prepares a changes partition assigned to this member, whose
-// group had committed offset committed (-1 when none): its stored state is
-// dropped and it is rebuilt from the partition's first record (the
-// returned kafka.FromStart), publishing only what is decided from the
-// committed offset on. A kafka.SubscriberConfig.Assigned hook.
+// group had committed offset committed (-1 when none). A member whose own
+// state reflects at least that offset goes on from the offset it
+// reflects; otherwise the partition starts at the committed offset, and
+// its first batch opens the state from the newest snapshot or the
+// member's own, whichever is newer, and reads the changes between it and
+// the batch (see open). A kafka.SubscriberConfig.Assigned hook.
 func (s *Stage) Assigned(_ string, id int32, committed int64) int64 {
 	s.engines.Retire(id)
 	s.mu.Lock()
 	s.suppress[id] = committed
 	s.mu.Unlock()
-	if s.cfg.Store != nil {
-		if err := s.cfg.Store.DeletePrefix(binary.BigEndian.AppendUint32([]byte{'k'}, uint32(id))); err != nil {
-			// The partition is marked broken when first used.
-			s.mu.Lock()
-			s.lost[id] = fmt.Errorf("reconciler partition %d: dropping stored state: %w", id, err)
-			s.mu.Unlock()
-			return kafka.FromStart
-		}
+	if s.cfg.Store == nil {
+		return kafka.Committed
 	}
-	s.mu.Lock()
-	delete(s.lost, id)
-	s.mu.Unlock()
-	return kafka.FromStart
+	next, ok, err := s.cfg.Store.Offset(s.cfg.Settings.Topics.Changes, id)
+	if err != nil || !ok || next < committed || next < 0 || s.cfg.Replay && next != committed {
+		return kafka.Committed // open reports a store that fails
+	}
+	return next
 }
 
 // Progress returns, for every partition this member owns, how many
@@ -219,14 +254,130 @@ func (s *Stage) Stats() consistency.Stats {
 }
 
 func (s *Stage) partition(id int32) (*partition, error) {
-	return s.engines.GetOrCreate(id, func() (*partition, error) { return s.newPartition(id) })
+	return s.engines.GetOrCreate(id, func() (*partition, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		p := &partition{id: id, suppress: s.suppress[id]}
+		p.stats.Store(&consistency.Stats{})
+		return p, nil
+	})
 }
 
-func (s *Stage) newPartition(id int32) (*partition, error) {
-	s.mu.Lock()
-	p := &partition{id: id, ended: map[string]bool{}, applied: map[inputKey]int64{}, suppress: s.suppress[id], broken: s.lost[id]}
-	s.mu.Unlock()
-	rc := consistency.Config{Settings: s.cfg.Settings, Mapper: s.cfg.Mapper, Partition: id,
+// open opens a partition's state before its first batch, whose first
+// record is at offset first: the member's own state, replaced by the
+// newest snapshot on the state topic when that is newer and the own state
+// is behind the group, then the changes from the offset that state
+// reflects to first, read apart from the subscription. Only the
+// partition's own handler waits for it.
+func (s *Stage) open(ctx context.Context, p *partition, first int64) error {
+	if err := s.openEngine(p); err != nil {
+		return err
+	}
+	atMost := int64(math.MaxInt64)
+	if s.cfg.Replay {
+		// Outputs from the rewound offset on are published again: no
+		// state past it may be opened.
+		atMost = max(p.suppress, 0)
+		if p.next > atMost {
+			if err := s.drop(p.id); err != nil {
+				return err
+			}
+			if err := s.openEngine(p); err != nil {
+				return err
+			}
+		}
+	}
+	if p.next < p.suppress && s.cfg.Snapshots != nil {
+		restored, err := s.cfg.Snapshots.Restore(ctx, p.id, p.next, atMost)
+		if err != nil {
+			return fmt.Errorf("reconciler partition %d: restoring its state: %w", p.id, err)
+		}
+		if restored {
+			if err := s.openEngine(p); err != nil {
+				return err
+			}
+		}
+	}
+	if first <= p.next {
+		return nil
+	}
+	if s.cfg.History == nil {
+		return fmt.Errorf("reconciler partition %d: its state reflects offset %d, the subscription starts at %d, and nothing reads the changes between", p.id, p.next, first)
+	}
+	from, n := p.next, 0
+	err := s.cfg.History(ctx, p.id, from, first, func(off int64, value []byte) error {
+		if err := s.apply(p, off, value); err != nil {
+			return err
+		}
+		if n++; n%catchUpBatch != 0 {
+			return nil
+		}
+		if err := s.publish(ctx, p); err != nil {
+			return err
+		}
+		return s.flush(p)
+	})
+	if errors.Is(err, kafka.ErrBeforeStart) {
+		if s.cfg.Replay {
+			return fmt.Errorf("reconciler partition %d: %w: the replay needs the changes from offset %d, which were deleted, and no snapshot on the state topic reflects an offset between them and the replay point; replay from a later point", p.id, errStateLost, from)
+		}
+		return fmt.Errorf("reconciler partition %d: %w: its state reflects offset %d and the changes after it were deleted; "+
+			"no snapshot on the state topic is newer. Replay the input topics into a new deployment (see the README, \"State\")", p.id, errStateLost, from)
+	}
+	if err != nil {
+		return fmt.Errorf("reconciler partition %d: reading changes %d to %d: %w", p.id, from, first, err)
+	}
+	if err := s.publish(ctx, p); err != nil {
+		return err
+	}
+	return s.flush(p)
+}
+
+// catchUpBatch is how many changes records a partition reads on opening
+// between checkpoints.
+const catchUpBatch = 4096
+
+// openEngine opens the partition's engine on the store: on the state of
+// its last checkpoint, or empty when there is none or it was written
+// under another configuration (it is dropped then).
+func (s *Stage) openEngine(p *partition) error {
+	for attempt := 0; ; attempt++ {
+		e, err := s.newEngine(p)
+		if err != nil {
+			if errors.Is(err, consistency.ErrStored) && attempt == 0 {
+				if err := s.drop(p.id); err != nil {
+					return err
+				}
+				continue
+			}
+			return fmt.Errorf("reconciler partition %d: %w", p.id, err)
+		}
+		p.engine, p.next, p.inputs, p.out = e, 0, 0, nil
+		p.ended, p.applied = map[string]bool{}, map[inputKey]int64{}
+		p.finishing, p.finished = false, false
+		extra, ok := e.Resumed()
+		if ok {
+			if err := s.readExtra(p, extra); err != nil {
+				if attempt > 0 {
+					return fmt.Errorf("reconciler partition %d: %w", p.id, err)
+				}
+				if err := s.drop(p.id); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		for side, ins := range s.cfg.Inputs {
+			e.Expect(side, ins...)
+			p.inputs += len(ins)
+		}
+		p.snapshot()
+		return nil
+	}
+}
+
+func (s *Stage) newEngine(p *partition) (*consistency.Engine, error) {
+	rc := consistency.Config{Settings: s.cfg.Settings, Mapper: s.cfg.Mapper, Partition: p.id,
 		Emit: func(r schemas.Record) { p.out = append(p.out, r) }}
 	if s.cfg.Store != nil {
 		rc.Store = s.cfg.Store
@@ -236,13 +387,23 @@ func (s *Stage) newPartition(id int32) (*partition, error) {
 	if err != nil {
 		return nil, err
 	}
-	for side, ins := range s.cfg.Inputs {
-		e.Expect(side, ins...)
-		p.inputs += len(ins)
+	return e, nil
+}
+
+// drop deletes a partition's stored state: written under another
+// configuration, or unreadable.
+func (s *Stage) drop(id int32) error {
+	if s.cfg.Store == nil {
+		return nil
 	}
-	p.engine = e
-	p.snapshot()
-	return p, nil
+	b := s.cfg.Store.NewBatch()
+	defer b.Close()
+	consistency.Drop(b, id)
+	b.DeleteOffset(s.cfg.Settings.Topics.Changes, id)
+	if err := b.Commit(); err != nil {
+		return fmt.Errorf("reconciler partition %d: dropping its stored state: %w", id, err)
+	}
+	return nil
 }
 
 // Handle handles one batch message of a changes partition (a Watermill
@@ -258,7 +419,6 @@ func (s *Stage) Handle(msg *message.Message) error {
 	}
 	live := p.Enter()
 	defer p.Leave()
-	defer p.snapshot()
 	if !live {
 		return fmt.Errorf("reconciler partition %d: no longer assigned", id)
 	}
@@ -274,28 +434,19 @@ func (s *Stage) Handle(msg *message.Message) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	if p.engine == nil {
+		if err := s.open(msg.Context(), p, recs[0].Offset); err != nil {
+			if errors.Is(err, state.ErrStorage) || errors.Is(err, errStateLost) {
+				p.broken = err
+			}
+			p.engine = nil // opened again by the batch's redelivery
+			return err
+		}
+	}
+	defer p.snapshot()
 	for _, r := range recs {
-		if r.Offset < p.next {
-			continue // applied before a failed publish; its records are still in p.out
-		}
-		p.next = r.Offset + 1
-		c, m, err := changes.Decode(r.Value)
-		if err != nil {
-			// Our own topic: a record we cannot read is a bug or
-			// corruption; stopping beats deciding on partial input.
-			return fmt.Errorf("reconciler partition %d offset %d: %w", id, r.Offset, err)
-		}
-		if m != nil {
-			s.mark(p, m, r.Offset)
-			continue
-		}
-		in := inputKey{c.Origin.Topic, c.Origin.Partition}
-		if last, ok := p.applied[in]; ok && c.Origin.Offset <= last {
-			continue // published again by an ingest member that crashed
-		}
-		p.applied[in] = c.Origin.Offset
-		if err := p.engine.Apply(*c); err != nil {
-			return fmt.Errorf("reconciler partition %d offset %d: %w", id, r.Offset, err)
+		if err := s.apply(p, r.Offset, r.Value); err != nil {
+			return err
 		}
 	}
 	finishing := p.finishing
@@ -310,6 +461,35 @@ func (s *Stage) Handle(msg *message.Message) error {
 		if s.cfg.OnFinish != nil {
 			s.cfg.OnFinish(p.id)
 		}
+	}
+	return nil
+}
+
+// apply applies the changes record at offset off, unless it was applied
+// before (a redelivery, or a record the partition's state already
+// reflects).
+func (s *Stage) apply(p *partition, off int64, value []byte) error {
+	if off < p.next {
+		return nil // applied before a failed publish; its records are still in p.out
+	}
+	p.next = off + 1
+	c, m, err := changes.Decode(value)
+	if err != nil {
+		// Our own topic: a record we cannot read is a bug or
+		// corruption; stopping beats deciding on partial input.
+		return fmt.Errorf("reconciler partition %d offset %d: %w", p.id, off, err)
+	}
+	if m != nil {
+		s.mark(p, m, off)
+		return nil
+	}
+	in := inputKey{c.Origin.Topic, c.Origin.Partition}
+	if last, ok := p.applied[in]; ok && c.Origin.Offset <= last {
+		return nil // published again by an ingest member that crashed
+	}
+	p.applied[in] = c.Origin.Offset
+	if err := p.engine.Apply(*c); err != nil {
+		return fmt.Errorf("reconciler partition %d offset %d: %w", p.id, off, err)
 	}
 	return nil
 }
@@ -335,22 +515,78 @@ func (s *Stage) mark(p *partition, m *changes.Mark, off int64) {
 	}
 }
 
-// flush moves the partition's idle keys to the store with its next
-// offset. A failed commit leaves the engine without those keys, so it
-// stops the stage rather than let it decide on missing state.
+// flush checkpoints the partition: the keys it changed and its own state,
+// with its next offset, in one batch. A failed commit leaves the engine
+// without the keys it dropped from memory, so it stops the stage rather
+// than let it decide on missing state.
 func (s *Stage) flush(p *partition) error {
 	if s.cfg.Store == nil {
 		return nil
 	}
 	b := s.cfg.Store.NewBatch()
 	defer b.Close()
-	if _, err := p.engine.Flush(b); err != nil {
+	if _, err := p.engine.Checkpoint(b, s.appendExtra(p)); err != nil {
 		return fmt.Errorf("reconciler partition %d: %w", p.id, err)
 	}
 	b.SetOffset(s.cfg.Settings.Topics.Changes, p.id, p.next)
 	if err := b.Commit(); err != nil {
 		p.broken = fmt.Errorf("reconciler partition %d: %w: %w", p.id, errStateLost, err)
 		return p.broken
+	}
+	if s.cfg.Snapshots != nil {
+		s.cfg.Snapshots.Checkpointed(p.id, p.next, p.engine.Stats().Keys)
+	}
+	return nil
+}
+
+// extra is a partition's own state in its checkpoint, beside its
+// engine's: the configuration's fingerprint, the next offset, whether the
+// engine finished, the last input offset applied of every input
+// partition, and the inputs that ended.
+type extra struct {
+	Fingerprint string    `json:"fingerprint"`
+	Next        int64     `json:"next"`
+	Finished    bool      `json:"finished,omitempty"`
+	Applied     []applied `json:"applied"`
+	Ended       []string  `json:"ended,omitempty"`
+}
+
+type applied struct {
+	Topic     string `json:"t"`
+	Partition int32  `json:"p"`
+	Offset    int64  `json:"o"`
+}
+
+func (s *Stage) appendExtra(p *partition) []byte {
+	x := extra{Fingerprint: s.fingerprint, Next: p.next, Finished: p.finished || p.finishing,
+		Applied: make([]applied, 0, len(p.applied)), Ended: slices.Sorted(maps.Keys(p.ended))}
+	for in, off := range p.applied {
+		x.Applied = append(x.Applied, applied{in.topic, in.part, off})
+	}
+	slices.SortFunc(x.Applied, func(a, b applied) int {
+		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	b, _ := json.Marshal(x)
+	return b
+}
+
+// errOtherConfig is a checkpoint written under another configuration.
+var errOtherConfig = errors.New("the stored state was written under another configuration of tables, window or partitions")
+
+func (s *Stage) readExtra(p *partition, v []byte) error {
+	var x extra
+	if err := json.Unmarshal(v, &x); err != nil {
+		return fmt.Errorf("the stored state is corrupt: %w", err)
+	}
+	if x.Fingerprint != s.fingerprint {
+		return errOtherConfig
+	}
+	p.next, p.finished = x.Next, x.Finished
+	for _, a := range x.Applied {
+		p.applied[inputKey{a.Topic, a.Partition}] = a.Offset
+	}
+	for _, in := range x.Ended {
+		p.ended[in] = true
 	}
 	return nil
 }

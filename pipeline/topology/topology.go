@@ -19,6 +19,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/ingest"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
@@ -54,6 +55,9 @@ type Options struct {
 	// InstanceID, when set, makes the worker a static member of its
 	// groups (see kafka.SubscriberConfig.InstanceID).
 	InstanceID string
+	// Replay opens no reconciler state past the offsets the group
+	// committed (see reconciler.Config.Replay).
+	Replay bool
 	// Worker runs the streaming worker's periodic duties with the router:
 	// idle watermarks (config idle), consumer lag and state size.
 	Worker bool
@@ -125,7 +129,10 @@ func New(o Options) (*Pipeline, error) {
 	}
 	p.Reconciler, err = reconciler.New(reconciler.Config{Settings: cfg, Mapper: m, Publisher: pub, Serde: o.Serde, Store: o.Store,
 		Partitions: top.Partitions, KeysInMemory: cfg.State.KeysInMemory, Metrics: o.Metrics,
-		Inputs: inputs, OnFinish: o.OnFinish})
+		Inputs: inputs, OnFinish: o.OnFinish, Replay: o.Replay,
+		History: func(ctx context.Context, partition int32, from, to int64, fn func(int64, []byte) error) error {
+			return kafka.ReadRange(ctx, o.Client, top.Changes, partition, from, to, false, func(r *kgo.Record) error { return fn(r.Offset, r.Value) })
+		}})
 	if err != nil {
 		p.Close()
 		return nil, err

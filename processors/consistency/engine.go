@@ -73,6 +73,8 @@ type Engine struct {
 	// set when the store held keys of the partition before this engine.
 	spilled     map[uint64]struct{}
 	preexisting bool
+	dirty       []*keyState // changed since the last checkpoint
+	resumed     []byte      // the caller's bytes of the checkpoint opened on
 	h           canon.Hasher
 	stats       Stats
 	openBy      map[string]int64 // by table: drifts open now
@@ -131,11 +133,11 @@ func New(cfg Config) (*Engine, error) {
 	for i := range e.marks {
 		e.marks[i] = map[inputKey]int64{}
 	}
-	if err := e.openStore(); err != nil {
-		return nil, err
-	}
 	for i, t := range cfg.Mapper.Tables() {
 		e.tables[t.Name()] = &tableState{t: t, targetTopic: cfg.Settings.Tables[i].Target.Topic, windows: map[int64]*window{}}
+	}
+	if err := e.openStore(); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
@@ -271,6 +273,7 @@ func (e *Engine) Apply(c changes.Change) error {
 }
 
 func (e *Engine) pend(ks *keyState, c changes.Change) {
+	e.touch(ks)
 	ks.insert(c)
 	e.schedule(ks)
 }
@@ -341,6 +344,7 @@ func (e *Engine) sweep(ks *keyState, t int64) {
 		if at > t {
 			return
 		}
+		e.touch(ks)
 		for len(ks.pending) > 0 && ks.pending[0].Time == at {
 			c := ks.pending[0]
 			ks.pending = ks.pending[1:]
@@ -379,7 +383,7 @@ func (e *Engine) apply(ks *keyState, c changes.Change) {
 	}
 	if w.keys[ks.id] == nil {
 		w.keys[ks.id] = ks
-		ks.windows++
+		ks.wins = append(ks.wins, start)
 	}
 }
 

@@ -31,9 +31,12 @@ type keyState struct {
 	pending []changes.Change
 	at      int64 // decided through this instant
 	drift   *openDrift
-	timer   int64 // instant of the key's timer; MaxInt64 for none
-	windows int   // open checksum windows holding the key
-	queued  bool  // in the engine's idle list
+	timer   int64   // instant of the key's timer; MaxInt64 for none
+	wins    []int64 // starts of the open checksum windows holding the key
+	queued  bool    // in the engine's idle list
+	// dirty: changed since the engine's last checkpoint; indexed: the
+	// store's busy index names the key (see checkpoint.go).
+	dirty, indexed bool
 }
 
 func newKeyState(ts *tableState, id string, key []byte) *keyState {

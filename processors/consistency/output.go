@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -184,7 +185,9 @@ func (e *Engine) close(w *window, at int64) {
 		if ks.drift != nil {
 			drifts = append(drifts, ks.drift.rec.ID)
 		}
-		if ks.windows--; ks.windows == 0 && !ks.queued {
+		e.touch(ks)
+		ks.wins = slices.DeleteFunc(ks.wins, func(s int64) bool { return s == w.start })
+		if len(ks.wins) == 0 && !ks.queued {
 			ks.queued = true
 			e.idle = append(e.idle, ks)
 		}

@@ -1,6 +1,7 @@
 package consistency_test
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -166,7 +167,7 @@ func (h *history) next(r *rand.Rand, inputs []string, pos map[string]int) (strin
 
 // feed runs a history through an engine, interleaving the input partitions
 // at random, reporting watermarks and advancing as it goes.
-func feed(t testing.TB, r *rand.Rand, e *consistency.Engine, hist *history, inputs []string, flush func()) {
+func feed(t testing.TB, r *rand.Rand, e *consistency.Engine, hist *history, inputs []string, flush func(*consistency.Engine) *consistency.Engine) *consistency.Engine {
 	t.Helper()
 	for _, in := range inputs {
 		e.Expect(hist.sides[in], in)
@@ -186,14 +187,15 @@ func feed(t testing.TB, r *rand.Rand, e *consistency.Engine, hist *history, inpu
 			// of a dump), lets the others' watermarks decide.
 			e.Watermark(hist.sides[in], in, changes.End)
 			e.Advance()
-			flush()
+			e = flush(e)
 		case r.IntN(3) == 0:
 			e.Watermark(hist.sides[in], in, c.Time)
 			e.Advance()
-			flush()
+			e = flush(e)
 		}
 	}
 	e.Finish()
+	return e
 }
 
 type gotDrift struct {
@@ -208,7 +210,7 @@ type gotDrift struct {
 // (in memory), flushed after every advance, so that idle keys leave the
 // engine and come back.
 func TestMatchesReferenceModel(t *testing.T) {
-	var spilled, loaded int64
+	var spilled, loaded, restarts int64
 	cfg, m := propertySetup(t)
 	tables := map[string]*normalize.Table{}
 	for _, tb := range m.Tables() {
@@ -270,18 +272,32 @@ func TestMatchesReferenceModel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		feed(t, r, e, hist, inputs, func() {
+		e = feed(t, r, e, hist, inputs, func(e *consistency.Engine) *consistency.Engine {
 			if st == nil {
-				return
+				return e
 			}
 			b := st.NewBatch()
 			defer b.Close()
-			if _, err := e.Flush(b); err != nil {
+			if _, err := e.Checkpoint(b, []byte{1}); err != nil {
 				t.Fatal(err)
 			}
 			if err := b.Commit(); err != nil {
 				t.Fatal(err)
 			}
+			if r.IntN(4) != 0 {
+				return e
+			}
+			// A restart: an engine opened on the checkpoint goes on
+			// where this one stopped.
+			e, err = consistency.New(cfgE)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if extra, ok := e.Resumed(); !ok || !bytes.Equal(extra, []byte{1}) {
+				t.Fatalf("seed %d: the engine did not open on the checkpoint (%v, %x)", seed, ok, extra)
+			}
+			restarts++
+			return e
 		})
 		if st != nil {
 			spilled += e.Stats().Spilled
@@ -320,9 +336,9 @@ func TestMatchesReferenceModel(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("reference drifts over %d histories: %v; keys spilled %d, loaded back %d", n, stats, spilled, loaded)
-	if spilled == 0 || loaded == 0 {
-		t.Errorf("keys spilled %d, loaded back %d: the store is not exercised", spilled, loaded)
+	t.Logf("reference drifts over %d histories: %v; keys spilled %d, loaded back %d; restarts on a checkpoint %d", n, stats, spilled, loaded, restarts)
+	if spilled == 0 || loaded == 0 || restarts == 0 {
+		t.Errorf("keys spilled %d, loaded back %d, restarts %d: the store is not exercised", spilled, loaded, restarts)
 	}
 	for _, k := range []string{"missing_in_target", "extra_in_target", "value_mismatch", "resolved"} {
 		if stats[k] == 0 {

@@ -51,7 +51,7 @@ func TestStoredKeysComeBack(t *testing.T) {
 	flush := func(e *consistency.Engine) int {
 		b := st.NewBatch()
 		defer b.Close()
-		n, err := e.Flush(b)
+		n, err := e.Checkpoint(b, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -249,6 +249,9 @@ func (b *Batch) SetOffset(topic string, partition int32, next int64) {
 	b.Set(offsetKey(topic, partition), binary.BigEndian.AppendUint64(nil, uint64(next)))
 }
 
+// DeleteOffset removes the offset recorded of an input partition.
+func (b *Batch) DeleteOffset(topic string, partition int32) { b.Delete(offsetKey(topic, partition)) }
+
 // Commit applies the batch and readies it for reuse.
 func (b *Batch) Commit() error {
 	if err := b.s.room(); err != nil {

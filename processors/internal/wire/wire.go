@@ -81,3 +81,14 @@ func (r *Reader) Uint64() uint64 {
 	}
 	return 0
 }
+
+// Uvarint reads an unsigned varint.
+func (r *Reader) Uvarint() uint64 {
+	v, n := binary.Uvarint(r.B[r.I:])
+	if n <= 0 {
+		r.Fail()
+		return 0
+	}
+	r.I += n
+	return v
+}
