@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -34,6 +35,10 @@ type Config struct {
 	// MaxMessageBytes is the largest record batch the broker takes
 	// (Kafka's message.max.bytes). Default 1048588, Kafka's.
 	MaxMessageBytes int
+	// CleanerInterval is how often the broker compacts compacted topics
+	// and deletes records past a topic's retention (Kafka's
+	// log.cleaner.backoff.ms). Default 30s.
+	CleanerInterval time.Duration
 	// Logger receives the broker's own log lines. Default: discarded.
 	Logger *slog.Logger
 	// Opts are extra kfake options (TLS, SASL users, seeded topics), applied
@@ -98,9 +103,17 @@ func Start(cfg Config) (*Broker, error) {
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
 	}
-	if cfg.MaxMessageBytes > 0 {
-		opts = append(opts, kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(cfg.MaxMessageBytes)}))
+	// The cleaner runs every CleanerInterval: compacted topics are
+	// compacted and retention is enforced, as on a real broker.
+	interval := cfg.CleanerInterval
+	if interval <= 0 {
+		interval = 30 * time.Second
 	}
+	bcfg := map[string]string{"log.cleaner.backoff.ms": strconv.FormatInt(interval.Milliseconds(), 10)}
+	if cfg.MaxMessageBytes > 0 {
+		bcfg["message.max.bytes"] = strconv.Itoa(cfg.MaxMessageBytes)
+	}
+	opts = append(opts, kfake.BrokerConfigs(bcfg))
 	if cfg.Logger != nil {
 		opts = append(opts, kfake.WithLogger(logAdapter{cfg.Logger}))
 	}

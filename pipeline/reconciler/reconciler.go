@@ -98,10 +98,12 @@ type Snapshots interface {
 	// complete snapshot of it that reflects an offset in (after, atMost];
 	// it reports whether it found one.
 	Restore(ctx context.Context, partition int32, after, atMost int64) (bool, error)
-	// Checkpointed tells that the partition's state in the Store now
-	// reflects the changes before offset next, and holds keys keys in
-	// memory.
+	// Checkpointed tells, while the partition's handler holds it, that
+	// the partition's state in the Store now reflects the changes before
+	// offset next, and that the checkpoint wrote keys keys.
 	Checkpointed(partition int32, next int64, keys int64)
+	// Released tells that the member no longer owns the partition.
+	Released(partition int32)
 }
 
 // Stage is the reconcile stage. Handle is safe for concurrent use by the
@@ -175,6 +177,9 @@ func New(cfg Config) (*Stage, error) {
 // the batch (see open). A kafka.SubscriberConfig.Assigned hook.
 func (s *Stage) Assigned(_ string, id int32, committed int64) int64 {
 	s.engines.Retire(id)
+	if s.cfg.Snapshots != nil {
+		s.cfg.Snapshots.Released(id) // another member may have written since
+	}
 	s.mu.Lock()
 	s.suppress[id] = committed
 	s.mu.Unlock()
@@ -225,6 +230,9 @@ func (s *Stage) Progress(ends map[int32]int64) (lag map[int32]int64, rebuilding 
 // kafka.SubscriberConfig.Revoked hook.
 func (s *Stage) Revoked(_ string, id int32) {
 	s.engines.Retire(id)
+	if s.cfg.Snapshots != nil {
+		s.cfg.Snapshots.Released(id)
+	}
 	s.mu.Lock()
 	delete(s.suppress, id)
 	s.mu.Unlock()
@@ -525,6 +533,7 @@ func (s *Stage) flush(p *partition) error {
 	}
 	b := s.cfg.Store.NewBatch()
 	defer b.Close()
+	written := p.engine.Dirty()
 	if _, err := p.engine.Checkpoint(b, s.appendExtra(p)); err != nil {
 		return fmt.Errorf("reconciler partition %d: %w", p.id, err)
 	}
@@ -534,7 +543,7 @@ func (s *Stage) flush(p *partition) error {
 		return p.broken
 	}
 	if s.cfg.Snapshots != nil {
-		s.cfg.Snapshots.Checkpointed(p.id, p.next, p.engine.Stats().Keys)
+		s.cfg.Snapshots.Checkpointed(p.id, p.next, int64(written))
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package topology
 
 import (
+	"time"
+
 	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/processors/normalize"
 )
@@ -25,6 +27,12 @@ type Topology struct {
 	// Outputs are the drift, compensation, checksums and dead-letter
 	// topics.
 	Drift, Compensation, Checksums, DLQ string
+	// State is the compacted topic of the changes partitions' snapshots,
+	// with Partitions partitions too.
+	State string
+	// ChangesRetention is the changes topic's retention.ms when created;
+	// SnapshotInterval the longest between a partition's snapshots.
+	ChangesRetention, SnapshotInterval time.Duration
 }
 
 // Input is one input topic.
@@ -41,7 +49,8 @@ type Input struct {
 func Define(cfg *config.Config) *Topology {
 	t := &Topology{Changes: cfg.Topics.Changes, Partitions: cfg.Kafka.Partitions,
 		ReconcileGroup: cfg.Kafka.Group + ".reconcile",
-		Drift:          cfg.Topics.Drift, Compensation: cfg.Topics.Compensation, Checksums: cfg.Topics.Checksums, DLQ: cfg.Topics.DLQ}
+		Drift:          cfg.Topics.Drift, Compensation: cfg.Topics.Compensation, Checksums: cfg.Topics.Checksums, DLQ: cfg.Topics.DLQ,
+		State: cfg.Topics.State, ChangesRetention: cfg.State.ChangesRetention, SnapshotInterval: cfg.State.SnapshotInterval}
 	for _, tb := range cfg.Tables {
 		for _, in := range []struct {
 			side  normalize.Side
@@ -62,10 +71,10 @@ func (t *Topology) InputTopics() []string {
 	return out
 }
 
-// Internal returns the topics cdcrecon creates: the changes topic, then
-// the outputs.
+// Internal returns the topics cdcrecon creates: the changes topic, the
+// outputs, then the state topic.
 func (t *Topology) Internal() []string {
-	return []string{t.Changes, t.Drift, t.Compensation, t.Checksums, t.DLQ}
+	return []string{t.Changes, t.Drift, t.Compensation, t.Checksums, t.DLQ, t.State}
 }
 
 // Tables returns the tables' names, in configuration order.

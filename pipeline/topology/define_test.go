@@ -3,6 +3,7 @@ package topology_test
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/topology"
 	"github.com/cdcrecon/cdcrecon/processors/config"
@@ -31,10 +32,12 @@ tables:
 			},
 			Changes: "cdcrecon.changes", Partitions: 8, ReconcileGroup: "cdcrecon.reconcile",
 			Drift: "cdcrecon.drift", Compensation: "cdcrecon.compensation", Checksums: "cdcrecon.checksums", DLQ: "cdcrecon.dlq",
+			State: "cdcrecon.state", ChangesRetention: 7 * 24 * time.Hour, SnapshotInterval: time.Minute,
 		}},
 		{"named", `
 kafka: {group: shop, partitions: 3}
-topics: {changes: shop.changes, drift: shop.drift, compensation: shop.comp, checksums: shop.sums, dlq: shop.dlq}
+topics: {changes: shop.changes, drift: shop.drift, compensation: shop.comp, checksums: shop.sums, dlq: shop.dlq, state: shop.state}
+state: {snapshot_interval: 10s, changes_retention: 48h}
 tables:
   - {name: orders, key: [id], source: {topic: a}, target: {topic: b}}
 `, topology.Topology{
@@ -44,6 +47,7 @@ tables:
 			},
 			Changes: "shop.changes", Partitions: 3, ReconcileGroup: "shop.reconcile",
 			Drift: "shop.drift", Compensation: "shop.comp", Checksums: "shop.sums", DLQ: "shop.dlq",
+			State: "shop.state", ChangesRetention: 48 * time.Hour, SnapshotInterval: 10 * time.Second,
 		}},
 	} {
 		cfg, err := config.Parse([]byte(c.yaml), c.name+".yaml")
@@ -62,7 +66,7 @@ tables:
 	if got := top.InputTopics(); !reflect.DeepEqual(got, []string{"pg.public.orders", "mysql.shop.orders", "pg.public.customers", "mysql.shop.customers"}) {
 		t.Errorf("input topics %v", got)
 	}
-	if got := top.Internal(); !reflect.DeepEqual(got, []string{"cdcrecon.changes", "cdcrecon.drift", "cdcrecon.compensation", "cdcrecon.checksums", "cdcrecon.dlq"}) {
+	if got := top.Internal(); !reflect.DeepEqual(got, []string{"cdcrecon.changes", "cdcrecon.drift", "cdcrecon.compensation", "cdcrecon.checksums", "cdcrecon.dlq", "cdcrecon.state"}) {
 		t.Errorf("internal topics %v", got)
 	}
 }

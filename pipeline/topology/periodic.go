@@ -130,9 +130,9 @@ func (c *periodic) driftOpen() {
 	c.o.Metrics.DriftOpen(c.tables, c.p.Reconciler.Stats().OpenByTable)
 }
 
-// snapshot is what one tick learnt: the input partitions' ends and
+// reading is what one tick learnt: the input partitions' ends and
 // the time each side is complete to once they are read.
-type snapshot struct {
+type reading struct {
 	ends   map[string]int64
 	caught [3]int64
 }
@@ -144,7 +144,7 @@ func (c *periodic) tick(ctx context.Context, adm *kadm.Client) {
 	idle := c.o.Config.Idle
 	t := time.NewTicker(idle.Interval)
 	defer t.Stop()
-	learnt := make(chan snapshot, 1)
+	learnt := make(chan reading, 1)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -170,7 +170,7 @@ func (c *periodic) tick(ctx context.Context, adm *kadm.Client) {
 		// Read the other way round, a heartbeat seen after the listing
 		// would close a partition over records not yet read, and make
 		// them late.
-		var snap snapshot
+		var snap reading
 		wall := int64(math.MinInt64)
 		if idle.SafetyMargin > 0 {
 			wall = time.Now().Add(-idle.SafetyMargin).UnixMilli()
@@ -239,9 +239,9 @@ func (c *periodic) tick(ctx context.Context, adm *kadm.Client) {
 const listTimeout = 5 * time.Second
 
 // idle publishes the idle watermarks of each snapshot tick hands it.
-func (c *periodic) idle(ctx context.Context, learnt <-chan snapshot) {
+func (c *periodic) idle(ctx context.Context, learnt <-chan reading) {
 	for {
-		var snap snapshot
+		var snap reading
 		select {
 		case <-ctx.Done():
 			return

@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/cdcrecon/cdcrecon/pipeline/snapshot"
 	"github.com/cdcrecon/cdcrecon/processors/changes"
 )
 
@@ -53,9 +58,13 @@ func CreateTopic(ctx context.Context, adm *kadm.Client, topic string, n int32, c
 }
 
 // EnsureInternal creates the internal topics that are missing, with
-// Partitions partitions (the changes topic with its own settings), and
-// refuses a changes topic with another count: both sides of a key must
-// meet in one of its partitions.
+// Partitions partitions (the changes and state topics with their own
+// settings), and refuses existing ones whose settings would lose state:
+// a changes or state topic with another partition count (both sides of a
+// key must meet in one partition, and a partition's snapshots are in the
+// state partition of its number), a changes topic that is compacted or
+// keeps its records for less than four snapshot intervals, and a state
+// topic that is not compacted or also deletes by age.
 func (t *Topology) EnsureInternal(ctx context.Context, adm *kadm.Client) error {
 	internal := t.Internal()
 	details, err := adm.ListTopics(ctx, internal...)
@@ -63,20 +72,105 @@ func (t *Topology) EnsureInternal(ctx context.Context, adm *kadm.Client) error {
 		return fmt.Errorf("listing topics: %w", err)
 	}
 	want := int32(t.Partitions)
+	var existing []string
 	for _, topic := range internal {
 		if d, ok := details[topic]; ok && d.Err == nil {
-			if topic == t.Changes && int32(len(d.Partitions)) != want {
-				return fmt.Errorf("changes topic %s has %d partitions, kafka.partitions says %d: both sides of a key must meet in one partition, so the count cannot change under running workers", topic, len(d.Partitions), want)
+			if (topic == t.Changes || topic == t.State) && int32(len(d.Partitions)) != want {
+				return fmt.Errorf("%s topic %s has %d partitions, kafka.partitions says %d: both sides of a key must meet in one partition, and a partition's snapshots are in the state partition of its number, so the count cannot change under running workers; "+
+					"delete the topic (and the workers' state) or set kafka.partitions to %[3]d", t.role(topic), topic, len(d.Partitions), want)
 			}
+			existing = append(existing, topic)
 			continue
 		}
-		var configs map[string]*string
-		if topic == t.Changes {
-			configs = changes.TopicConfigs()
-		}
-		if err := CreateTopic(ctx, adm, topic, want, configs); err != nil {
+		if err := CreateTopic(ctx, adm, topic, want, t.topicConfigs(topic)); err != nil {
 			return err
 		}
+	}
+	return t.checkConfigs(ctx, adm, existing)
+}
+
+func (t *Topology) role(topic string) string {
+	if topic == t.State {
+		return "state"
+	}
+	return "changes"
+}
+
+// topicConfigs are the settings a topic is created with: the changes
+// topic deletes by age, the state topic is compacted, in segments small
+// enough for the cleaner to reach, and takes the largest snapshot chunk.
+func (t *Topology) topicConfigs(topic string) map[string]*string {
+	switch topic {
+	case t.Changes:
+		return changes.TopicConfigs(t.ChangesRetention)
+	case t.State:
+		return map[string]*string{
+			"cleanup.policy":    ptr("compact"),
+			"max.message.bytes": ptr(strconv.Itoa(snapshot.MaxRecordBytes + 1<<10)),
+			"segment.bytes":     ptr(strconv.Itoa(64 << 20)),
+			"segment.ms":        ptr(strconv.Itoa(int(time.Hour.Milliseconds()))),
+		}
+	}
+	return nil
+}
+
+func ptr(s string) *string { return &s }
+
+// checkConfigs reports existing changes and state topics whose settings
+// would lose state, with what to change.
+func (t *Topology) checkConfigs(ctx context.Context, adm *kadm.Client, existing []string) error {
+	var check []string
+	for _, topic := range existing {
+		if topic == t.Changes || topic == t.State {
+			check = append(check, topic)
+		}
+	}
+	if len(check) == 0 {
+		return nil
+	}
+	described, err := adm.DescribeTopicConfigs(ctx, check...)
+	if err != nil {
+		return fmt.Errorf("describing the configs of %s: %w", strings.Join(check, ", "), err)
+	}
+	var problems []string
+	alter := func(topic, setting string) string {
+		return fmt.Sprintf("kafka-configs.sh --bootstrap-server BROKER --alter --entity-type topics --entity-name %s --add-config %s", topic, setting)
+	}
+	for _, rc := range described {
+		if rc.Err != nil {
+			return fmt.Errorf("describing the configs of %s: %w", rc.Name, rc.Err)
+		}
+		get := func(key string) string {
+			for _, c := range rc.Configs {
+				if c.Key == key {
+					return c.MaybeValue()
+				}
+			}
+			return ""
+		}
+		policy := get("cleanup.policy")
+		switch rc.Name {
+		case t.Changes:
+			if strings.Contains(policy, "compact") {
+				problems = append(problems, fmt.Sprintf("changes topic %s has cleanup.policy=%s: compaction drops changes a restore reads; set it to delete (%s)", rc.Name, policy, alter(rc.Name, "cleanup.policy=delete")))
+			}
+			least := 4 * t.SnapshotInterval
+			if ms, err := strconv.ParseInt(get("retention.ms"), 10, 64); err == nil && ms >= 0 && time.Duration(ms)*time.Millisecond < least {
+				problems = append(problems, fmt.Sprintf("changes topic %s has retention.ms=%d, under 4 × state.snapshot_interval (%s): a restore would find the changes since its snapshot gone; set retention.ms to %d or more (%s)",
+					rc.Name, ms, least, t.ChangesRetention.Milliseconds(), alter(rc.Name, fmt.Sprintf("retention.ms=%d", t.ChangesRetention.Milliseconds()))))
+			}
+		case t.State:
+			if policy != "compact" {
+				problems = append(problems, fmt.Sprintf("state topic %s has cleanup.policy=%s: snapshots must be kept by key, never by age; set it to compact (%s)", rc.Name, policy, alter(rc.Name, "cleanup.policy=compact")))
+			}
+			if n, err := strconv.Atoi(get("max.message.bytes")); err == nil && n < 1<<20 {
+				problems = append(problems, fmt.Sprintf("state topic %s has max.message.bytes=%d: snapshot chunks need 1 MiB, and %d for the largest rows; set it (%s)", rc.Name, n, snapshot.MaxRecordBytes+1<<10, alter(rc.Name, fmt.Sprintf("max.message.bytes=%d", snapshot.MaxRecordBytes+1<<10))))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return fmt.Errorf("internal topics with settings that would lose state:\n  %s", strings.Join(problems, "\n  "))
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 	"github.com/cdcrecon/cdcrecon/pipeline/reconciler"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
+	"github.com/cdcrecon/cdcrecon/pipeline/snapshot"
 	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/processors/debezium"
@@ -74,6 +75,7 @@ type Pipeline struct {
 	pub        *kafka.Publisher
 	subs       []*kafka.Subscriber
 	duties     *periodic
+	snapshots  *snapshot.Keeper
 	// run is closed when Run returns; ran tells that Run was called,
 	// closed that Close was.
 	run         chan struct{}
@@ -127,9 +129,19 @@ func New(o Options) (*Pipeline, error) {
 		p.Close()
 		return nil, err
 	}
+	var snaps reconciler.Snapshots
+	if o.Worker && o.Store != nil {
+		p.snapshots, err = snapshot.New(snapshot.Config{Client: o.Client, Topic: top.State, Changes: top.Changes,
+			Store: o.Store, Interval: cfg.State.SnapshotInterval, Logger: log})
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		snaps = p.snapshots
+	}
 	p.Reconciler, err = reconciler.New(reconciler.Config{Settings: cfg, Mapper: m, Publisher: pub, Serde: o.Serde, Store: o.Store,
 		Partitions: top.Partitions, KeysInMemory: cfg.State.KeysInMemory, Metrics: o.Metrics,
-		Inputs: inputs, OnFinish: o.OnFinish, Replay: o.Replay,
+		Inputs: inputs, OnFinish: o.OnFinish, Replay: o.Replay, Snapshots: snaps,
 		History: func(ctx context.Context, partition int32, from, to int64, fn func(int64, []byte) error) error {
 			return kafka.ReadRange(ctx, o.Client, top.Changes, partition, from, to, false, func(r *kgo.Record) error { return fn(r.Offset, r.Value) })
 		}})
@@ -295,6 +307,9 @@ func (p *Pipeline) Close() error {
 	}
 	for _, s := range p.subs {
 		errs = append(errs, s.Close())
+	}
+	if p.snapshots != nil {
+		p.snapshots.Close()
 	}
 	errs = append(errs, p.pub.Close())
 	return errors.Join(errs...)

@@ -15,6 +15,7 @@ package changes
 import (
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/zeebo/xxh3"
 
@@ -119,10 +120,11 @@ func Partition(key []byte, n int) int32 {
 // does too.
 func (c *Change) Broadcast() bool { return c.Kind == Truncate }
 
-// TopicConfigs are the changes topic's settings when cdcrecon creates it:
-// a partition's new owner rebuilds its state from the partition's first
-// record, so the topic keeps every record.
-func TopicConfigs() map[string]*string {
-	forever := "-1"
-	return map[string]*string{"retention.ms": &forever, "retention.bytes": &forever}
+// TopicConfigs are the changes topic's settings when cdcrecon creates
+// it: deleted by age after retention. The reconciler deletes the changes
+// its snapshots make unnecessary as they complete, so the age only bounds
+// the topic when snapshots stop.
+func TopicConfigs(retention time.Duration) map[string]*string {
+	ms, policy := strconv.FormatInt(retention.Milliseconds(), 10), "delete"
+	return map[string]*string{"retention.ms": &ms, "cleanup.policy": &policy}
 }

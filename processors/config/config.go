@@ -121,6 +121,17 @@ type State struct {
 	// the state directory until their next change. Default 262,144 (a
 	// few hundred bytes each).
 	KeysInMemory int `yaml:"keys_in_memory"`
+	// SnapshotInterval is the longest a changes partition whose state
+	// changed goes without a snapshot on the state topic (one is also
+	// taken once a partition has read four times as many changes as it
+	// has keys). Default 1m.
+	SnapshotInterval time.Duration `yaml:"snapshot_interval"`
+	// ChangesRetention is the changes topic's retention.ms when cdcrecon
+	// creates it. The changes a snapshot makes unnecessary are deleted
+	// as it completes, so the retention only bounds the topic when
+	// snapshots stop: it must cover the longest the workers may all be
+	// down. Default 7 days; at least 4 snapshot intervals.
+	ChangesRetention time.Duration `yaml:"changes_retention"`
 }
 
 // Window configures checksum windows and the allowed replication lag.
@@ -175,6 +186,7 @@ type Topics struct {
 	Compensation string `yaml:"compensation"` // default cdcrecon.compensation
 	Checksums    string `yaml:"checksums"`    // default cdcrecon.checksums
 	DLQ          string `yaml:"dlq"`          // default cdcrecon.dlq
+	State        string `yaml:"state"`        // default cdcrecon.state
 }
 
 // Table is one reconciled table.
@@ -262,14 +274,14 @@ func (n Normalize) Precision() time.Duration { return precisionValues[n.Timestam
 func Default() Config {
 	return Config{
 		Kafka:  Kafka{Brokers: []string{"localhost:9092"}, Group: "cdcrecon", Partitions: 8, SessionTimeout: 10 * time.Second},
-		State:  State{Dir: "./cdcrecon-state", KeysInMemory: 1 << 18},
+		State:  State{Dir: "./cdcrecon-state", KeysInMemory: 1 << 18, SnapshotInterval: time.Minute, ChangesRetention: 7 * 24 * time.Hour},
 		HTTP:   HTTP{Listen: "127.0.0.1:9464"},
 		Window: Window{Size: time.Minute, Grace: 30 * time.Second},
 		Dedupe: Dedupe{Retention: 24 * time.Hour},
 		Idle:   Idle{SafetyMargin: 30 * time.Second, Interval: time.Second},
 		Topics: Topics{
 			Changes: "cdcrecon.changes", Drift: "cdcrecon.drift", Compensation: "cdcrecon.compensation",
-			Checksums: "cdcrecon.checksums", DLQ: "cdcrecon.dlq",
+			Checksums: "cdcrecon.checksums", DLQ: "cdcrecon.dlq", State: "cdcrecon.state",
 		},
 	}
 }
@@ -336,6 +348,11 @@ func (c *Config) Validate() error {
 	if c.State.KeysInMemory < 0 {
 		add(c.errorAt("state.keys_in_memory", "must not be negative, got %d", c.State.KeysInMemory))
 	}
+	if c.State.SnapshotInterval < time.Second {
+		add(c.errorAt("state.snapshot_interval", "must be at least 1s, got %s", c.State.SnapshotInterval))
+	} else if c.State.ChangesRetention < 4*c.State.SnapshotInterval {
+		add(c.errorAt("state.changes_retention", "must be at least 4 × state.snapshot_interval (%s), got %s: a restore needs the changes since the snapshot before the last", 4*c.State.SnapshotInterval, c.State.ChangesRetention))
+	}
 	if c.Kafka.SessionTimeout < time.Second {
 		add(c.errorAt("kafka.session_timeout", "must be at least 1s, got %s", c.Kafka.SessionTimeout))
 	}
@@ -380,7 +397,7 @@ func (c *Config) Validate() error {
 	// table's or a heartbeat topic.
 	topics := map[string]string{}
 	for _, own := range []struct{ field, topic string }{{"topics.changes", c.Topics.Changes}, {"topics.drift", c.Topics.Drift},
-		{"topics.compensation", c.Topics.Compensation}, {"topics.checksums", c.Topics.Checksums}, {"topics.dlq", c.Topics.DLQ}} {
+		{"topics.compensation", c.Topics.Compensation}, {"topics.checksums", c.Topics.Checksums}, {"topics.dlq", c.Topics.DLQ}, {"topics.state", c.Topics.State}} {
 		switch {
 		case own.topic == "":
 			add(c.errorAt(own.field, "must not be empty"))

@@ -70,8 +70,16 @@ const (
 )
 
 // Spaces are the first bytes of every key a partition's state has in the
-// store, each followed by the partition.
-var Spaces = []byte{spaceKeys, spaceBusy, spaceMeta}
+// store, each followed by the partition: KeySpaces hold its keys, and
+// MetaSpace the engine's own state, which an engine opens on last.
+var (
+	Spaces    = []byte{spaceKeys, spaceBusy, spaceMeta}
+	KeySpaces = []byte{spaceBusy, spaceKeys}
+)
+
+// MetaSpace holds an engine's own state: one key, the space's bounds'
+// lower one.
+const MetaSpace = spaceMeta
 
 func (e *Engine) storeKey(space byte, id string) []byte {
 	k := make([]byte, 0, 5+len(id))
@@ -80,8 +88,8 @@ func (e *Engine) storeKey(space byte, id string) []byte {
 	return append(k, id...)
 }
 
-// spaceBounds are the bounds of a partition's keys in a space.
-func spaceBounds(space byte, partition int32) (lower, upper []byte) {
+// SpaceBounds are the bounds of a partition's keys in a space.
+func SpaceBounds(space byte, partition int32) (lower, upper []byte) {
 	lower = binary.BigEndian.AppendUint32([]byte{space}, uint32(partition))
 	upper = binary.BigEndian.AppendUint32([]byte{space}, uint32(partition)+1)
 	if uint32(partition) == math.MaxUint32 {
@@ -93,7 +101,7 @@ func spaceBounds(space byte, partition int32) (lower, upper []byte) {
 // Drop deletes a partition's state from the store w writes to.
 func Drop(w Writer, partition int32) {
 	for _, space := range Spaces {
-		w.DeleteRange(spaceBounds(space, partition))
+		w.DeleteRange(SpaceBounds(space, partition))
 	}
 }
 
@@ -164,6 +172,10 @@ func (e *Engine) Checkpoint(w Writer, extra []byte) (int, error) {
 	return n, nil
 }
 
+// Dirty is how many keys changed since the last checkpoint: what the next
+// one writes.
+func (e *Engine) Dirty() int { return len(e.dirty) }
+
 // Resumed returns the caller's bytes of the checkpoint the engine opened
 // on, and whether it opened on one (false: it started empty).
 func (e *Engine) Resumed() ([]byte, bool) { return e.resumed, e.resumed != nil }
@@ -192,7 +204,7 @@ func (e *Engine) openStore() error {
 	if e.cfg.Store == nil {
 		return nil
 	}
-	lower, upper := spaceBounds(spaceKeys, e.cfg.Partition)
+	lower, upper := SpaceBounds(spaceKeys, e.cfg.Partition)
 	errFound := errors.New("found")
 	err := e.cfg.Store.Scan(lower, upper, func(_, _ []byte) error { return errFound })
 	switch {
@@ -211,7 +223,7 @@ func (e *Engine) openStore() error {
 	if err := e.readMeta(meta); err != nil {
 		return fmt.Errorf("reconcile partition %d: %w", e.cfg.Partition, err)
 	}
-	lower, upper = spaceBounds(spaceBusy, e.cfg.Partition)
+	lower, upper = SpaceBounds(spaceBusy, e.cfg.Partition)
 	return e.cfg.Store.Scan(lower, upper, func(k, _ []byte) error {
 		id := string(k[5:])
 		ts := e.tables[tableOf(id)]

@@ -194,6 +194,10 @@ func (s *Store) Scan(lower, upper []byte, fn func(key, value []byte) error) erro
 	if err != nil {
 		return fmt.Errorf("reading state: %w: %w", ErrStorage, err)
 	}
+	return scan(it, fn)
+}
+
+func scan(it *pebble.Iterator, fn func(key, value []byte) error) error {
 	for it.First(); it.Valid(); it.Next() {
 		if err := fn(it.Key(), it.Value()); err != nil {
 			it.Close()
@@ -205,6 +209,40 @@ func (s *Store) Scan(lower, upper []byte, fn func(key, value []byte) error) erro
 	}
 	return nil
 }
+
+// View is a consistent read-only view of the store as of its creation,
+// unaffected by later commits. Close releases it.
+type View struct{ s *pebble.Snapshot }
+
+// View returns a view of the store as of now.
+func (s *Store) View() *View { return &View{s.db.NewSnapshot()} }
+
+// Get returns a copy of key's value as of the view, and whether it
+// exists.
+func (v *View) Get(key []byte) ([]byte, bool, error) {
+	val, closer, err := v.s.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("reading state: %w: %w", ErrStorage, err)
+	}
+	defer closer.Close()
+	return append([]byte(nil), val...), true, nil
+}
+
+// Scan calls fn with every key in [lower, upper) as of the view and its
+// value, in key order. The slices are valid only during the call.
+func (v *View) Scan(lower, upper []byte, fn func(key, value []byte) error) error {
+	it, err := v.s.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("reading state: %w: %w", ErrStorage, err)
+	}
+	return scan(it, fn)
+}
+
+// Close releases the view.
+func (v *View) Close() error { return v.s.Close() }
 
 // DeletePrefix removes every key that starts with prefix.
 func (s *Store) DeletePrefix(prefix []byte) error {
