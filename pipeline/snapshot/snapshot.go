@@ -21,9 +21,12 @@
 // snapshot's chunks alone, so its time does not depend on how far the
 // broker's cleaner is behind.
 //
-// Once a snapshot is complete, the changes before the one it replaces
-// are deleted from the changes topic: a restore needs only the changes
-// from the snapshot it restores on, and one snapshot back is kept spare.
+// Once a snapshot with new chunks is complete, the changes before the
+// one it replaces are deleted from the changes topic: a restore needs
+// only the changes from the snapshot it restores on, and the one before
+// is kept spare, so that the changes topic's first retained offset is
+// always that of a snapshot on the state topic (a replay from the
+// earliest point restores it).
 package snapshot
 
 import (
@@ -187,7 +190,11 @@ func (k *Keeper) Checkpointed(id int32, next, keys int64) {
 		return
 	}
 	view := k.cfg.Store.View()
-	full := p.written > 0 || !p.known || p.last.seq == 0
+	// A trailer alone moves the offset on while no key changed, until
+	// the chunks it names are as far behind as a snapshot is due at:
+	// then they are taken again, and the snapshot before them retires.
+	full := p.written > 0 || !p.known || p.last.seq == 0 ||
+		next-p.last.base >= max(k.cfg.Ratio*p.last.entries, k.cfg.MinChanges)
 	p.running, p.written, p.since, p.from = true, 0, time.Now(), next
 	ctx, cancel := context.WithCancel(k.ctx)
 	p.cancel = cancel
@@ -240,7 +247,10 @@ func (k *Keeper) write(ctx context.Context, id int32, p *part, view *state.View,
 	k.mu.Lock()
 	p.known, p.last, p.lastAt = true, t, rec.Offset
 	k.mu.Unlock()
-	if k.cfg.NoPurge || last.seq == 0 || last.offset <= 0 {
+	// The changes before the snapshot now spare are not needed: only
+	// when the spare changed (a trailer alone keeps the chunks, and the
+	// spare, of the snapshot before).
+	if k.cfg.NoPurge || t.seq == last.seq || last.seq == 0 || last.offset <= 0 {
 		return nil
 	}
 	adm := kadm.NewClient(k.cl)
