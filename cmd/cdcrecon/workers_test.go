@@ -149,55 +149,10 @@ func TestWorkersSurviveSIGKILL(t *testing.T) {
 
 	// Heartbeats far past the last event: every partition read to its
 	// end is complete to there.
-	hb := filepath.Join(dir, "heartbeats.jsonl")
-	const far = 4102444800000 // 2100-01-01
-	if err := os.WriteFile(hb, []byte(fmt.Sprintf(
-		`{"topic":"hb.source","partition":0,"offset":0,"ts":1,"key":"{\"serverName\":\"pg\"}","payload":"{\"ts_ms\":%d}"}`+"\n"+
-			`{"topic":"hb.target","partition":0,"offset":0,"ts":1,"key":"{\"serverName\":\"mysql\"}","payload":"{\"ts_ms\":%d}"}`+"\n", far, far)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	produce(hb)
+	produce(farHeartbeats(t, dir))
 	heartbeats := time.Now()
 
-	// Wait for the drift topic to hold everything check decides.
-	serde := registry.NewSerde(nil)
-	var got map[string]string
-	var records int
-	deadline := time.Now().Add(120 * time.Second)
-	for {
-		ds, err := offline.ReadDrift(context.Background(), cc, "cdcrecon.drift", serde)
-		if err != nil {
-			if time.Now().After(deadline) {
-				t.Fatal(err)
-			}
-			time.Sleep(time.Second)
-			continue
-		}
-		got = map[string]string{}
-		records = len(ds)
-		for _, d := range ds {
-			b, _ := json.Marshal(d)
-			k := d.ID + " " + string(d.Status)
-			if prev, ok := got[k]; ok && prev != string(b) {
-				t.Fatalf("two records of %s differ:\n%s\n%s", k, prev, b)
-			}
-			got[k] = string(b)
-		}
-		if len(got) >= len(decided) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	for k := range decided {
-		if _, ok := got[k]; !ok {
-			t.Errorf("missed: %s", k)
-		}
-	}
-	for k := range got {
-		if !decided[k] {
-			t.Errorf("false: %s", k)
-		}
-	}
+	got, records := awaitDecided(t, cc, decided, 120*time.Second)
 	t.Logf("%d drift records (%d distinct) of %d check decides; %d published twice; complete %s after the heartbeats",
 		records, len(got), len(decided), records-len(got), time.Since(heartbeats).Round(time.Second))
 
@@ -246,6 +201,68 @@ func TestWorkersSurviveSIGKILL(t *testing.T) {
 			t.Logf("worker%d.log (end):\n%s", i, lastBytes(string(b), 3000))
 		}
 	}
+}
+
+// farHeartbeats writes a dump of one heartbeat per side (topics
+// hb.source and hb.target) far past any event, and returns its file.
+func farHeartbeats(t *testing.T, dir string) string {
+	t.Helper()
+	hb := filepath.Join(dir, "heartbeats.jsonl")
+	const far = 4102444800000 // 2100-01-01
+	if err := os.WriteFile(hb, []byte(fmt.Sprintf(
+		`{"topic":"hb.source","partition":0,"offset":0,"ts":1,"key":"{\"serverName\":\"pg\"}","payload":"{\"ts_ms\":%d}"}`+"\n"+
+			`{"topic":"hb.target","partition":0,"offset":0,"ts":1,"key":"{\"serverName\":\"mysql\"}","payload":"{\"ts_ms\":%d}"}`+"\n", far, far)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return hb
+}
+
+// awaitDecided waits up to limit for the drift topic to hold every
+// (id, status) check decides, then reports each one missed and each one
+// check does not decide. Two records of one (id, status) with different
+// contents fail the test at once. It returns the records by (id, status)
+// and how many there were.
+func awaitDecided(t *testing.T, cc kafka.ClientConfig, decided map[string]bool, limit time.Duration) (map[string]string, int) {
+	t.Helper()
+	serde := registry.NewSerde(nil)
+	var got map[string]string
+	var records int
+	deadline := time.Now().Add(limit)
+	for {
+		ds, err := offline.ReadDrift(context.Background(), cc, "cdcrecon.drift", serde)
+		if err != nil {
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Second)
+			continue
+		}
+		got = map[string]string{}
+		records = len(ds)
+		for _, d := range ds {
+			b, _ := json.Marshal(d)
+			k := d.ID + " " + string(d.Status)
+			if prev, ok := got[k]; ok && prev != string(b) {
+				t.Fatalf("two records of %s differ:\n%s\n%s", k, prev, b)
+			}
+			got[k] = string(b)
+		}
+		if len(got) >= len(decided) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	for k := range decided {
+		if _, ok := got[k]; !ok {
+			t.Errorf("missed: %s", k)
+		}
+	}
+	for k := range got {
+		if !decided[k] {
+			t.Errorf("false: %s", k)
+		}
+	}
+	return got, records
 }
 
 func lastBytes(s string, n int) string {

@@ -36,8 +36,9 @@ type Config struct {
 	// (Kafka's message.max.bytes). Default 1048588, Kafka's.
 	MaxMessageBytes int
 	// CleanerInterval is how often the broker compacts compacted topics
-	// and deletes records past a topic's retention (Kafka's
-	// log.cleaner.backoff.ms). Default 30s.
+	// and deletes records past the retention.ms a topic sets (Kafka's
+	// log.cleaner.backoff.ms; topics that set none keep every record).
+	// Default 30s.
 	CleanerInterval time.Duration
 	// Logger receives the broker's own log lines. Default: discarded.
 	Logger *slog.Logger
@@ -104,12 +105,15 @@ func Start(cfg Config) (*Broker, error) {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
 	}
 	// The cleaner runs every CleanerInterval: compacted topics are
-	// compacted and retention is enforced, as on a real broker.
+	// compacted and a topic's retention.ms is enforced, as on a real
+	// broker. A topic that sets no retention keeps its records: dumps
+	// loaded here carry the timestamps of their day, which a default of
+	// seven days would delete at once.
 	interval := cfg.CleanerInterval
 	if interval <= 0 {
 		interval = 30 * time.Second
 	}
-	bcfg := map[string]string{"log.cleaner.backoff.ms": strconv.FormatInt(interval.Milliseconds(), 10)}
+	bcfg := map[string]string{"log.cleaner.backoff.ms": strconv.FormatInt(interval.Milliseconds(), 10), "log.retention.ms": "-1"}
 	if cfg.MaxMessageBytes > 0 {
 		bcfg["message.max.bytes"] = strconv.Itoa(cfg.MaxMessageBytes)
 	}

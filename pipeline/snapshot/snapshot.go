@@ -374,8 +374,11 @@ func (k *Keeper) Restore(ctx context.Context, id int32, after, atMost int64) (bo
 			return false, nil
 		}
 		if t.offset <= atMost {
+			started := time.Now()
 			err := k.load(ctx, id, t, at)
 			if err == nil {
+				k.log.Info("restored a partition's state from the state topic", "partition", id, "offset", t.offset,
+					"entries", t.entries, "chunks", t.chunks, "took", time.Since(started).Round(time.Millisecond).String())
 				return true, nil
 			}
 			if !errors.Is(err, errDamaged) {
