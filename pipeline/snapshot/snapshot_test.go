@@ -3,6 +3,7 @@ package snapshot
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/consistency"
 	"github.com/cdcrecon/cdcrecon/processors/state"
 )
@@ -352,5 +354,88 @@ func TestCutShortSnapshotLeavesTheLatest(t *testing.T) {
 	got, off := contents(t, dst, 0)
 	if off != 7 || len(got) != len(want) {
 		t.Fatalf("restored at %d with %d keys, want 7 and %d", off, len(got), len(want))
+	}
+}
+
+// TestRestoreAfterRetention: on a broker that enforces the changes
+// topic's retention (the settings the topology creates it with), changes
+// older than the retention are deleted; a snapshot taken after them
+// still restores and the changes after it are read on, while a read from
+// before the first retained change says so.
+func TestRestoreAfterRetention(t *testing.T) {
+	b, err := broker.Start(broker.Config{CleanerInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cfg := kafka.ClientConfig{Brokers: []string{b.Addr()}}
+	cl, err := kgo.NewClient(append(cfg.ClientOpts(), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	adm := kadm.NewClient(cl)
+	compact := "compact"
+	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": &compact}, stateTopic); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(ctx, 1, 1, changes.TopicConfigs(time.Hour), changesTopic); err != nil {
+		t.Fatal(err)
+	}
+	// 300 changes two hours old, then 300 of now, in batches of their own.
+	old := time.Now().Add(-2 * time.Hour)
+	for i := range 600 {
+		r := &kgo.Record{Topic: changesTopic, Value: []byte("change")}
+		if i < 300 {
+			r.Timestamp = old
+		}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		start, _, err := kafka.Bounds(ctx, cl, changesTopic, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if start == 300 {
+			break
+		}
+		if start > 300 || time.Now().After(deadline) {
+			t.Fatalf("the changes topic starts at %d; retention should have deleted the 300 old changes and no more", start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	rng := rand.New(rand.NewPCG(9, 10))
+	src := openStore(t)
+	fill(t, src, 0, 100, 20, rng, "m")
+	want, _ := contents(t, src, 0)
+	k, err := New(Config{Client: cfg, Topic: stateTopic, Changes: changesTopic, Store: src, Interval: time.Nanosecond, MinChanges: 1, NoPurge: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	k.Checkpointed(0, 1, 1)
+	snap(t, k, 0, 450, 1)
+
+	dst := openStore(t)
+	ok, err := (&rig{t: t, cfg: cfg}).keeper(dst).Restore(ctx, 0, -1, math.MaxInt64)
+	if err != nil || !ok {
+		t.Fatalf("restore: %v %v", ok, err)
+	}
+	got, off := contents(t, dst, 0)
+	if off != 450 || len(got) != len(want) {
+		t.Fatalf("restored at %d with %d keys, want 450 and %d", off, len(got), len(want))
+	}
+	read := 0
+	if err := kafka.ReadRange(ctx, cfg, changesTopic, 0, off, 600, false, func(*kgo.Record) error { read++; return nil }); err != nil || read != 150 {
+		t.Fatalf("reading on from the snapshot: %d records, %v", read, err)
+	}
+	err = kafka.ReadRange(ctx, cfg, changesTopic, 0, 100, 600, false, func(*kgo.Record) error { return nil })
+	if !errors.Is(err, kafka.ErrBeforeStart) {
+		t.Fatalf("reading from before the retained changes: %v, want ErrBeforeStart", err)
 	}
 }
