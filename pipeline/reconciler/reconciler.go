@@ -480,25 +480,28 @@ func (s *Stage) apply(p *partition, off int64, value []byte) error {
 	if off < p.next {
 		return nil // applied before a failed publish; its records are still in p.out
 	}
-	p.next = off + 1
 	c, m, err := changes.Decode(value)
 	if err != nil {
 		// Our own topic: a record we cannot read is a bug or
-		// corruption; stopping beats deciding on partial input.
+		// corruption; stopping beats deciding on partial input. The
+		// partition stays before it, so every retry stops there too.
 		return fmt.Errorf("reconciler partition %d offset %d: %w", p.id, off, err)
 	}
 	if m != nil {
 		s.mark(p, m, off)
+		p.next = off + 1
 		return nil
 	}
 	in := inputKey{c.Origin.Topic, c.Origin.Partition}
 	if last, ok := p.applied[in]; ok && c.Origin.Offset <= last {
+		p.next = off + 1
 		return nil // published again by an ingest member that crashed
 	}
-	p.applied[in] = c.Origin.Offset
 	if err := p.engine.Apply(*c); err != nil {
 		return fmt.Errorf("reconciler partition %d offset %d: %w", p.id, off, err)
 	}
+	p.applied[in] = c.Origin.Offset
+	p.next = off + 1
 	return nil
 }
 

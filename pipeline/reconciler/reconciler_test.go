@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/internal/stagetest"
+	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 	"github.com/cdcrecon/cdcrecon/pipeline/reconciler"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/processors/canon"
@@ -195,4 +196,56 @@ func jsonOf(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestUnreadableChangeStopsThePartition: a changes record the stage
+// cannot read stops its partition there, on the first delivery and on
+// every redelivery, rather than being passed over once retried.
+func TestUnreadableChangeStopsThePartition(t *testing.T) {
+	cfg, err := config.Parse([]byte(settings), "reconcile.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper, err := normalize.NewMapper(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := stagetest.New(t, map[string]int32{cfg.Topics.Changes: 1})
+	for _, v := range [][]byte{
+		changeRecord(t, mapper, "source upsert id=1 status=new at=1000 offset=0"),
+		[]byte("not a change"),
+		changeRecord(t, mapper, "mark source at=end"),
+	} {
+		e.Produce(t, &kgo.Record{Topic: cfg.Topics.Changes, Value: v})
+	}
+	stage, err := reconciler.New(reconciler.Config{Settings: cfg, Mapper: mapper, Publisher: e.Publisher, Serde: registry.NewSerde(nil), Store: e.Store,
+		Partitions: 1, KeysInMemory: 1000,
+		Inputs: map[normalize.Side][]string{
+			normalize.Source: {changes.InputName(inputs[normalize.Source], 0)},
+			normalize.Target: {changes.InputName(inputs[normalize.Target], 0)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{ClientConfig: e.Client, ConsumerGroup: "reconcile", Batch: true,
+		Assigned: stage.Assigned, Revoked: stage.Revoked})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	msgs, err := sub.Subscribe(e.Ctx, cfg.Topics.Changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for attempt := range 3 {
+		select {
+		case msg := <-msgs:
+			err := stage.Handle(msg)
+			if err == nil || !strings.Contains(err.Error(), "offset 1:") {
+				t.Fatalf("delivery %d: %v, want the error of offset 1", attempt+1, err)
+			}
+			msg.Nack()
+		case <-e.Ctx.Done():
+			t.Fatal("no redelivery")
+		}
+	}
 }
