@@ -17,6 +17,7 @@ import (
 
 	"github.com/cdcrecon/cdcrecon/cmd/cdcrecon/internal/harness"
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
+	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 	"github.com/cdcrecon/cdcrecon/processors/canon"
 	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/config"
@@ -208,7 +209,8 @@ func restoreTook(b *testing.B, log string) []float64 {
 //     its state directory; from the new process's start until it owns
 //     every partition again and has read every change (it publishes
 //     again);
-//   - move-s: that worker stops (SIGTERM) and a new worker with an empty
+//   - move-s: that worker stops (SIGTERM) and leaves the groups (a
+//     static member does not on its own), and a new worker with an empty
 //     state directory takes every partition over; from its start until it
 //     has restored them from the state topic and read every change;
 //     restore-max-s is the slowest partition's restore as the new worker
@@ -247,22 +249,28 @@ func BenchmarkStateRecovery(b *testing.B) {
 				b.Setenv("CDCRECON_BENCH_LOG", filepath.Join(dir, "worker-1.log"))
 				w := startBenchWorker(b, bin, dir, addr, state, "--instance-id", "recovery-1")
 				w.waitFor(b, 30*time.Minute, "all read", harness.Done(recoveryPartitions, -1, -1))
-				time.Sleep(2 * time.Second) // a checkpoint of the last batches
+				// Running on, it snapshots every partition within
+				// state.snapshot_interval (1m): the steady state.
+				w.waitFor(b, 3*time.Minute, "a snapshot of every partition", func(m harness.Metrics) bool {
+					return m.Sum(ops.SnapshotsTotal) >= float64(config.Default().Kafka.Partitions)
+				})
 				w.Kill()
 				b.Setenv("CDCRECON_BENCH_LOG", filepath.Join(dir, "worker-1b.log"))
 				w = startBenchWorker(b, bin, dir, addr, state, "--instance-id", "recovery-1")
 				w.waitFor(b, 5*time.Minute, "resumed", harness.Done(recoveryPartitions, -1, -1))
 				restart := time.Since(w.Started()).Seconds()
 				w.stop(b)
+				leave(b, addr, "recovery-1")
 
 				log := filepath.Join(dir, "worker-2.log")
 				b.Setenv("CDCRECON_BENCH_LOG", log)
-				w = startBenchWorker(b, bin, dir, addr, filepath.Join(dir, "state-2"))
+				w = startBenchWorker(b, bin, dir, addr, filepath.Join(dir, "state-2"), "--log-level", "info")
 				w.waitFor(b, 5*time.Minute, "restored", harness.Done(recoveryPartitions, -1, -1))
 				move := time.Since(w.Started()).Seconds()
 				w.stop(b)
 				took := restoreTook(b, log)
 				if len(took) == 0 {
+					keepLogs(b, dir, "recovery-", "worker-1.log", "worker-1b.log", "worker-2.log")
 					b.Fatalf("the new worker restored no partition from the state topic (its log: %s)", log)
 				}
 				keep := retained(b, addr)
@@ -278,6 +286,25 @@ func BenchmarkStateRecovery(b *testing.B) {
 				b.ReportMetric(float64(brokerBytes), "broker-B")
 			}
 		})
+	}
+}
+
+// leave takes a stopped static member out of the worker's groups, as
+// an operator retiring it does, so that a new worker gets its partitions
+// at once rather than after the session timeout.
+func leave(b *testing.B, addr, instance string) {
+	b.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	for _, g := range []string{"bench.reconcile", "bench.ingest.src.items", "bench.ingest.tgt.items"} {
+		resp, err := kadm.NewClient(cl).LeaveGroup(context.Background(), kadm.LeaveGroup(g).InstanceIDs(instance))
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.EachError(func(l kadm.LeaveGroupResponse) { b.Fatalf("%s leaving %s: %v", instance, g, l.Err) })
 	}
 }
 

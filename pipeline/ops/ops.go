@@ -36,6 +36,8 @@ type Metrics struct {
 	stateBytes    prometheus.Gauge
 	stateKeys     prometheus.Gauge
 	rebuilding    prometheus.Gauge
+	snapshots     *prometheus.CounterVec
+	restores      prometheus.Counter
 	latency       *prometheus.HistogramVec
 	panics        *prometheus.CounterVec
 	publishFails  *prometheus.CounterVec
@@ -87,6 +89,8 @@ const (
 	RegistryFailuresTotal = "cdcrecon_registry_failures_total"
 	BrokerReachable       = "cdcrecon_broker_reachable"
 	BuildInfo             = "cdcrecon_build_info"
+	SnapshotsTotal        = "cdcrecon_state_snapshots_total"
+	RestoresTotal         = "cdcrecon_state_restores_total"
 )
 
 // NewMetrics registers the worker's metrics, and Go's and the process's,
@@ -131,7 +135,12 @@ func NewMetrics() *Metrics {
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: BuildInfo,
 		Help: "Always 1; the labels name the binary's version, revision and Go version."}, []string{"version", "revision", "go_version"})
 	buildInfo.WithLabelValues(Version(), Revision(), runtime.Version()).Set(1)
+	m.snapshots = prometheus.NewCounterVec(prometheus.CounterOpts{Name: SnapshotsTotal,
+		Help: "Snapshots of changes partitions written to the state topic, by kind (full: the keys and a trailer; trailer: a trailer alone, no key having changed)."}, []string{"kind"})
+	m.restores = prometheus.NewCounter(prometheus.CounterOpts{Name: RestoresTotal,
+		Help: "Changes partitions whose state was restored from the state topic."})
 	m.failing = map[string]error{}
+	m.Registry.MustRegister(m.snapshots, m.restores)
 	m.Registry.MustRegister(m.panics, m.publishFails, m.registryFails, m.reachable, buildInfo)
 	m.Registry.MustRegister(m.events, m.duplicates, m.invalid, m.driftOpened, m.driftResolved, m.driftOpen,
 		m.watermark, m.lag, m.stateBytes, m.stateKeys, m.rebuilding, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -282,6 +291,26 @@ func (m *Metrics) State(bytes uint64, keys int64) {
 	}
 	m.stateBytes.Set(float64(bytes))
 	m.stateKeys.Set(float64(keys))
+}
+
+// Snapshot counts a snapshot written to the state topic: full, or a
+// trailer alone.
+func (m *Metrics) Snapshot(full bool) {
+	if m == nil {
+		return
+	}
+	kind := "trailer"
+	if full {
+		kind = "full"
+	}
+	m.snapshots.WithLabelValues(kind).Inc()
+}
+
+// Restored counts a partition restored from the state topic.
+func (m *Metrics) Restored() {
+	if m != nil {
+		m.restores.Inc()
+	}
 }
 
 // Rebuilding records how many changes partitions are being rebuilt.

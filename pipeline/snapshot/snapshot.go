@@ -44,6 +44,7 @@ import (
 	"github.com/zeebo/xxh3"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
+	"github.com/cdcrecon/cdcrecon/pipeline/ops"
 	"github.com/cdcrecon/cdcrecon/processors/consistency"
 	"github.com/cdcrecon/cdcrecon/processors/state"
 )
@@ -66,6 +67,8 @@ type Config struct {
 	// NoPurge keeps the changes topic's records (tests of retention).
 	NoPurge bool
 	Logger  *slog.Logger
+	// Metrics counts the snapshots written and the restores; may be nil.
+	Metrics *ops.Metrics
 }
 
 // Defaults of Config.
@@ -247,6 +250,7 @@ func (k *Keeper) write(ctx context.Context, id int32, p *part, view *state.View,
 	k.mu.Lock()
 	p.known, p.last, p.lastAt = true, t, rec.Offset
 	k.mu.Unlock()
+	k.cfg.Metrics.Snapshot(t.seq != last.seq)
 	// The changes before the snapshot now spare are not needed: only
 	// when the spare changed (a trailer alone keeps the chunks, and the
 	// spare, of the snapshot before).
@@ -377,6 +381,7 @@ func (k *Keeper) Restore(ctx context.Context, id int32, after, atMost int64) (bo
 			started := time.Now()
 			err := k.load(ctx, id, t, at)
 			if err == nil {
+				k.cfg.Metrics.Restored()
 				k.log.Info("restored a partition's state from the state topic", "partition", id, "offset", t.offset,
 					"entries", t.entries, "chunks", t.chunks, "took", time.Since(started).Round(time.Millisecond).String())
 				return true, nil

@@ -132,7 +132,7 @@ func New(o Options) (*Pipeline, error) {
 	var snaps reconciler.Snapshots
 	if o.Worker && o.Store != nil {
 		p.snapshots, err = snapshot.New(snapshot.Config{Client: o.Client, Topic: top.State, Changes: top.Changes,
-			Store: o.Store, Interval: cfg.State.SnapshotInterval, Logger: log})
+			Store: o.Store, Interval: cfg.State.SnapshotInterval, Logger: log, Metrics: o.Metrics})
 		if err != nil {
 			p.Close()
 			return nil, err
