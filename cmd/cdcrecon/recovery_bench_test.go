@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,17 +166,24 @@ func retained(b *testing.B, addr string) int64 {
 	return changesEnd(b, cl) - start
 }
 
-// dirBytes is the size of the files under dir.
-func dirBytes(dir string) int64 {
+// dirBytes is the size of the files under dir's entries whose names
+// start with prefix.
+func dirBytes(dir, prefix string) int64 {
 	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if info, err := d.Info(); err == nil {
-				n += info.Size()
-			}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), prefix) {
+			continue
 		}
-		return nil
-	})
+		_ = filepath.WalkDir(filepath.Join(dir, e.Name()), func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if info, err := d.Info(); err == nil {
+					n += info.Size()
+				}
+			}
+			return nil
+		})
+	}
 	return n
 }
 
@@ -256,7 +264,7 @@ func BenchmarkStateRecovery(b *testing.B) {
 				})
 				w.Kill()
 				b.Setenv("CDCRECON_BENCH_LOG", filepath.Join(dir, "worker-1b.log"))
-				w = startBenchWorker(b, bin, dir, addr, state, "--instance-id", "recovery-1")
+				w = startBenchWorker(b, bin, dir, addr, state, "--instance-id", "recovery-1", "--log-level", "info")
 				w.waitFor(b, 5*time.Minute, "resumed", harness.Done(recoveryPartitions, -1, -1))
 				restart := time.Since(w.Started()).Seconds()
 				w.stop(b)
@@ -269,12 +277,12 @@ func BenchmarkStateRecovery(b *testing.B) {
 				move := time.Since(w.Started()).Seconds()
 				w.stop(b)
 				took := restoreTook(b, log)
+				keepLogs(b, dir, fmt.Sprintf("recovery-%dx-", perKey), "worker-1.log", "worker-1b.log", "worker-2.log")
 				if len(took) == 0 {
-					keepLogs(b, dir, "recovery-", "worker-1.log", "worker-1b.log", "worker-2.log")
 					b.Fatalf("the new worker restored no partition from the state topic (its log: %s)", log)
 				}
 				keep := retained(b, addr)
-				stateBytes, brokerBytes := dirBytes(state), dirBytes(filepath.Join(dir, "broker"))
+				stateBytes, brokerBytes := dirBytes(state, ""), dirBytes(filepath.Join(dir, "broker"), "")
 				br.Close()
 				b.ReportMetric(restart, "restart-s")
 				b.ReportMetric(move, "move-s")

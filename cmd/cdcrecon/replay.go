@@ -24,13 +24,19 @@ func newReplayCmd(g *globals) *cobra.Command {
 		Short: "Rewind the reconciler's group and run the worker, publishing outputs again",
 		Long: strings.TrimSpace(`
 Rewinds the reconciler's consumer group on the changes topic, then runs as
-the worker (see run) until SIGINT or SIGTERM. The worker rebuilds the
-reconciler's state from the start of the changes topic and publishes every
-drift, compensation and checksum record decided from the chosen point on,
-with the ids they had: replaying the same input gives the same records.
+the worker (see run) until SIGINT or SIGTERM. For each rewound partition
+the worker restores the newest snapshot on the state topic at or before
+the point (or starts from the topic's first change when the history has
+never been trimmed), reads on from there, and publishes every drift,
+compensation and checksum record decided from the chosen point on, with
+the ids they had: replaying the same input gives the same records.
+
+The changes topic keeps its history back to the older of each partition's
+two snapshots (and no further than state.changes_retention): a point before
+that cannot be replayed, and the worker stops saying so.
 
 --from says where outputs start again:
-  earliest            every output
+  earliest            every output of the retained history
   RFC3339 time        outputs of the changes recorded at or after it
   PARTITION=OFFSET,.. outputs from those offsets of the changes topic's
                       partitions; partitions not named are not rewound

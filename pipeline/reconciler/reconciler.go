@@ -9,14 +9,18 @@
 // the Pebble store, in one batch with the partition's next offset, so that
 // memory holds only the keys in flight.
 //
-// A partition's state belongs to the member that owns the partition, and
-// is rebuilt whenever the partition is assigned — at start, after a crash,
-// when it moves between workers: the member drops what it stored of it
-// and reads the partition from its first record, publishing nothing
-// decided before the offset the group had committed (the previous owner
-// published it). The engine is deterministic, so the rebuilt state is the
-// one the previous owner had. The changes topic therefore keeps its
-// records (no retention limit).
+// A partition's state belongs to the member that owns the partition. Each
+// checkpoint writes the keys changed since the last one and the engine's
+// own state, with the partition's next offset, in one batch. When the
+// partition is assigned — at start, after a crash, when it moves between
+// workers — the member opens the engine on that stored state if it is
+// intact, of this configuration and at least as far as the group had
+// committed; otherwise it restores the newest snapshot of the partition
+// from the state topic (Snapshots), and reads the changes from the offset
+// the state reflects on. It publishes nothing decided before the offset
+// the group had committed (the previous owner published it). The engine
+// is deterministic, so the state it reaches is the one the previous owner
+// had, and so are its records.
 //
 // Changes are at-least-once on the changes topic: an ingest member that
 // crashes between publishing and committing publishes again. Each input
@@ -327,10 +331,10 @@ func (s *Stage) open(ctx context.Context, p *partition, first int64) error {
 	})
 	if errors.Is(err, kafka.ErrBeforeStart) {
 		if s.cfg.Replay {
-			return fmt.Errorf("reconciler partition %d: %w: the replay needs the changes from offset %d, which were deleted, and no snapshot on the state topic reflects an offset between them and the replay point; replay from a later point", p.id, errStateLost, from)
+			return fmt.Errorf("reconciler partition %d: %w: the replay needs the changes from offset %d, and no snapshot on the state topic reflects an offset between them and the replay point; replay from a later point", p.id, ErrHistoryLost, from)
 		}
-		return fmt.Errorf("reconciler partition %d: %w: its state reflects offset %d and the changes after it were deleted; "+
-			"no snapshot on the state topic is newer. Replay the input topics into a new deployment (see the README, \"State\")", p.id, errStateLost, from)
+		return fmt.Errorf("reconciler partition %d: %w: its state reflects offset %d, and no snapshot on the state topic is newer; "+
+			"see the README, \"State and retention\"", p.id, ErrHistoryLost, from)
 	}
 	if err != nil {
 		return fmt.Errorf("reconciler partition %d: reading changes %d to %d: %w", p.id, from, first, err)
@@ -444,7 +448,7 @@ func (s *Stage) Handle(msg *message.Message) error {
 	}
 	if p.engine == nil {
 		if err := s.open(msg.Context(), p, recs[0].Offset); err != nil {
-			if errors.Is(err, state.ErrStorage) || errors.Is(err, errStateLost) {
+			if errors.Is(err, state.ErrStorage) || errors.Is(err, errStateLost) || errors.Is(err, ErrHistoryLost) {
 				p.broken = err
 			}
 			p.engine = nil // opened again by the batch's redelivery
@@ -602,6 +606,11 @@ func (s *Stage) readExtra(p *partition, v []byte) error {
 	}
 	return nil
 }
+
+// ErrHistoryLost is a partition whose state cannot reach the offset it
+// must resume from: the changes between were deleted from the changes
+// topic, and no snapshot covers them. The partition cannot go on.
+var ErrHistoryLost = errors.New("the changes the partition's state needs were deleted from the changes topic")
 
 // errStateLost is a failed state commit: the partition cannot go on.
 var errStateLost = errors.New("storing idle keys failed; the partition's state is incomplete")

@@ -1,7 +1,9 @@
 package reconciler_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/datadriven"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/internal/stagetest"
@@ -247,5 +250,76 @@ func TestUnreadableChangeStopsThePartition(t *testing.T) {
 		case <-e.Ctx.Done():
 			t.Fatal("no redelivery")
 		}
+	}
+}
+
+// TestDeletedHistoryIsReported: a partition assigned to a member with no
+// state of it, whose group committed past changes the changes topic no
+// longer holds, with no snapshot to start from, is not decided on partial
+// input: the member reports ErrHistoryLost on every delivery.
+func TestDeletedHistoryIsReported(t *testing.T) {
+	cfg, err := config.Parse([]byte(settings), "reconcile.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper, err := normalize.NewMapper(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := stagetest.New(t, map[string]int32{cfg.Topics.Changes: 1})
+	for i := range 6 {
+		e.Produce(t, &kgo.Record{Topic: cfg.Topics.Changes,
+			Value: changeRecord(t, mapper, fmt.Sprintf("source upsert id=%d status=new at=%d offset=%d", i, 1000+i, i))})
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Broker.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var before, committed kadm.Offsets
+	before.AddOffset(cfg.Topics.Changes, 0, 3, -1)
+	committed.AddOffset(cfg.Topics.Changes, 0, 4, -1)
+	if _, err := adm.DeleteRecords(e.Ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CommitOffsets(e.Ctx, "reconcile", committed); err != nil {
+		t.Fatal(err)
+	}
+	stage, err := reconciler.New(reconciler.Config{Settings: cfg, Mapper: mapper, Publisher: e.Publisher, Serde: registry.NewSerde(nil), Store: e.Store,
+		Partitions: 1, KeysInMemory: 1000,
+		Inputs: map[normalize.Side][]string{
+			normalize.Source: {changes.InputName(inputs[normalize.Source], 0)},
+			normalize.Target: {changes.InputName(inputs[normalize.Target], 0)}},
+		History: func(ctx context.Context, partition int32, from, to int64, fn func(int64, []byte) error) error {
+			return kafka.ReadRange(ctx, e.Client, cfg.Topics.Changes, partition, from, to, false, func(r *kgo.Record) error { return fn(r.Offset, r.Value) })
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{ClientConfig: e.Client, ConsumerGroup: "reconcile", Batch: true,
+		Assigned: stage.Assigned, Revoked: stage.Revoked})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	msgs, err := sub.Subscribe(e.Ctx, cfg.Topics.Changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for attempt := range 2 {
+		select {
+		case msg := <-msgs:
+			err := stage.Handle(msg)
+			if !errors.Is(err, reconciler.ErrHistoryLost) || !strings.Contains(err.Error(), "its state reflects offset 0") {
+				t.Fatalf("delivery %d: %v, want ErrHistoryLost naming offset 0", attempt+1, err)
+			}
+			msg.Nack()
+		case <-e.Ctx.Done():
+			t.Fatal("no delivery")
+		}
+	}
+	if len(e.Read(t, cfg.Topics.Drift)) != 0 {
+		t.Error("the stage published drift over a partial history")
 	}
 }

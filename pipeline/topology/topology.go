@@ -248,7 +248,8 @@ const panicLimit = 3
 // guard wraps a stage's handler. A storage error (state.ErrStorage,
 // returned or a Pebble failure's panic) stops the pipeline at once: no
 // retry mends a full or lost disk, and going on would decide on state
-// that was not kept. Any other panic is counted, logged once with its
+// that was not kept. So does a partition whose history was deleted
+// (reconciler.ErrHistoryLost): no retry brings it back. Any other panic is counted, logged once with its
 // stack, and nacks the batch for a retry; panicLimit of them in a row
 // stop the pipeline.
 func (p *Pipeline) guard(stage string, h message.NoPublishHandlerFunc) message.NoPublishHandlerFunc {
@@ -259,7 +260,7 @@ func (p *Pipeline) guard(stage string, h message.NoPublishHandlerFunc) message.N
 			if r == nil {
 				if err == nil {
 					repeats.Store(0)
-				} else if errors.Is(err, state.ErrStorage) {
+				} else if errors.Is(err, state.ErrStorage) || errors.Is(err, reconciler.ErrHistoryLost) {
 					p.fail(err)
 				}
 				return

@@ -123,8 +123,11 @@ func (c *Change) Broadcast() bool { return c.Kind == Truncate }
 // TopicConfigs are the changes topic's settings when cdcrecon creates
 // it: deleted by age after retention. The reconciler deletes the changes
 // its snapshots make unnecessary as they complete, so the age only bounds
-// the topic when snapshots stop.
+// the topic when snapshots stop. Segments roll at 64 MiB or hourly, since
+// a broker frees the disk of whole segments only: with Kafka's 1 GiB
+// default a quiet partition would keep a gigabyte of deleted changes.
 func TopicConfigs(retention time.Duration) map[string]*string {
 	ms, policy := strconv.FormatInt(retention.Milliseconds(), 10), "delete"
-	return map[string]*string{"retention.ms": &ms, "cleanup.policy": &policy}
+	segBytes, segMs := strconv.Itoa(64<<20), strconv.FormatInt(time.Hour.Milliseconds(), 10)
+	return map[string]*string{"retention.ms": &ms, "cleanup.policy": &policy, "segment.bytes": &segBytes, "segment.ms": &segMs}
 }

@@ -56,6 +56,9 @@ func StartProcess(bin, cfgFile, logFile string, args ...string) (*Process, error
 	return w, nil
 }
 
+// Metrics is the address of the worker's metrics.
+func (w *Process) Metrics() string { return w.metrics }
+
 // WaitFor polls the worker's metrics every 50ms until ok holds and returns
 // them. It gives up after limit, when ctx ends, or when the worker exits.
 func (w *Process) WaitFor(ctx context.Context, limit time.Duration, what string, ok func(m Metrics) bool) (Metrics, error) {
