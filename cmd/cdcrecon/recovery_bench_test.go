@@ -339,4 +339,3 @@ func readAll(b *testing.B, addr string, total int64) float64 {
 	}
 	return time.Since(started).Seconds()
 }
-
