@@ -7,7 +7,7 @@ BENCHOUT  ?= bench.txt
 # Tools pinned in test/tools/go.mod (go get -tool there to upgrade).
 TOOL      = $(GO) tool -modfile=test/tools/go.mod
 
-.PHONY: build demo test test-short e2e e2e-local realstack-jars fuzz lint bench clean
+.PHONY: build demo test test-short e2e e2e-local realstack-jars fuzz lint bench soak clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cdcrecon
@@ -84,8 +84,13 @@ bench: build
 	$(GO) test -run '^$$' -bench 'BenchmarkEvent' -benchtime 1s -count 6 ./processors/normalize | tee -a $(BENCHOUT)
 	$(GO) test -run '^$$' -bench 'BenchmarkDrift' -count 6 ./schemas | tee -a $(BENCHOUT)
 	$(GO) test -run '^$$' -bench 'BenchmarkCheck|BenchmarkRun' -benchtime 1x -count 3 -timeout 60m ./cmd/cdcrecon | tee -a $(BENCHOUT)
-	$(GO) test -run '^$$' -bench 'BenchmarkWorkerRestart|BenchmarkRestore' -benchtime 1x -count 3 -timeout 60m ./cmd/cdcrecon | tee -a $(BENCHOUT)
+	$(GO) test -run '^$$' -bench 'BenchmarkWorkerRestart|BenchmarkStateRecovery' -benchtime 1x -count 3 -timeout 90m ./cmd/cdcrecon | tee -a $(BENCHOUT)
 	$(TOOL) benchstat $(BENCHOUT)
+
+# BENCHMARKS.md's soak: one worker for 20 minutes at a steady rate, its
+# disk use sampled every 30 s.
+soak:
+	$(GO) test -run '^$$' -bench 'BenchmarkSoak' -benchtime 1x -timeout 60m -v ./cmd/cdcrecon | tee soak.txt
 
 clean:
 	rm -rf bin $(BENCHOUT) bench-worker.txt

@@ -15,9 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/cdcrecon/cdcrecon/cmd/cdcrecon/internal/harness"
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
@@ -345,9 +342,10 @@ func BenchmarkRun(b *testing.B) {
 // --instance-id) is killed with SIGKILL half-way through BenchmarkRun's
 // workload and started again on its state at once. It reports
 // resume-ingest-s (from the kill until the new process reads input again)
-// and resume-s (until it also has rebuilt the state of every changes
-// partition it owns, and so publishes again), then requires the run to
-// finish with exactly the ground truth's drift.
+// and resume-s (until it also has opened every changes partition it owns
+// on its state, and so publishes again), then requires the run to finish
+// with exactly the ground truth's drift. BenchmarkStateRecovery measures
+// the same for 1M keys, and moves.
 //
 //	go test -run '^$' -bench BenchmarkWorkerRestart -benchtime 1x -count 3 ./cmd/cdcrecon
 func BenchmarkWorkerRestart(b *testing.B) {
@@ -377,48 +375,5 @@ func BenchmarkWorkerRestart(b *testing.B) {
 		stopBroker()
 		b.ReportMetric(ingest, "resume-ingest-s")
 		b.ReportMetric(resumed, "resume-s")
-	}
-}
-
-// BenchmarkRestore measures the restore of 1M keys of state: a worker runs
-// a workload of 1M source events over 1M keys (every key inserted once,
-// about 2M changes) to its end and stops; started again on the same state,
-// it rebuilds every changes partition from its start. It reports
-// restore-s (from the start of the new process until no partition is
-// being rebuilt), the changes records read per second doing it, and keys.
-//
-//	go test -run '^$' -bench BenchmarkRestore -benchtime 1x -count 3 ./cmd/cdcrecon
-func BenchmarkRestore(b *testing.B) {
-	const keys = 1_000_000
-	dir := benchWorkloadSized(b, keys, keys)
-	dumps, want, total := benchInputs(b, dir)
-	bin := cliBinary(b)
-	for range b.N {
-		b.StopTimer()
-		addr, stopBroker := benchLoaded(b, dumps)
-		state := b.TempDir()
-		w := startBenchWorker(b, bin, dir, addr, state)
-		w.waitFor(b, 10*time.Minute, "all read and decided", done(total, len(want)))
-		w.stop(b)
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
-		if err != nil {
-			b.Fatal(err)
-		}
-		ends, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), "cdcrecon.changes")
-		cl.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
-		var changes int64
-		ends.Each(func(o kadm.ListedOffset) { changes += o.Offset })
-
-		w = startBenchWorker(b, bin, dir, addr, state)
-		w.waitFor(b, 10*time.Minute, "rebuilt", rebuilt)
-		secs := time.Since(w.Started()).Seconds()
-		w.stop(b)
-		stopBroker()
-		b.ReportMetric(secs, "restore-s")
-		b.ReportMetric(float64(changes)/secs, "changes/s")
-		b.ReportMetric(keys, "keys")
 	}
 }

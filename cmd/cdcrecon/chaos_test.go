@@ -91,8 +91,10 @@ func chunkDump(t testing.TB, file, prefix string, share float64, n int) []string
 // rest arrives in four chunks while workers are killed with SIGKILL and
 // started again at random, one joins and one leaves with SIGINT, and the
 // broker stops and comes back on its data. Half the workers are static
-// members (--instance-id). At the end the drift topic must hold no
-// (id, status) with two contents, and the drift open by each id's latest
+// members (--instance-id). A snapshot is due every second, so kills land
+// while snapshots are written and partitions restored from them. At the
+// end the drift topic must hold no (id, status) with two contents, and
+// the drift open by each id's latest
 // record must be exactly the simulator's ground truth.
 //
 // The seed varies per run and is printed; CDCRECON_CHAOS_SEED replays
@@ -139,8 +141,10 @@ func TestChaos(t *testing.T) {
 
 	base, _ := os.ReadFile(filepath.Join(dir, "config.yaml"))
 	cfg := filepath.Join(dir, "chaos.yaml")
+	// A snapshot due every second: kills land while snapshots are
+	// written and while partitions are restored from them.
 	head := fmt.Sprintf("kafka: {brokers: [%s], group: chaos, partitions: 6, session_timeout: 6s}\n"+
-		"idle: {safety_margin: 1s, interval: 200ms}\n", addr)
+		"idle: {safety_margin: 1s, interval: 200ms}\nstate: {snapshot_interval: 1s}\n", addr)
 	// A short grace, so that the last late events are decided soon after
 	// they arrive; the truth is of the final rows, whatever the grace.
 	body := strings.Replace(string(base), "window: {size: 1m0s, grace: 30s}", "window: {size: 10s, grace: 2s}", 1)
@@ -291,8 +295,13 @@ func TestChaos(t *testing.T) {
 		t.Errorf("one (id, status), two contents:\n%s", c)
 	}
 	missed, falsePos := setDiff(truth, final), setDiff(final, truth)
-	t.Logf("%d drift records; open at the end %d, truth %d: missed %d, false %d, conflicting %d; settled %s after the last fault",
-		records, len(final), len(truth), len(missed), len(falsePos), len(conflicts), time.Since(settled).Round(time.Second))
+	restores := 0
+	for i := range maxWorkers {
+		b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("worker%d.log", i)))
+		restores += strings.Count(string(b), "restored a partition's state from the state topic")
+	}
+	t.Logf("%d drift records; open at the end %d, truth %d: missed %d, false %d, conflicting %d; %d restores from the state topic; settled %s after the last fault",
+		records, len(final), len(truth), len(missed), len(falsePos), len(conflicts), restores, time.Since(settled).Round(time.Second))
 	if len(missed) > 0 || len(falsePos) > 0 {
 		t.Errorf("missed %v\nfalse %v", head10(missed), head10(falsePos))
 	}

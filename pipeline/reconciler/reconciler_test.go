@@ -46,14 +46,7 @@ tables:
 //	run       the stage until the partition is finished: its counters,
 //	          the drift records in order, then the compensations.
 func TestReconcilerStage(t *testing.T) {
-	cfg, err := config.Parse([]byte(settings), "reconcile.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper, err := normalize.NewMapper(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, mapper := parsed(t)
 	datadriven.Walk(t, "testdata/reconciler", func(t *testing.T, path string) {
 		e := stagetest.New(t, map[string]int32{cfg.Topics.Changes: 1})
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
@@ -130,15 +123,9 @@ func changeRecord(t *testing.T, mapper *normalize.Mapper, line string) []byte {
 func run(t *testing.T, e *stagetest.Env, cfg *config.Config, mapper *normalize.Mapper) string {
 	finished := make(chan int32, 1)
 	var once sync.Once
-	stage, err := reconciler.New(reconciler.Config{Settings: cfg, Mapper: mapper, Publisher: e.Publisher, Serde: registry.NewSerde(nil), Store: e.Store,
-		Partitions: 1, KeysInMemory: 1000,
-		Inputs: map[normalize.Side][]string{
-			normalize.Source: {changes.InputName(inputs[normalize.Source], 0)},
-			normalize.Target: {changes.InputName(inputs[normalize.Target], 0)}},
-		OnFinish: func(p int32) { once.Do(func() { finished <- p }) }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	stage := newStage(t, e, cfg, mapper, func(c *reconciler.Config) {
+		c.OnFinish = func(p int32) { once.Do(func() { finished <- p }) }
+	})
 	e.Drive(t, stage, "reconcile", cfg.Topics.Changes, func(int) bool {
 		select {
 		case <-finished:
@@ -205,14 +192,7 @@ func jsonOf(t *testing.T, v any) string {
 // cannot read stops its partition there, on the first delivery and on
 // every redelivery, rather than being passed over once retried.
 func TestUnreadableChangeStopsThePartition(t *testing.T) {
-	cfg, err := config.Parse([]byte(settings), "reconcile.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper, err := normalize.NewMapper(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, mapper := parsed(t)
 	e := stagetest.New(t, map[string]int32{cfg.Topics.Changes: 1})
 	for _, v := range [][]byte{
 		changeRecord(t, mapper, "source upsert id=1 status=new at=1000 offset=0"),
@@ -221,36 +201,9 @@ func TestUnreadableChangeStopsThePartition(t *testing.T) {
 	} {
 		e.Produce(t, &kgo.Record{Topic: cfg.Topics.Changes, Value: v})
 	}
-	stage, err := reconciler.New(reconciler.Config{Settings: cfg, Mapper: mapper, Publisher: e.Publisher, Serde: registry.NewSerde(nil), Store: e.Store,
-		Partitions: 1, KeysInMemory: 1000,
-		Inputs: map[normalize.Side][]string{
-			normalize.Source: {changes.InputName(inputs[normalize.Source], 0)},
-			normalize.Target: {changes.InputName(inputs[normalize.Target], 0)}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{ClientConfig: e.Client, ConsumerGroup: "reconcile", Batch: true,
-		Assigned: stage.Assigned, Revoked: stage.Revoked})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	msgs, err := sub.Subscribe(e.Ctx, cfg.Topics.Changes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for attempt := range 3 {
-		select {
-		case msg := <-msgs:
-			err := stage.Handle(msg)
-			if err == nil || !strings.Contains(err.Error(), "offset 1:") {
-				t.Fatalf("delivery %d: %v, want the error of offset 1", attempt+1, err)
-			}
-			msg.Nack()
-		case <-e.Ctx.Done():
-			t.Fatal("no redelivery")
-		}
-	}
+	everyDelivery(t, e, cfg, newStage(t, e, cfg, mapper, nil), 3, func(err error) bool {
+		return err != nil && strings.Contains(err.Error(), "offset 1:")
+	})
 }
 
 // TestDeletedHistoryIsReported: a partition assigned to a member with no
@@ -258,14 +211,7 @@ func TestUnreadableChangeStopsThePartition(t *testing.T) {
 // longer holds, with no snapshot to start from, is not decided on partial
 // input: the member reports ErrHistoryLost on every delivery.
 func TestDeletedHistoryIsReported(t *testing.T) {
-	cfg, err := config.Parse([]byte(settings), "reconcile.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper, err := normalize.NewMapper(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, mapper := parsed(t)
 	e := stagetest.New(t, map[string]int32{cfg.Topics.Changes: 1})
 	for i := range 6 {
 		e.Produce(t, &kgo.Record{Topic: cfg.Topics.Changes,
@@ -286,17 +232,43 @@ func TestDeletedHistoryIsReported(t *testing.T) {
 	if _, err := adm.CommitOffsets(e.Ctx, "reconcile", committed); err != nil {
 		t.Fatal(err)
 	}
-	stage, err := reconciler.New(reconciler.Config{Settings: cfg, Mapper: mapper, Publisher: e.Publisher, Serde: registry.NewSerde(nil), Store: e.Store,
+	stage := newStage(t, e, cfg, mapper, func(c *reconciler.Config) {
+		c.History = func(ctx context.Context, partition int32, from, to int64, fn func(int64, []byte) error) error {
+			return kafka.ReadRange(ctx, e.Client, cfg.Topics.Changes, partition, from, to, false, func(r *kgo.Record) error { return fn(r.Offset, r.Value) })
+		}
+	})
+	everyDelivery(t, e, cfg, stage, 2, func(err error) bool {
+		return errors.Is(err, reconciler.ErrHistoryLost) && strings.Contains(err.Error(), "its state reflects offset 0")
+	})
+	if len(e.Read(t, cfg.Topics.Drift)) != 0 {
+		t.Error("the stage published drift over a partial history")
+	}
+}
+
+// newStage is a stage of the settings' one partition on e, its Config
+// changed by mod (when not nil).
+func newStage(t *testing.T, e *stagetest.Env, cfg *config.Config, mapper *normalize.Mapper, mod func(*reconciler.Config)) *reconciler.Stage {
+	t.Helper()
+	c := reconciler.Config{Settings: cfg, Mapper: mapper, Publisher: e.Publisher, Serde: registry.NewSerde(nil), Store: e.Store,
 		Partitions: 1, KeysInMemory: 1000,
 		Inputs: map[normalize.Side][]string{
 			normalize.Source: {changes.InputName(inputs[normalize.Source], 0)},
-			normalize.Target: {changes.InputName(inputs[normalize.Target], 0)}},
-		History: func(ctx context.Context, partition int32, from, to int64, fn func(int64, []byte) error) error {
-			return kafka.ReadRange(ctx, e.Client, cfg.Topics.Changes, partition, from, to, false, func(r *kgo.Record) error { return fn(r.Offset, r.Value) })
-		}})
+			normalize.Target: {changes.InputName(inputs[normalize.Target], 0)}}}
+	if mod != nil {
+		mod(&c)
+	}
+	stage, err := reconciler.New(c)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return stage
+}
+
+// everyDelivery has stage handle the changes partition's first batch n
+// times (each delivery nacked, so delivered again) and requires ok of the
+// error of each.
+func everyDelivery(t *testing.T, e *stagetest.Env, cfg *config.Config, stage *reconciler.Stage, n int, ok func(error) bool) {
+	t.Helper()
 	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{ClientConfig: e.Client, ConsumerGroup: "reconcile", Batch: true,
 		Assigned: stage.Assigned, Revoked: stage.Revoked})
 	if err != nil {
@@ -307,19 +279,29 @@ func TestDeletedHistoryIsReported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for attempt := range 2 {
+	for attempt := range n {
 		select {
 		case msg := <-msgs:
-			err := stage.Handle(msg)
-			if !errors.Is(err, reconciler.ErrHistoryLost) || !strings.Contains(err.Error(), "its state reflects offset 0") {
-				t.Fatalf("delivery %d: %v, want ErrHistoryLost naming offset 0", attempt+1, err)
+			if err := stage.Handle(msg); !ok(err) {
+				t.Fatalf("delivery %d: %v", attempt+1, err)
 			}
 			msg.Nack()
 		case <-e.Ctx.Done():
-			t.Fatal("no delivery")
+			t.Fatalf("delivery %d did not come", attempt+1)
 		}
 	}
-	if len(e.Read(t, cfg.Topics.Drift)) != 0 {
-		t.Error("the stage published drift over a partial history")
+}
+
+// parsed is the settings and their mapper.
+func parsed(t *testing.T) (*config.Config, *normalize.Mapper) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(settings), "reconcile.yaml")
+	if err != nil {
+		t.Fatal(err)
 	}
+	mapper, err := normalize.NewMapper(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, mapper
 }

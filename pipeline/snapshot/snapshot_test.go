@@ -189,22 +189,7 @@ func TestRestoreCopiesThePartitionExactly(t *testing.T) {
 	fill(t, dst, 0, 5000, 5, rng, "stale") // replaced wholesale
 	fill(t, dst, 1, 7, 7, rng, "other")
 	other, _ := contents(t, dst, 1)
-	ok, err := r.keeper(dst).Restore(context.Background(), 0, -1, math.MaxInt64)
-	if err != nil || !ok {
-		t.Fatalf("restore: %v %v", ok, err)
-	}
-	got, off := contents(t, dst, 0)
-	if off != 40 {
-		t.Errorf("restored offset %d, want 40", off)
-	}
-	if len(got) != len(want) {
-		t.Errorf("restored %d keys, want %d", len(got), len(want))
-	}
-	for key, v := range want {
-		if got[key] != v {
-			t.Fatalf("key %q differs after restore", key)
-		}
-	}
+	r.restored(dst, math.MaxInt64, want, 40)
 	if now, _ := contents(t, dst, 1); len(now) != len(other) {
 		t.Errorf("partition 1 changed: %d keys, had %d", len(now), len(other))
 	}
@@ -252,20 +237,7 @@ func TestSnapshotsPurgeOnlyWhatNoSnapshotNeeds(t *testing.T) {
 	r.b.Cluster().Compact()
 
 	// The spare reflects the first retained offset, and restores.
-	dst := openStore(t)
-	ok, err := r.keeper(dst).Restore(context.Background(), 0, -1, 250)
-	if err != nil || !ok {
-		t.Fatalf("restore of the spare: %v %v", ok, err)
-	}
-	got, off := contents(t, dst, 0)
-	if off != 250 || len(got) != len(at200) {
-		t.Fatalf("spare restored at %d with %d keys, want 250 and %d", off, len(got), len(at200))
-	}
-	for key, v := range at200 {
-		if got[key] != v {
-			t.Fatalf("key %q differs in the spare", key)
-		}
-	}
+	r.restored(nil, 250, at200, 250)
 	// Nothing reflects a point before it.
 	if ok, err := r.keeper(openStore(t)).Restore(context.Background(), 0, -1, 249); err != nil || ok {
 		t.Errorf("restore before the spare: %v %v", ok, err)
@@ -305,23 +277,8 @@ func TestDamagedSnapshotFallsBack(t *testing.T) {
 	}
 	r.b.Cluster().Compact()
 
-	dst := openStore(t)
-	ok, err := r.keeper(dst).Restore(context.Background(), 0, -1, math.MaxInt64)
-	if err != nil || !ok {
-		t.Fatalf("restore: %v %v", ok, err)
-	}
-	got, off := contents(t, dst, 0)
-	if off != 5 {
-		t.Fatalf("restored offset %d, want 5 (the snapshot before the damaged one)", off)
-	}
-	if len(got) != len(before) {
-		t.Fatalf("restored %d keys, want %d", len(got), len(before))
-	}
-	for key, v := range before {
-		if got[key] != v {
-			t.Fatalf("key %q differs", key)
-		}
-	}
+	// The snapshot before the damaged one.
+	r.restored(nil, math.MaxInt64, before, 5)
 }
 
 // TestCutShortSnapshotLeavesTheLatest: chunks of a snapshot that never
@@ -346,15 +303,7 @@ func TestCutShortSnapshotLeavesTheLatest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dst := openStore(t)
-	ok, err := r.keeper(dst).Restore(context.Background(), 0, -1, math.MaxInt64)
-	if err != nil || !ok {
-		t.Fatalf("restore: %v %v", ok, err)
-	}
-	got, off := contents(t, dst, 0)
-	if off != 7 || len(got) != len(want) {
-		t.Fatalf("restored at %d with %d keys, want 7 and %d", off, len(got), len(want))
-	}
+	r.restored(nil, math.MaxInt64, want, 7)
 }
 
 // TestRestoreAfterRetention: on a broker that enforces the changes
@@ -421,21 +370,36 @@ func TestRestoreAfterRetention(t *testing.T) {
 	k.Checkpointed(0, 1, 1)
 	snap(t, k, 0, 450, 1)
 
-	dst := openStore(t)
-	ok, err := (&rig{t: t, cfg: cfg}).keeper(dst).Restore(ctx, 0, -1, math.MaxInt64)
-	if err != nil || !ok {
-		t.Fatalf("restore: %v %v", ok, err)
-	}
-	got, off := contents(t, dst, 0)
-	if off != 450 || len(got) != len(want) {
-		t.Fatalf("restored at %d with %d keys, want 450 and %d", off, len(got), len(want))
-	}
+	(&rig{t: t, cfg: cfg}).restored(nil, math.MaxInt64, want, 450)
 	read := 0
-	if err := kafka.ReadRange(ctx, cfg, changesTopic, 0, off, 600, false, func(*kgo.Record) error { read++; return nil }); err != nil || read != 150 {
+	if err := kafka.ReadRange(ctx, cfg, changesTopic, 0, 450, 600, false, func(*kgo.Record) error { read++; return nil }); err != nil || read != 150 {
 		t.Fatalf("reading on from the snapshot: %d records, %v", read, err)
 	}
 	err = kafka.ReadRange(ctx, cfg, changesTopic, 0, 100, 600, false, func(*kgo.Record) error { return nil })
 	if !errors.Is(err, kafka.ErrBeforeStart) {
 		t.Fatalf("reading from before the retained changes: %v, want ErrBeforeStart", err)
+	}
+}
+
+// restored restores partition 0 into dst (nil: a fresh store) with a
+// Keeper on r's broker, taking the newest snapshot reflecting at most
+// atMost, and requires it to hold exactly want at offset off.
+func (r *rig) restored(dst *state.Store, atMost int64, want map[string]string, off int64) {
+	r.t.Helper()
+	if dst == nil {
+		dst = openStore(r.t)
+	}
+	ok, err := r.keeper(dst).Restore(context.Background(), 0, -1, atMost)
+	if err != nil || !ok {
+		r.t.Fatalf("restore: %v %v", ok, err)
+	}
+	got, at := contents(r.t, dst, 0)
+	if at != off || len(got) != len(want) {
+		r.t.Fatalf("restored at %d with %d keys, want %d and %d", at, len(got), off, len(want))
+	}
+	for key, v := range want {
+		if got[key] != v {
+			r.t.Fatalf("key %q differs after the restore", key)
+		}
 	}
 }
