@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdcrecon/cdcrecon/cmd/cdcrecon/internal/harness"
 	"github.com/cdcrecon/cdcrecon/pipeline/kafka"
 )
 
@@ -21,7 +26,9 @@ import (
 // before the snapshot spare are deleted as they go). At the end the
 // drift topic holds exactly what check decides for the same dumps, the
 // run of one reader that never moved: every record, none other, records
-// published twice identical.
+// published twice identical. Then a replay from the earliest change the
+// trimmed changes topic retains restores the partitions from their spare
+// snapshots and publishes again nothing that differs.
 func TestPartitionsMovedFiveTimes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs six processes for about a minute")
@@ -117,7 +124,42 @@ func TestPartitionsMovedFiveTimes(t *testing.T) {
 	if restores < len(moves) {
 		t.Errorf("%d restores from the state topic over %d moves: the partitions were not restored from snapshots", restores, len(moves))
 	}
-	owner.kill()
+
+	// A replay from the earliest change retained: where the changes
+	// before the spare snapshots were deleted, it restores those, reads
+	// on, and publishes again, identical, what was decided from there.
+	stop(owner)
+	cl, err := kgo.NewClient(cc.ClientOpts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts, err := kadm.NewClient(cl).ListStartOffsets(context.Background(), "cdcrecon.changes")
+	cl.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trimmed := 0
+	starts.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			trimmed++
+		}
+	})
+	listen := freeAddr(t)
+	logs = append(logs, "replay.log")
+	replay := startProcess(t, bin, filepath.Join(dir, "replay.log"), "replay", "--config", cfg, "--from", "earliest",
+		"--state-dir", filepath.Join(dir, "state-replay"), "--http-listen", listen, "--log-level", "info")
+	waitMetrics(t, "http://"+listen+"/metrics", 60*time.Second, "replayed", harness.Done(4+6*3, -1, -1))
+	if replay.cmd.ProcessState != nil {
+		t.Fatalf("the replay stopped: %v", replay.cmd.ProcessState)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "replay.log"))
+	replayed := strings.Count(string(b), "restored a partition's state from the state topic")
+	t.Logf("the replay from the earliest retained change restored %d partitions (%d of 4 trimmed)", replayed, trimmed)
+	if trimmed == 0 || replayed < trimmed {
+		t.Errorf("%d partitions trimmed, %d restored by the replay: the test needs trimmed partitions, and each of them restored", trimmed, replayed)
+	}
+	got, _ = awaitDecided(t, cc, decided, 30*time.Second)
+	replay.kill()
 	if t.Failed() {
 		var all []string
 		for _, rec := range got {

@@ -16,6 +16,8 @@ import (
 	"github.com/cdcrecon/cdcrecon/cmd/cdcrecon/internal/harness"
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/ops"
+	"github.com/cdcrecon/cdcrecon/processors/changes"
+	"github.com/cdcrecon/cdcrecon/processors/config"
 )
 
 // soakConfig is the soak's table, PostgreSQL-shaped on the source and
@@ -42,7 +44,8 @@ func soakEvent(target bool, id, rev int, ms, pos int64) []byte {
 // broker with its log on disk, and samples every 30 s the disk the
 // changes topic, the state topic and the worker's state directory use,
 // and the changes records retained. The input topics delete after two
-// minutes (theirs is the connectors' retention, not cdcrecon's). It
+// minutes (theirs is the connectors' retention, not cdcrecon's); the
+// changes topic has 1 MiB segments (see below). It
 // prints the samples as a table and fails if the worker falls behind or
 // reports any drift.
 //
@@ -77,6 +80,15 @@ func BenchmarkSoak(b *testing.B) {
 			if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, map[string]*string{"retention.ms": &two, "segment.bytes": ptrTo(strconv.Itoa(8 << 20))}, t); err != nil {
 				b.Fatal(err)
 			}
+		}
+		// The changes topic as the worker creates it, but with 1 MiB
+		// segments: the broker frees whole segments only, and Kafka
+		// rolls them hourly too (segment.ms), which the embedded broker
+		// does not, so the default 64 MiB would not roll within the run.
+		cfgs := changes.TopicConfigs(config.Default().State.ChangesRetention)
+		cfgs["segment.bytes"] = ptrTo(strconv.Itoa(1 << 20))
+		if _, err := kadm.NewClient(cl).CreateTopic(ctx, int32(config.Default().Kafka.Partitions), 1, cfgs, "cdcrecon.changes"); err != nil {
+			b.Fatal(err)
 		}
 		state := filepath.Join(dir, "state")
 		b.Setenv("CDCRECON_BENCH_LOG", filepath.Join(dir, "worker.log"))

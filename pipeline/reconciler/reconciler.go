@@ -285,11 +285,19 @@ func (s *Stage) open(ctx context.Context, p *partition, first int64) error {
 	if err := s.openEngine(p); err != nil {
 		return err
 	}
+	// need is where the state must reach before the batch: the offset
+	// the group committed, or with nothing committed (a new group, or
+	// one a replay from the earliest point deleted) the first record
+	// delivered, from which every output is published.
+	need := p.suppress
+	if need < 0 {
+		need = first
+	}
 	atMost := int64(math.MaxInt64)
-	if s.cfg.Replay {
-		// Outputs from the rewound offset on are published again: no
-		// state past it may be opened.
-		atMost = max(p.suppress, 0)
+	if s.cfg.Replay || p.suppress < 0 {
+		// Outputs from need on are published (again): no state past it
+		// may be opened.
+		atMost = need
 		if p.next > atMost {
 			if err := s.drop(p.id); err != nil {
 				return err
@@ -299,7 +307,7 @@ func (s *Stage) open(ctx context.Context, p *partition, first int64) error {
 			}
 		}
 	}
-	if p.next < p.suppress && s.cfg.Snapshots != nil {
+	if p.next < need && s.cfg.Snapshots != nil {
 		restored, err := s.cfg.Snapshots.Restore(ctx, p.id, p.next, atMost)
 		if err != nil {
 			return fmt.Errorf("reconciler partition %d: restoring its state: %w", p.id, err)
