@@ -37,6 +37,29 @@ func envInt(t testing.TB, name string, def int) int {
 	return n
 }
 
+// splitDumps splits every dump as chunkDump does (files named from
+// prefix) and groups the pieces: the first shares of all dumps, then
+// each later chunk of all dumps.
+func splitDumps(t testing.TB, dumps []string, prefix string, share float64, n int) [][]string {
+	t.Helper()
+	chunks := make([][]string, n+1)
+	for i, d := range dumps {
+		for j, f := range chunkDump(t, d, fmt.Sprintf("%s%d-", prefix, i), share, n) {
+			chunks[j] = append(chunks[j], f)
+		}
+	}
+	return chunks
+}
+
+// producer loads dumps into the broker at cc once it answers.
+func producer(t *testing.T, cc kafka.ClientConfig) func(files ...string) {
+	return func(files ...string) {
+		t.Helper()
+		waitForBroker(t, cc)
+		loadDumps(t, cc, files...)
+	}
+}
+
 // chunkDump splits a kcat -J dump into n+1 files: the first holds the
 // first share (0..1) of each partition's records, the others the rest in
 // n about equal chunks, so that every file uses every partition.
@@ -126,17 +149,8 @@ func TestChaos(t *testing.T) {
 	brokerProc := startProcess(t, bin, filepath.Join(dir, "broker.log"), brokerArgs...)
 	cc := kafka.ClientConfig{Brokers: []string{addr}}
 	const lateChunks = 4
-	var chunks [lateChunks + 1][]string
-	for i, d := range dumps {
-		for j, f := range chunkDump(t, d, filepath.Join(dir, fmt.Sprintf("chunk%d-", i)), 0.6, lateChunks) {
-			chunks[j] = append(chunks[j], f)
-		}
-	}
-	produce := func(files ...string) {
-		t.Helper()
-		waitForBroker(t, cc)
-		loadDumps(t, cc, files...)
-	}
+	chunks := splitDumps(t, dumps, filepath.Join(dir, "chunk"), 0.6, lateChunks)
+	produce := producer(t, cc)
 	produce(chunks[0]...)
 
 	base, _ := os.ReadFile(filepath.Join(dir, "config.yaml"))

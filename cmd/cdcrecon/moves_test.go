@@ -41,18 +41,8 @@ func TestPartitionsMovedFiveTimes(t *testing.T) {
 	addr := freeAddr(t)
 	startProcess(t, bin, filepath.Join(dir, "broker.log"), "broker", "--listen", addr, "--data-dir", filepath.Join(dir, "broker-data"))
 	cc := kafka.ClientConfig{Brokers: []string{addr}}
-	const parts = 5
-	chunks := make([][]string, parts+1)
-	for i, d := range dumps {
-		for j, f := range chunkDump(t, d, filepath.Join(dir, fmt.Sprintf("part%d-", i)), 0.3, parts) {
-			chunks[j] = append(chunks[j], f)
-		}
-	}
-	produce := func(files ...string) {
-		t.Helper()
-		waitForBroker(t, cc)
-		loadDumps(t, cc, files...)
-	}
+	chunks := splitDumps(t, dumps, filepath.Join(dir, "part"), 0.3, 5)
+	produce := producer(t, cc)
 	produce(chunks[0]...)
 
 	base, _ := os.ReadFile(filepath.Join(dir, "config.yaml"))

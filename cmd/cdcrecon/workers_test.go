@@ -103,16 +103,9 @@ func TestWorkersSurviveSIGKILL(t *testing.T) {
 	brokerArgs := []string{"broker", "--listen", addr, "--data-dir", filepath.Join(dir, "broker-data")}
 	brokerProc := startProcess(t, bin, filepath.Join(dir, "broker.log"), brokerArgs...)
 	cc := kafka.ClientConfig{Brokers: []string{addr}}
-	produce := func(files ...string) {
-		t.Helper()
-		waitForBroker(t, cc)
-		loadDumps(t, cc, files...)
-	}
-	var firsts, rests []string
-	for i, d := range dumps {
-		halves := chunkDump(t, d, filepath.Join(dir, fmt.Sprintf("half%d-", i)), 0.5, 1)
-		firsts, rests = append(firsts, halves[0]), append(rests, halves[1])
-	}
+	produce := producer(t, cc)
+	halves := splitDumps(t, dumps, filepath.Join(dir, "half"), 0.5, 1)
+	firsts, rests := halves[0], halves[1]
 	produce(firsts...)
 
 	// No wall clock: the sides move by their events, then by heartbeats.
