@@ -77,7 +77,7 @@ func BenchmarkSoak(b *testing.B) {
 		ctx := context.Background()
 		two := strconv.Itoa(int((2 * time.Minute).Milliseconds()))
 		for _, t := range []string{"pg.public.items", "mysql.shop.items"} {
-			if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, map[string]*string{"retention.ms": &two, "segment.bytes": ptrTo(strconv.Itoa(8 << 20))}, t); err != nil {
+			if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, map[string]*string{"retention.ms": &two, "segment.bytes": kadm.StringPtr(strconv.Itoa(8 << 20))}, t); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -86,7 +86,7 @@ func BenchmarkSoak(b *testing.B) {
 		// rolls them hourly too (segment.ms), which the embedded broker
 		// does not, so the default 64 MiB would not roll within the run.
 		cfgs := changes.TopicConfigs(config.Default().State.ChangesRetention)
-		cfgs["segment.bytes"] = ptrTo(strconv.Itoa(1 << 20))
+		cfgs["segment.bytes"] = kadm.StringPtr(strconv.Itoa(1 << 20))
 		if _, err := kadm.NewClient(cl).CreateTopic(ctx, int32(config.Default().Kafka.Partitions), 1, cfgs, "cdcrecon.changes"); err != nil {
 			b.Fatal(err)
 		}
@@ -160,5 +160,3 @@ func BenchmarkSoak(b *testing.B) {
 }
 
 func mibOf(n int64) float64 { return float64(n) / (1 << 20) }
-
-func ptrTo(s string) *string { return &s }

@@ -140,8 +140,7 @@ func NewMetrics() *Metrics {
 	m.restores = prometheus.NewCounter(prometheus.CounterOpts{Name: RestoresTotal,
 		Help: "Changes partitions whose state was restored from the state topic."})
 	m.failing = map[string]error{}
-	m.Registry.MustRegister(m.snapshots, m.restores)
-	m.Registry.MustRegister(m.panics, m.publishFails, m.registryFails, m.reachable, buildInfo)
+	m.Registry.MustRegister(m.panics, m.publishFails, m.registryFails, m.reachable, buildInfo, m.snapshots, m.restores)
 	m.Registry.MustRegister(m.events, m.duplicates, m.invalid, m.driftOpened, m.driftResolved, m.driftOpen,
 		m.watermark, m.lag, m.stateBytes, m.stateKeys, m.rebuilding, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

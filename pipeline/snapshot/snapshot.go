@@ -84,6 +84,19 @@ const chunkBytes = 512 << 10
 // holds at least one key, and a key's state holds its rows.
 const MaxRecordBytes = 16 << 20
 
+// MaxMessageBytes is the state topic's max.message.bytes: a record of
+// MaxRecordBytes and its batch's overhead.
+const MaxMessageBytes = MaxRecordBytes + 1<<10
+
+// TopicConfigs are the state topic's settings when cdcrecon creates it:
+// compacted, taking the largest record, in segments small enough (64 MiB,
+// or an hour) for the cleaner to reach.
+func TopicConfigs() map[string]*string {
+	policy, maxBytes := "compact", strconv.Itoa(MaxMessageBytes)
+	segBytes, segMs := strconv.Itoa(64<<20), strconv.FormatInt(time.Hour.Milliseconds(), 10)
+	return map[string]*string{"cleanup.policy": &policy, "max.message.bytes": &maxBytes, "segment.bytes": &segBytes, "segment.ms": &segMs}
+}
+
 // Keeper writes and restores snapshots. It is safe for concurrent use.
 type Keeper struct {
 	cfg Config
@@ -189,15 +202,15 @@ func (k *Keeper) Checkpointed(id int32, next, keys int64) {
 	if p.running || next <= p.from {
 		return
 	}
-	if next-p.from < max(k.cfg.Ratio*p.last.entries, k.cfg.MinChanges) && time.Since(p.since) < k.cfg.Interval {
+	due := max(k.cfg.Ratio*p.last.entries, k.cfg.MinChanges)
+	if next-p.from < due && time.Since(p.since) < k.cfg.Interval {
 		return
 	}
 	view := k.cfg.Store.View()
 	// A trailer alone moves the offset on while no key changed, until
 	// the chunks it names are as far behind as a snapshot is due at:
 	// then they are taken again, and the snapshot before them retires.
-	full := p.written > 0 || !p.known || p.last.seq == 0 ||
-		next-p.last.base >= max(k.cfg.Ratio*p.last.entries, k.cfg.MinChanges)
+	full := p.written > 0 || !p.known || p.last.seq == 0 || next-p.last.base >= due
 	p.running, p.written, p.since, p.from = true, 0, time.Now(), next
 	ctx, cancel := context.WithCancel(k.ctx)
 	p.cancel = cancel
@@ -237,7 +250,7 @@ func (k *Keeper) write(ctx context.Context, id int32, p *part, view *state.View,
 		return err
 	}
 	t := trailer{seq: last.seq, offset: next, base: last.base, first: last.first, chunks: last.chunks, sum: last.sum, entries: last.entries, meta: meta}
-	if full || last.seq == 0 {
+	if full {
 		t.seq, t.base = last.seq+1, next
 		if err := k.writeChunks(ctx, id, view, &t, lastAt); err != nil {
 			return err
@@ -306,7 +319,9 @@ func (k *Keeper) writeChunks(ctx context.Context, id int32, view *state.View, t 
 			defer pending.Done()
 			if err != nil {
 				mu.Lock()
-				failed = cmpErr(failed, err)
+				if failed == nil {
+					failed = err
+				}
 				mu.Unlock()
 			}
 		})
@@ -343,13 +358,6 @@ func (k *Keeper) writeChunks(ctx context.Context, id int32, view *state.View, t 
 	}
 	t.sum = sum.Sum64()
 	return nil
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 func metaKey(id int32) []byte {
@@ -476,12 +484,7 @@ func readBytes(b []byte) (s, rest []byte, ok bool) {
 // none): the partition's last record is a trailer, or a chunk of a
 // snapshot cut short, which names the trailer before it.
 func (k *Keeper) latest(ctx context.Context, id int32) (trailer, int64, error) {
-	cl, err := kgo.NewClient(k.cfg.Client.ClientOpts()...)
-	if err != nil {
-		return trailer{}, -1, err
-	}
-	start, end, err := kafka.Bounds(ctx, cl, k.cfg.Topic, id)
-	cl.Close()
+	start, end, err := kafka.Bounds(ctx, k.cl, k.cfg.Topic, id)
 	if err != nil || end <= start {
 		return trailer{}, -1, err
 	}

@@ -49,9 +49,7 @@ func newRig(t *testing.T, changes int) *rig {
 	t.Cleanup(cl.Close)
 	adm := kadm.NewClient(cl)
 	ctx := context.Background()
-	compact := "compact"
-	big := fmt.Sprint(MaxRecordBytes + 1024)
-	if _, err := adm.CreateTopic(ctx, 2, 1, map[string]*string{"cleanup.policy": &compact, "max.message.bytes": &big}, stateTopic); err != nil {
+	if _, err := adm.CreateTopic(ctx, 2, 1, TopicConfigs(), stateTopic); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := adm.CreateTopic(ctx, 2, 1, nil, changesTopic); err != nil {
@@ -325,8 +323,7 @@ func TestRestoreAfterRetention(t *testing.T) {
 	defer cl.Close()
 	ctx := context.Background()
 	adm := kadm.NewClient(cl)
-	compact := "compact"
-	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": &compact}, stateTopic); err != nil {
+	if _, err := adm.CreateTopic(ctx, 1, 1, TopicConfigs(), stateTopic); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := adm.CreateTopic(ctx, 1, 1, changes.TopicConfigs(time.Hour), changesTopic); err != nil {

@@ -97,24 +97,16 @@ func (t *Topology) role(topic string) string {
 }
 
 // topicConfigs are the settings a topic is created with: the changes
-// topic deletes by age, the state topic is compacted, in segments small
-// enough for the cleaner to reach, and takes the largest snapshot chunk.
+// and state topics have their own.
 func (t *Topology) topicConfigs(topic string) map[string]*string {
 	switch topic {
 	case t.Changes:
 		return changes.TopicConfigs(t.ChangesRetention)
 	case t.State:
-		return map[string]*string{
-			"cleanup.policy":    ptr("compact"),
-			"max.message.bytes": ptr(strconv.Itoa(snapshot.MaxRecordBytes + 1<<10)),
-			"segment.bytes":     ptr(strconv.Itoa(64 << 20)),
-			"segment.ms":        ptr(strconv.Itoa(int(time.Hour.Milliseconds()))),
-		}
+		return snapshot.TopicConfigs()
 	}
 	return nil
 }
-
-func ptr(s string) *string { return &s }
 
 // checkConfigs reports existing changes and state topics whose settings
 // would lose state, with what to change.
@@ -164,7 +156,7 @@ func (t *Topology) checkConfigs(ctx context.Context, adm *kadm.Client, existing 
 				problems = append(problems, fmt.Sprintf("state topic %s has cleanup.policy=%s: snapshots must be kept by key, never by age; set it to compact (%s)", rc.Name, policy, alter(rc.Name, "cleanup.policy=compact")))
 			}
 			if n, err := strconv.Atoi(get("max.message.bytes")); err == nil && n < 1<<20 {
-				problems = append(problems, fmt.Sprintf("state topic %s has max.message.bytes=%d: snapshot chunks need 1 MiB, and %d for the largest rows; set it (%s)", rc.Name, n, snapshot.MaxRecordBytes+1<<10, alter(rc.Name, fmt.Sprintf("max.message.bytes=%d", snapshot.MaxRecordBytes+1<<10))))
+				problems = append(problems, fmt.Sprintf("state topic %s has max.message.bytes=%d: snapshot chunks need 1 MiB, and %d for the largest rows; set it (%s)", rc.Name, n, snapshot.MaxMessageBytes, alter(rc.Name, fmt.Sprintf("max.message.bytes=%d", snapshot.MaxMessageBytes))))
 			}
 		}
 	}

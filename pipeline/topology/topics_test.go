@@ -29,19 +29,19 @@ func TestEnsureInternalCreatesAndRefuses(t *testing.T) {
 		wantErr   []string
 	}{
 		{name: "fresh"},
-		{name: "compacted changes", precreate: map[string]map[string]*string{top.Changes: {"cleanup.policy": ptr("compact")}},
+		{name: "compacted changes", precreate: map[string]map[string]*string{top.Changes: {"cleanup.policy": kadm.StringPtr("compact")}},
 			wantErr: []string{"changes topic cdcrecon.changes has cleanup.policy=compact", "--add-config cleanup.policy=delete"}},
-		{name: "short retention", precreate: map[string]map[string]*string{top.Changes: {"retention.ms": ptr("60000")}},
+		{name: "short retention", precreate: map[string]map[string]*string{top.Changes: {"retention.ms": kadm.StringPtr("60000")}},
 			wantErr: []string{"retention.ms=60000, under 4 × state.snapshot_interval (4m0s)", "--entity-name cdcrecon.changes --add-config retention.ms=604800000"}},
-		{name: "state deletes by age", precreate: map[string]map[string]*string{top.State: {"cleanup.policy": ptr("delete")}},
+		{name: "state deletes by age", precreate: map[string]map[string]*string{top.State: {"cleanup.policy": kadm.StringPtr("delete")}},
 			wantErr: []string{"state topic cdcrecon.state has cleanup.policy=delete", "--add-config cleanup.policy=compact"}},
-		{name: "state records too small", precreate: map[string]map[string]*string{top.State: {"cleanup.policy": ptr("compact"), "max.message.bytes": ptr("100000")}},
+		{name: "state records too small", precreate: map[string]map[string]*string{top.State: {"cleanup.policy": kadm.StringPtr("compact"), "max.message.bytes": kadm.StringPtr("100000")}},
 			wantErr: []string{"state topic cdcrecon.state has max.message.bytes=100000"}},
-		{name: "partition count", precreate: map[string]map[string]*string{top.State: {"cleanup.policy": ptr("compact")}}, parts: 3,
+		{name: "partition count", precreate: map[string]map[string]*string{top.State: {"cleanup.policy": kadm.StringPtr("compact")}}, parts: 3,
 			wantErr: []string{"state topic cdcrecon.state has 3 partitions, kafka.partitions says 8"}},
 		{name: "right settings", precreate: map[string]map[string]*string{
-			top.Changes: {"retention.ms": ptr("86400000")},
-			top.State:   {"cleanup.policy": ptr("compact"), "max.message.bytes": ptr("20000000")}}},
+			top.Changes: {"retention.ms": kadm.StringPtr("86400000")},
+			top.State:   {"cleanup.policy": kadm.StringPtr("compact"), "max.message.bytes": kadm.StringPtr("20000000")}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b, err := broker.Start(broker.Config{})
@@ -105,5 +105,3 @@ func TestEnsureInternalCreatesAndRefuses(t *testing.T) {
 		})
 	}
 }
-
-func ptr(s string) *string { return &s }
