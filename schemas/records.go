@@ -108,40 +108,80 @@ type Drift struct {
 	ResolvedAt *time.Time  `json:"resolved_at"`
 	// Reason is new in version 2; empty is null.
 	Reason string `json:"reason,omitempty"`
+	// Verification, VerifiedSide, Policy and Decision are new in version
+	// 3; empty is null.
+	Verification Verification `json:"verification,omitempty"`
+	VerifiedAt   *time.Time   `json:"verified_at,omitempty"`
+	VerifiedSide string       `json:"verified_side,omitempty"`
+	Policy       string       `json:"policy,omitempty"`
+	Decision     Decision     `json:"decision,omitempty"`
 }
+
+// Verification is what re-reading a drift's rows found.
+type Verification string
+
+// Verifications.
+const (
+	Pending    Verification = "pending"
+	Confirmed  Verification = "confirmed"
+	StreamGap  Verification = "stream_gap"
+	Unverified Verification = "unverified"
+)
+
+// Decision is what a table's policy made of a drift.
+type Decision string
+
+// Decisions.
+const (
+	Compensate  Decision = "compensate"
+	ManualCheck Decision = "manual"
+	TargetNewer Decision = "target_newer"
+	KeepRow     Decision = "never_delete"
+	Verifying   Decision = "verifying"
+)
 
 // SchemaName implements Record.
 func (*Drift) SchemaName() string { return DriftName }
 
 func (d *Drift) native() map[string]any {
 	return map[string]any{
-		"id":          d.ID,
-		"table":       d.Table,
-		"key":         d.Key.native(),
-		"kind":        string(d.Kind),
-		"status":      string(d.Status),
-		"columns":     stringsNative(d.Columns),
-		"source":      d.Source.optNative(),
-		"target":      d.Target.optNative(),
-		"opened_at":   d.OpenedAt,
-		"resolved_at": optTime(d.ResolvedAt),
-		"reason":      optString(d.Reason),
+		"id":            d.ID,
+		"table":         d.Table,
+		"key":           d.Key.native(),
+		"kind":          string(d.Kind),
+		"status":        string(d.Status),
+		"columns":       stringsNative(d.Columns),
+		"source":        d.Source.optNative(),
+		"target":        d.Target.optNative(),
+		"opened_at":     d.OpenedAt,
+		"resolved_at":   optTime(d.ResolvedAt),
+		"reason":        optString(d.Reason),
+		"verification":  optString(string(d.Verification)),
+		"verified_at":   optTime(d.VerifiedAt),
+		"verified_side": optString(d.VerifiedSide),
+		"policy":        optString(d.Policy),
+		"decision":      optString(string(d.Decision)),
 	}
 }
 
 func (d *Drift) setNative(r *nativeReader) {
 	*d = Drift{
-		ID:         r.str("id"),
-		Table:      r.str("table"),
-		Key:        r.columns("key"),
-		Kind:       DriftKind(r.str("kind")),
-		Status:     DriftStatus(r.str("status")),
-		Columns:    r.strings("columns"),
-		Source:     r.columns("source"),
-		Target:     r.columns("target"),
-		OpenedAt:   r.time("opened_at"),
-		ResolvedAt: r.optTime("resolved_at"),
-		Reason:     r.str("reason"),
+		ID:           r.str("id"),
+		Table:        r.str("table"),
+		Key:          r.columns("key"),
+		Kind:         DriftKind(r.str("kind")),
+		Status:       DriftStatus(r.str("status")),
+		Columns:      r.strings("columns"),
+		Source:       r.columns("source"),
+		Target:       r.columns("target"),
+		OpenedAt:     r.time("opened_at"),
+		ResolvedAt:   r.optTime("resolved_at"),
+		Reason:       r.str("reason"),
+		Verification: Verification(r.str("verification")),
+		VerifiedAt:   r.optTime("verified_at"),
+		VerifiedSide: r.str("verified_side"),
+		Policy:       r.str("policy"),
+		Decision:     Decision(r.str("decision")),
 	}
 }
 
@@ -166,6 +206,9 @@ type Compensation struct {
 	Key           Columns   `json:"key"`
 	Row           Columns   `json:"row"`
 	DriftOpenedAt time.Time `json:"drift_opened_at"`
+	// Policy and Verification are new in version 2; empty is null.
+	Policy       string       `json:"policy,omitempty"`
+	Verification Verification `json:"verification,omitempty"`
 }
 
 // SchemaName implements Record.
@@ -181,6 +224,8 @@ func (c *Compensation) native() map[string]any {
 		"key":             c.Key.native(),
 		"row":             c.Row.optNative(),
 		"drift_opened_at": c.DriftOpenedAt,
+		"policy":          optString(c.Policy),
+		"verification":    optString(string(c.Verification)),
 	}
 }
 
@@ -194,6 +239,8 @@ func (c *Compensation) setNative(r *nativeReader) {
 		Key:           r.columns("key"),
 		Row:           r.columns("row"),
 		DriftOpenedAt: r.time("drift_opened_at"),
+		Policy:        r.str("policy"),
+		Verification:  Verification(r.str("verification")),
 	}
 }
 

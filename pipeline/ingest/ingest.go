@@ -341,7 +341,7 @@ func (s *Stage) batch(ctx context.Context, in *input, recs []kafka.Record, dups 
 // read at origin, at effective event time eff; row is a buffer for its
 // canonical row, returned for reuse.
 func (in *input) change(c *normalize.Change, origin changes.Origin, eff int64, row []byte) (changes.Change, []byte) {
-	rc := changes.Change{Table: c.Table, Side: c.Side, Time: eff, Key: c.KeyBytes, Origin: origin}
+	rc := changes.Change{Table: c.Table, Side: c.Side, Time: eff, Key: c.KeyBytes, Origin: origin, Reread: c.Reread}
 	switch {
 	case c.Kind == normalize.Truncate:
 		rc.Kind = changes.Truncate

@@ -58,8 +58,11 @@ func ReadDrift(ctx context.Context, cc kafka.ClientConfig, topic string, serde *
 // Instant is when a drift record took effect: its resolution for a
 // resolved one, else when it opened.
 func Instant(d *schemas.Drift) time.Time {
-	if d.Status == schemas.Resolved && d.ResolvedAt != nil {
+	switch {
+	case d.Status == schemas.Resolved && d.ResolvedAt != nil:
 		return *d.ResolvedAt
+	case d.VerifiedAt != nil:
+		return *d.VerifiedAt // a verdict on an open drift
 	}
 	return d.OpenedAt
 }

@@ -79,6 +79,8 @@ type Change struct {
 	// Unresolved: Row holds unchanged-TOAST placeholders, to resolve
 	// against the side's previous row.
 	Unresolved bool
+	// Reread: the row an incremental snapshot read (see normalize.Change).
+	Reread bool
 	// Time is the effective event time, Unix ms.
 	Time   int64
 	Origin Origin

@@ -12,16 +12,23 @@ import (
 // Records carry a change or a mark, in a binary encoding of their own
 // (no other program reads the topic):
 //
-//	change:    0x02 'C' side kind time(varint) origin table key row digest(8, LE) unresolved
+//	change:    0x02 'C' side kind time(varint) origin table key row digest(8, LE) flags
 //	watermark: 0x02 'W' side input time(varint)
 //
-// where origin is topic, partition (varint) and offset (varint); strings
+// where origin is topic, partition (varint) and offset (varint), flags
+// has bit 0 for Unresolved and bit 1 for Reread; strings
 // and byte strings are a uvarint length and the bytes. The leading byte
 // is the format version. Version 1 ended a change with its event's
 // 16-byte dedupe identity, which nothing read; it is still decoded, the
 // identity skipped, so a topic written before the upgrade stays readable.
 // testdata/golden holds the encodings of both versions.
 const version = 2
+
+// Bits of a change's last byte, its flags.
+const (
+	flagUnresolved = 1 << iota
+	flagReread
+)
 
 // AppendChange appends c's encoding to b.
 func AppendChange(b []byte, c *Change) []byte {
@@ -34,10 +41,14 @@ func AppendChange(b []byte, c *Change) []byte {
 	b = wire.AppendBytes(b, c.Key)
 	b = wire.AppendBytes(b, c.Row)
 	b = binary.LittleEndian.AppendUint64(b, c.Digest)
+	var flags byte
 	if c.Unresolved {
-		return append(b, 1)
+		flags |= flagUnresolved
 	}
-	return append(b, 0)
+	if c.Reread {
+		flags |= flagReread
+	}
+	return append(b, flags)
 }
 
 // AppendMark appends m's encoding to b.
@@ -66,7 +77,8 @@ func Decode(b []byte) (c *Change, m *Mark, err error) {
 		c.Key = r.Bytes()
 		c.Row = r.Bytes()
 		c.Digest = r.Uint64()
-		c.Unresolved = r.Byte() == 1
+		flags := r.Byte()
+		c.Unresolved, c.Reread = flags&flagUnresolved != 0, flags&flagReread != 0
 		if v == 1 {
 			r.Take(16) // the identity
 		}

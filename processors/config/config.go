@@ -23,6 +23,7 @@ type Config struct {
 	Topics         Topics         `yaml:"topics"`
 	HTTP           HTTP           `yaml:"http"`
 	Idle           Idle           `yaml:"idle"`
+	Verify         Verify         `yaml:"verify"`
 	Tables         []Table        `yaml:"tables"`
 
 	// File is the path the configuration was read from ("" when built in
@@ -205,6 +206,8 @@ type Table struct {
 	Redact []string `yaml:"redact"`
 	// Normalize holds per-column normalisation, by canonical name.
 	Normalize map[string]Normalize `yaml:"normalize"`
+	// Policy: column ownership and what a drift asks for.
+	Policy Policy `yaml:"policy"`
 }
 
 // Side is one side's topic and how its columns map to canonical ones.
@@ -214,6 +217,8 @@ type Side struct {
 	Rename map[string]string `yaml:"rename"`
 	// SoftDelete marks rows as absent (target side only).
 	SoftDelete *SoftDelete `yaml:"soft_delete"`
+	// Verify, on both sides, has drifted rows re-read by the connectors.
+	Verify *SideVerify `yaml:"verify"`
 }
 
 // SoftDelete says which column value marks a row deleted.
@@ -279,6 +284,7 @@ func Default() Config {
 		Window: Window{Size: time.Minute, Grace: 30 * time.Second},
 		Dedupe: Dedupe{Retention: 24 * time.Hour},
 		Idle:   Idle{SafetyMargin: 30 * time.Second, Interval: time.Second},
+		Verify: Verify{Delay: 10 * time.Second, Timeout: 2 * time.Minute, Settle: 2 * time.Second, MaxKeys: 100, Rate: 20},
 		Topics: Topics{
 			Changes: "cdcrecon.changes", Drift: "cdcrecon.drift", Compensation: "cdcrecon.compensation",
 			Checksums: "cdcrecon.checksums", DLQ: "cdcrecon.dlq", State: "cdcrecon.state",
@@ -393,6 +399,7 @@ func (c *Config) Validate() error {
 	if len(c.Tables) == 0 {
 		add(c.errorAt("tables", "at least one table is required"))
 	}
+	c.validateVerify(add)
 	// The topics cdcrecon writes are its own: no two the same, and none a
 	// table's or a heartbeat topic.
 	topics := map[string]string{}
@@ -462,6 +469,7 @@ func (c *Config) Validate() error {
 				}
 			}
 		}
+		c.validatePolicy(p, t, add)
 		if len(t.Ignore) > 0 && len(t.Compare) > 0 {
 			add(c.errorAt(p+".compare", "set either ignore or compare, not both"))
 		}

@@ -37,6 +37,10 @@ type Config struct {
 	// MaxKeys is how many keys Flush leaves in memory, idle ones
 	// included; 0 keeps only those the engine is working on.
 	MaxKeys int
+	// Request, when set, receives every re-read request decided (see
+	// verify.go), in the order decided; without it requests are still
+	// decided, and nothing is asked.
+	Request func(Request)
 }
 
 // Stats counts what an Engine saw and decided.
@@ -51,6 +55,8 @@ type Stats struct {
 	Keys        int64 // keys in memory
 	Spilled     int64 // keys written to the store by Flush
 	Loaded      int64 // keys read back from the store
+	// Re-reads: requests made (one per side and table), and verdicts.
+	Requests, Confirmed, StreamGaps, Unverified int64
 }
 
 // Engine reconciles the keys of one changes-topic partition. It is not
@@ -78,6 +84,12 @@ type Engine struct {
 	h           canon.Hasher
 	stats       Stats
 	openBy      map[string]int64 // by table: drifts open now
+	// Re-reads (verify.go): requests by id and by the keys they name, and
+	// the keys whose request is due at batchAt.
+	reqs     map[string]*request
+	reqByKey map[reqKey][]string
+	batch    map[*tableState][]*keyState
+	batchAt  int64
 }
 
 // inputKey is an input partition, as a change's Origin names it.
@@ -102,6 +114,10 @@ type tableState struct {
 	targetTopic string
 	truncates   []changes.Change // both sides, kept while they may meet new keys
 	windows     map[int64]*window
+	verify      bool // drifts are re-read
+	policy      config.Policy
+	policyName  string
+	anchors     [3][]anchor // by side: the latest rows, for re-read requests
 }
 
 type window struct {
@@ -124,6 +140,8 @@ func New(cfg Config) (*Engine, error) {
 		keys:   map[string]*keyState{},
 		done:   math.MinInt64,
 		openBy: map[string]int64{},
+		reqs:     map[string]*request{},
+		reqByKey: map[reqKey][]string{},
 		timers: queue[timer]{less: timerFirst},
 		closes: queue[windowClose]{less: closeFirst},
 	}
@@ -134,7 +152,9 @@ func New(cfg Config) (*Engine, error) {
 		e.marks[i] = map[inputKey]int64{}
 	}
 	for i, t := range cfg.Mapper.Tables() {
-		e.tables[t.Name()] = &tableState{t: t, targetTopic: cfg.Settings.Tables[i].Target.Topic, windows: map[int64]*window{}}
+		tc := &cfg.Settings.Tables[i]
+		e.tables[t.Name()] = &tableState{t: t, targetTopic: tc.Target.Topic, windows: map[int64]*window{},
+			verify: tc.Verifies(), policy: tc.Policy, policyName: tc.Policy.Name(tc.Name)}
 	}
 	if err := e.openStore(); err != nil {
 		return nil, err
@@ -306,6 +326,9 @@ func (e *Engine) run(bound int64) {
 		if !e.closes.empty() {
 			wt = e.closes.first().at
 		}
+		if len(e.batch) > 0 && min(kt, wt) > e.batchAt {
+			e.flushRequests() // every key due at batchAt is in
+		}
 		if min(kt, wt) > bound || min(kt, wt) == math.MaxInt64 {
 			break
 		}
@@ -322,8 +345,10 @@ func (e *Engine) run(bound int64) {
 		c := e.closes.pop()
 		e.close(c.w, c.at)
 	}
+	e.flushRequests()
 	if bound > e.done {
 		e.done = bound
+		e.expireRequests()
 		for _, ts := range e.tables {
 			kept := ts.truncates[:0]
 			for _, tr := range ts.truncates {
@@ -356,11 +381,13 @@ func (e *Engine) sweep(ks *keyState, t int64) {
 		ks.prune(at, e.grace)
 		ks.at = at
 		e.evaluate(ks, at)
+		e.verifyStep(ks, at)
 	}
 }
 
 // apply makes a change the key's current state on its side.
 func (e *Engine) apply(ks *keyState, c changes.Change) {
+	prev := *ks.current(c.Side)
 	st := state{start: c.Time}
 	if c.Kind == changes.Upsert {
 		st.row, st.digest = c.Row, c.Digest
@@ -374,6 +401,12 @@ func (e *Engine) apply(ks *keyState, c changes.Change) {
 		ks.tgt = st
 	}
 	ts := ks.table
+	if ts.verify {
+		e.setAnchor(ks, c.Side, c.Time, st.row != nil)
+		if c.Reread {
+			e.reread(ks, &c, !e.equal(ts.t, &prev, &st))
+		}
+	}
 	start := c.Time - mod(c.Time, e.window)
 	w := ts.windows[start]
 	if w == nil {

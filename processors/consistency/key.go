@@ -73,6 +73,9 @@ func (ks *keyState) next(grace int64) int64 {
 	if len(ks.src) > 1 {
 		n = min(n, ks.src[1].start+grace)
 	}
+	if ks.drift != nil {
+		n = min(n, ks.drift.v.nextAt())
+	}
 	return n
 }
 

@@ -19,6 +19,7 @@ import (
 // openDrift is a drift as opened: what its records repeat until resolved.
 type openDrift struct {
 	rec schemas.Drift
+	v   *verifyState // nil: the table's drifts are not re-read
 }
 
 // DriftID derives a drift's id from (table, key, opening instant): 32 hex
@@ -71,16 +72,35 @@ func (e *Engine) open(ks *keyState, t int64) {
 		d.Columns = ts.t.Diff(a, b)
 		d.Reason = fmt.Sprintf("%s: no source state of the last %s matches", strings.Join(d.Columns, ", "), grace)
 	}
-	ks.drift = &openDrift{rec: d}
 	e.stats.Opened++
 	e.stats.Open++
 	e.openBy[ks.table.t.Name()]++
+	if ts.verify {
+		// Compensation waits for the verdict (verify.go).
+		d.Policy, d.Decision, d.Verification = ts.policyName, schemas.Verifying, schemas.Pending
+		ks.drift = &openDrift{rec: d, v: newVerifyState(e.dueAt(t))}
+		e.cfg.Emit(&d)
+		return
+	}
+	e.decide(ks, &d)
+	ks.drift = &openDrift{rec: d}
 	e.cfg.Emit(&d)
-	e.cfg.Emit(e.compensation(ks, &d, src))
+	if d.Decision == schemas.Compensate {
+		e.cfg.Emit(e.compensation(ks, &d, src))
+	}
 }
 
 func (e *Engine) resolveDrift(ks *keyState, t int64) {
 	d := ks.drift.rec
+	if v := ks.drift.v; v != nil && !v.done {
+		if sides := v.gapSides(); sides != "" {
+			d.Verification, d.VerifiedSide, d.VerifiedAt = schemas.StreamGap, sides, ptrTime(ms(t))
+			d.Reason = "the re-read rows agree: the " + streams(sides) + " did not show the database's row"
+			e.stats.StreamGaps++
+		} else {
+			d.Verification = "" // resolved by the streams before a verdict
+		}
+	}
 	at := ms(t)
 	d.Status, d.ResolvedAt = schemas.Resolved, &at
 	ks.drift = nil
@@ -102,6 +122,10 @@ func (e *Engine) compensation(ks *keyState, d *schemas.Drift, src *state) *schem
 		TargetTopic:   ts.targetTopic,
 		Key:           e.keyColumns(ts.t, ks.key, normalize.Target),
 		DriftOpenedAt: d.OpenedAt,
+		Policy:        d.Policy,
+	}
+	if ts.verify {
+		c.Verification = schemas.Confirmed
 	}
 	switch {
 	case d.Kind != schemas.ExtraInTarget:

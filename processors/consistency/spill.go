@@ -56,10 +56,12 @@ type Writer interface {
 	DeleteRange(start, end []byte)
 }
 
-// Versions of a stored key's encoding: 1 held idle keys only.
+// Versions of a stored key's encoding: 1 held idle keys only; 2 held the
+// open drift in the drift schema's version 2 and no re-read.
 const (
 	keyStateV1 = 1
 	keyStateV2 = 2
+	keyStateV3 = 3
 )
 
 // Key spaces of a partition's state.
@@ -289,22 +291,24 @@ func (e *Engine) loadTable(ts *tableState) error {
 	})
 }
 
-// encodeKey (version 2): the decided-through instant, the timer, the
-// open drift as an Avro drift record (empty when none), the target's
-// state, the source's history, the pending changes in the changes
-// topic's encoding and the open windows' starts.
+// encodeKey (version 3): the decided-through instant, the timer, the
+// open drift as an Avro drift record in single-object encoding (empty
+// when none) and its re-read, the target's state, the source's history,
+// the pending changes in the changes topic's encoding and the open
+// windows' starts.
 func (e *Engine) encodeKey(ks *keyState) ([]byte, error) {
-	b := []byte{keyStateV2}
+	b := []byte{keyStateV3}
 	b = binary.AppendVarint(b, ks.at)
 	b = binary.AppendVarint(b, ks.timer)
 	if ks.drift == nil {
 		b = binary.AppendUvarint(b, 0)
 	} else {
-		d, err := schemas.AppendBinary(nil, driftSchema, &ks.drift.rec)
+		d, err := schemas.AppendSingleObject(nil, driftSchema, &ks.drift.rec)
 		if err != nil {
 			return nil, fmt.Errorf("storing the open drift of %q: %w", ks.id, err)
 		}
 		b = wire.AppendBytes(b, d)
+		b = appendVerify(b, ks.drift.v)
 	}
 	b = appendState(b, &ks.tgt)
 	b = binary.AppendUvarint(b, uint64(len(ks.src)))
@@ -353,17 +357,33 @@ func (e *Engine) decodeKey(ts *tableState, id string, v []byte) (*keyState, erro
 	fail := func() (*keyState, error) { return nil, fmt.Errorf("%w: %q", errKeyState, id) }
 	r := &wire.Reader{B: v}
 	ks := newKeyState(ts, id, []byte(id[len(ts.t.Name())+1:]))
+	version := byte(0)
+	if len(v) > 0 {
+		version = v[0]
+	}
 	drift := func() bool {
 		d := r.Bytes()
 		if len(d) == 0 || r.Err != nil {
 			return true
 		}
-		rec, err := schemas.Decode(driftSchema, d)
+		var rec schemas.Record
+		var err error
+		if version == keyStateV3 {
+			rec, _, err = schemas.DecodeSingleObject(d)
+		} else {
+			rec, err = schemas.Decode(driftV2, d)
+		}
 		drift, ok := rec.(*schemas.Drift)
 		if err != nil || !ok {
 			return false
 		}
 		ks.drift = &openDrift{rec: *drift}
+		if version == keyStateV3 {
+			var ok bool
+			if ks.drift.v, ok = readVerify(r); !ok {
+				return false
+			}
+		}
 		return true
 	}
 	switch r.Byte() {
@@ -374,7 +394,7 @@ func (e *Engine) decodeKey(ts *tableState, id string, v []byte) (*keyState, erro
 		if !drift() {
 			return fail()
 		}
-	case keyStateV2:
+	case keyStateV2, keyStateV3:
 		ks.at = r.Varint()
 		ks.timer = r.Varint()
 		if !drift() {
@@ -430,8 +450,9 @@ func readState(r *wire.Reader) state {
 	return st
 }
 
-// metaVersion is the encoding of an engine's own state.
-const metaVersion = 1
+// metaVersion is the encoding of an engine's own state; version 1 had no
+// re-read requests and anchors.
+const metaVersion = 2
 
 // appendMeta encodes the engine's own state: the decided instant, every
 // input's watermark by side, the truncates still in effect by table, the
@@ -475,6 +496,7 @@ func (e *Engine) appendMeta(b, extra []byte) []byte {
 		b = wire.AppendBytes(b, []byte(name))
 		b = binary.AppendVarint(b, e.openBy[name])
 	}
+	b = e.appendRequests(b)
 	return wire.AppendBytes(b, extra)
 }
 
@@ -483,7 +505,8 @@ var errMeta = fmt.Errorf("%w: the engine's own state is corrupt", ErrStored)
 // readMeta opens the engine on the state appendMeta wrote.
 func (e *Engine) readMeta(v []byte) error {
 	r := &wire.Reader{B: v}
-	if r.Byte() != metaVersion {
+	version := r.Byte()
+	if version != 1 && version != metaVersion {
 		return errMeta
 	}
 	e.done = r.Varint()
@@ -522,6 +545,11 @@ func (e *Engine) readMeta(v []byte) error {
 		name := string(r.Bytes())
 		e.openBy[name] = r.Varint()
 	}
+	if version == metaVersion {
+		if err := e.readRequests(r); err != nil {
+			return err
+		}
+	}
 	extra := r.Bytes()
 	if !r.Done() {
 		return errMeta
@@ -530,11 +558,135 @@ func (e *Engine) readMeta(v []byte) error {
 	return nil
 }
 
-// driftSchema encodes stored open drifts.
-var driftSchema = func() *schemas.Schema {
-	s := schemas.Latest("drift")
+// driftSchema encodes stored open drifts; driftV2 decodes those of key
+// state version 2.
+var (
+	driftSchema = mustSchema(schemas.Latest("drift"))
+	driftV2     = mustSchema(schemas.Version("drift", 2))
+)
+
+func mustSchema(s *schemas.Schema) *schemas.Schema {
 	if s == nil {
 		panic("reconcile: no drift schema")
 	}
 	return s
-}()
+}
+
+// appendVerify encodes an open drift's re-read: a 0 without one.
+func appendVerify(b []byte, v *verifyState) []byte {
+	if v == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	for _, t := range []int64{v.due, v.deadline, v.verdictAt, v.answered[normalize.Source], v.answered[normalize.Target]} {
+		b = binary.AppendVarint(b, t)
+	}
+	for _, side := range bothSides {
+		b = wire.AppendBytes(b, []byte(v.req[side]))
+	}
+	var bits byte
+	for i, set := range []bool{v.read[normalize.Source], v.read[normalize.Target], v.changed[normalize.Source], v.changed[normalize.Target], v.done} {
+		if set {
+			bits |= 1 << i
+		}
+	}
+	return append(b, bits)
+}
+
+func readVerify(r *wire.Reader) (*verifyState, bool) {
+	switch r.Byte() {
+	case 0:
+		return nil, r.Err == nil
+	case 1:
+	default:
+		return nil, false
+	}
+	v := &verifyState{}
+	for _, t := range []*int64{&v.due, &v.deadline, &v.verdictAt, &v.answered[normalize.Source], &v.answered[normalize.Target]} {
+		*t = r.Varint()
+	}
+	for _, side := range bothSides {
+		v.req[side] = string(r.Bytes())
+	}
+	bits := r.Byte()
+	for i, p := range []*bool{&v.read[normalize.Source], &v.read[normalize.Target], &v.changed[normalize.Source], &v.changed[normalize.Target], &v.done} {
+		*p = bits&(1<<i) != 0
+	}
+	return v, r.Err == nil
+}
+
+// appendRequests encodes the re-read counts, the outstanding requests,
+// by id, then every table's anchors.
+func (e *Engine) appendRequests(b []byte) []byte {
+	st := &e.stats
+	for _, n := range []int64{st.Requests, st.Confirmed, st.StreamGaps, st.Unverified} {
+		b = binary.AppendVarint(b, n)
+	}
+	ids := slices.Sorted(maps.Keys(e.reqs))
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	for _, id := range ids {
+		rq := e.reqs[id]
+		b = wire.AppendBytes(b, []byte(id))
+		b = wire.AppendBytes(b, []byte(rq.table.t.Name()))
+		b = append(b, byte(rq.side))
+		b = binary.AppendVarint(b, rq.at)
+		b = binary.AppendVarint(b, rq.answered)
+		b = binary.AppendUvarint(b, uint64(len(rq.keys)))
+		for _, k := range rq.keys {
+			b = wire.AppendBytes(b, []byte(k))
+		}
+	}
+	names := slices.Sorted(maps.Keys(e.tables))
+	b = binary.AppendUvarint(b, uint64(len(names)))
+	for _, name := range names {
+		b = wire.AppendBytes(b, []byte(name))
+		for _, side := range bothSides {
+			as := e.tables[name].anchors[side]
+			b = binary.AppendUvarint(b, uint64(len(as)))
+			for _, a := range as {
+				b = wire.AppendBytes(b, []byte(a.id))
+				b = binary.AppendVarint(b, a.time)
+			}
+		}
+	}
+	return b
+}
+
+func (e *Engine) readRequests(r *wire.Reader) error {
+	st := &e.stats
+	for _, n := range []*int64{&st.Requests, &st.Confirmed, &st.StreamGaps, &st.Unverified} {
+		*n = r.Varint()
+	}
+	n := r.Uvarint()
+	for i := uint64(0); i < n && r.Err == nil; i++ {
+		rq := &request{id: string(r.Bytes())}
+		table := string(r.Bytes())
+		rq.side = normalize.Side(r.Byte())
+		rq.at, rq.answered = r.Varint(), r.Varint()
+		if rq.table = e.tables[table]; rq.table == nil {
+			return fmt.Errorf("%w: a re-read request of table %q, which is not configured", errMeta, table)
+		}
+		for k := r.Uvarint(); k > 0 && r.Err == nil; k-- {
+			rq.keys = append(rq.keys, string(r.Bytes()))
+		}
+		e.reqs[rq.id] = rq
+		for _, id := range rq.keys {
+			k := reqKey{rq.side, id}
+			e.reqByKey[k] = append(e.reqByKey[k], rq.id)
+		}
+	}
+	for n := r.Uvarint(); n > 0 && r.Err == nil; n-- {
+		name := string(r.Bytes())
+		ts := e.tables[name]
+		for _, side := range bothSides {
+			var as []anchor
+			for k := r.Uvarint(); k > 0 && k <= maxAnchors && r.Err == nil; k-- {
+				as = append(as, anchor{id: string(r.Bytes()), time: r.Varint()})
+			}
+			if ts != nil {
+				ts.anchors[side] = as
+			}
+		}
+	}
+	return r.Err
+}

@@ -107,6 +107,9 @@ type Source struct {
 	Table string
 	// Snapshot is set for events of an initial or incremental snapshot.
 	Snapshot bool
+	// Incremental is set for events of an incremental snapshot (an
+	// execute-snapshot signal's re-read of chosen rows).
+	Incremental bool
 	// Position is the connector's position of the event, the fields that
 	// identify it in the connector's log, in a fixed order per connector.
 	// All rows of one snapshot share a position.

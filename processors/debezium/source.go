@@ -7,7 +7,7 @@ import "strconv"
 type sourceBlock struct {
 	connector, db, schema, table, collection string
 	tsMs, tsSec                              int64
-	snapshot                                 bool
+	snapshot, incremental                    bool
 	// position fields by name
 	lsn, txID, sequence            string
 	file, pos, row, gtid           string
@@ -83,13 +83,16 @@ func (s *sourceBlock) set(name, text string) {
 // setSnapshot reads the snapshot flag: a boolean in old connectors;
 // true/first/first_in_data_collection/last/last_in_data_collection/
 // incremental/false in new ones.
-func (s *sourceBlock) setSnapshot(text string) { s.snapshot = text != "false" && text != "" }
+func (s *sourceBlock) setSnapshot(text string) {
+	s.snapshot = text != "false" && text != ""
+	s.incremental = text == "incremental"
+}
 
 // source builds the event's Source, recognising the connector by its
 // position fields when the block does not name it (old connectors). The
 // position is appended to buf when it is not nil.
 func (s *sourceBlock) source(buf Position) Source {
-	src := Source{Connector: s.connector, Database: s.db, Schema: s.schema, Table: s.table, Snapshot: s.snapshot}
+	src := Source{Connector: s.connector, Database: s.db, Schema: s.schema, Table: s.table, Snapshot: s.snapshot, Incremental: s.incremental}
 	if src.Table == "" {
 		src.Table = s.collection
 	}

@@ -74,6 +74,9 @@ type Change struct {
 	// Unresolved is set when Row holds unchanged-TOAST placeholders;
 	// Resolve fills them from the side's previous row.
 	Unresolved bool
+	// Reread is set for a row an incremental snapshot read: the
+	// database's row as of the read, which a re-read asked for.
+	Reread bool
 }
 
 // Resolve replaces every unchanged-TOAST placeholder of c.Row by prev's
@@ -210,6 +213,11 @@ func newTable(tc *config.Table) (*Table, error) {
 		t.keyPos[k] = i
 	}
 	for _, c := range tc.Ignore {
+		t.ignore[c] = true
+	}
+	// A column the target owns is never compared, so never kept in the
+	// canonical row: compensation, made of that row, never writes it.
+	for _, c := range tc.Policy.Owned() {
 		t.ignore[c] = true
 	}
 	for _, c := range tc.Redact {

@@ -216,6 +216,7 @@ func (st *mapState) finish(ev *debezium.Event, raw []byte) (Change, error) {
 		st.buf.keyBytes = c.KeyBytes
 	}
 	c.Identity = t.identity(side, c.KeyBytes, ev, raw)
+	c.Reread = ev.Op == debezium.Read && ev.Source.Incremental
 	if ev.Op == debezium.Delete || is.soft {
 		return c, nil // absent
 	}
