@@ -256,7 +256,10 @@ func ensureTopics(ctx context.Context, adm *kadm.Client, cfg *config.Config) (ma
 	if err != nil {
 		return nil, err
 	}
-	return partitions, top.EnsureInternal(ctx, adm)
+	if err := top.EnsureInternal(ctx, adm); err != nil {
+		return nil, err
+	}
+	return partitions, top.EnsureSignals(ctx, adm)
 }
 
 // missingTopic is an input topic that does not exist (yet).

@@ -38,6 +38,8 @@ type Metrics struct {
 	rebuilding    prometheus.Gauge
 	snapshots     *prometheus.CounterVec
 	restores      prometheus.Counter
+	verdicts      *prometheus.CounterVec
+	signals       *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 	panics        *prometheus.CounterVec
 	publishFails  *prometheus.CounterVec
@@ -91,6 +93,8 @@ const (
 	BuildInfo             = "cdcrecon_build_info"
 	SnapshotsTotal        = "cdcrecon_state_snapshots_total"
 	RestoresTotal         = "cdcrecon_state_restores_total"
+	VerdictsTotal         = "cdcrecon_verify_verdicts_total"
+	SignalsTotal          = "cdcrecon_verify_signals_total"
 )
 
 // NewMetrics registers the worker's metrics, and Go's and the process's,
@@ -139,8 +143,12 @@ func NewMetrics() *Metrics {
 		Help: "Snapshots of changes partitions written to the state topic, by kind (full: the keys and a trailer; trailer: a trailer alone, no key having changed)."}, []string{"kind"})
 	m.restores = prometheus.NewCounter(prometheus.CounterOpts{Name: RestoresTotal,
 		Help: "Changes partitions whose state was restored from the state topic."})
+	m.verdicts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: VerdictsTotal,
+		Help: "Verdicts on drifts whose rows were re-read, by table, verdict (confirmed, stream_gap, unverified) and side (for stream_gap the side whose stream was wrong, for unverified the side that did not answer; none for confirmed)."}, []string{"table", "verdict", "side"})
+	m.signals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: SignalsTotal,
+		Help: "Re-read signals sent to the connectors, by table, side and outcome (sent; stale: older than verify.timeout, not sent; failed: not delivered, retried with the batch)."}, []string{"table", "side", "outcome"})
 	m.failing = map[string]error{}
-	m.Registry.MustRegister(m.panics, m.publishFails, m.registryFails, m.reachable, buildInfo, m.snapshots, m.restores)
+	m.Registry.MustRegister(m.panics, m.publishFails, m.registryFails, m.reachable, buildInfo, m.snapshots, m.restores, m.verdicts, m.signals)
 	m.Registry.MustRegister(m.events, m.duplicates, m.invalid, m.driftOpened, m.driftResolved, m.driftOpen,
 		m.watermark, m.lag, m.stateBytes, m.stateKeys, m.rebuilding, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -290,6 +298,25 @@ func (m *Metrics) State(bytes uint64, keys int64) {
 	}
 	m.stateBytes.Set(float64(bytes))
 	m.stateKeys.Set(float64(keys))
+}
+
+// Verdict counts a verdict on a re-read drift.
+func (m *Metrics) Verdict(table, verdict, side string) {
+	if m == nil {
+		return
+	}
+	if side == "" {
+		side = "none"
+	}
+	m.verdicts.WithLabelValues(table, verdict, side).Inc()
+}
+
+// Signal counts re-read signals of a table's side by outcome: sent,
+// stale or failed.
+func (m *Metrics) Signal(table, side, outcome string) {
+	if m != nil {
+		m.signals.WithLabelValues(table, side, outcome).Inc()
+	}
 }
 
 // Snapshot counts a snapshot written to the state topic: full, or a

@@ -94,6 +94,14 @@ type Config struct {
 	// Snapshots, when set, restores partitions from the state topic and
 	// is told of every checkpoint, so that it can write snapshots.
 	Snapshots Snapshots
+	// Signals, when set, sends the re-read requests the engines decide,
+	// after the batch's records are published; Replay sends none.
+	Signals Signals
+}
+
+// Signals sends re-read requests to the connectors (verify.Sender).
+type Signals interface {
+	Send(ctx context.Context, reqs []consistency.Request) error
 }
 
 // Snapshots keeps partitions' state on the state topic.
@@ -130,6 +138,7 @@ type partition struct {
 	next       int64 // next changes offset to apply: a redelivered batch is not applied twice
 	engine     *consistency.Engine
 	out        []schemas.Record
+	signals    []consistency.Request // decided, not yet sent
 	ended      map[string]bool
 	inputs     int
 	// finishing: every input has ended and the engine finished; finished:
@@ -398,7 +407,8 @@ func (s *Stage) openEngine(p *partition) error {
 
 func (s *Stage) newEngine(p *partition) (*consistency.Engine, error) {
 	rc := consistency.Config{Settings: s.cfg.Settings, Mapper: s.cfg.Mapper, Partition: p.id,
-		Emit: func(r schemas.Record) { p.out = append(p.out, r) }}
+		Emit:    func(r schemas.Record) { p.out = append(p.out, r) },
+		Request: func(r consistency.Request) { p.signals = append(p.signals, r) }}
 	if s.cfg.Store != nil {
 		rc.Store = s.cfg.Store
 		rc.MaxKeys = s.cfg.KeysInMemory / max(s.cfg.Partitions, 1)
@@ -523,7 +533,7 @@ func (s *Stage) apply(p *partition, off int64, value []byte) error {
 // record at the same offset as the owner before it, and publishes exactly
 // the records decided at or after the offset that owner committed.
 func (s *Stage) mark(p *partition, m *changes.Mark, off int64) {
-	before := len(p.out)
+	before, signals := len(p.out), len(p.signals)
 	p.engine.Watermark(m.Side, m.Input, m.Time)
 	if m.Time == changes.End {
 		p.ended[m.Input] = true
@@ -534,7 +544,8 @@ func (s *Stage) mark(p *partition, m *changes.Mark, off int64) {
 		p.finishing = true
 	}
 	if off < p.suppress {
-		p.out = p.out[:before] // decided and published by the previous owner
+		// Decided, published and sent by the previous owner.
+		p.out, p.signals = p.out[:before], p.signals[:signals]
 	}
 }
 
@@ -624,6 +635,22 @@ var ErrHistoryLost = errors.New("the changes the partition's state needs were de
 var errStateLost = errors.New("storing idle keys failed; the partition's state is incomplete")
 
 func (s *Stage) publish(ctx context.Context, p *partition) error {
+	if err := s.publishRecords(ctx, p); err != nil {
+		return err
+	}
+	if len(p.signals) == 0 {
+		return nil
+	}
+	if s.cfg.Signals != nil && !s.cfg.Replay {
+		if err := s.cfg.Signals.Send(ctx, p.signals); err != nil {
+			return fmt.Errorf("reconciler partition %d: %w", p.id, err)
+		}
+	}
+	p.signals = p.signals[:0]
+	return nil
+}
+
+func (s *Stage) publishRecords(ctx context.Context, p *partition) error {
 	if len(p.out) == 0 {
 		return nil
 	}
@@ -651,11 +678,17 @@ func (s *Stage) publish(ctx context.Context, p *partition) error {
 		}
 	}
 	for _, r := range p.out {
-		if d, ok := r.(*schemas.Drift); ok {
-			if d.Status == schemas.Open {
-				s.cfg.Metrics.DriftOpened(d.Table)
-			} else {
-				s.cfg.Metrics.DriftResolved(d.Table)
+		d, ok := r.(*schemas.Drift)
+		switch {
+		case !ok:
+		case d.Status == schemas.Open && d.VerifiedAt == nil:
+			s.cfg.Metrics.DriftOpened(d.Table)
+		case d.Status == schemas.Open:
+			s.cfg.Metrics.Verdict(d.Table, string(d.Verification), d.VerifiedSide)
+		default:
+			s.cfg.Metrics.DriftResolved(d.Table)
+			if d.Verification == schemas.StreamGap && d.VerifiedAt != nil && d.ResolvedAt != nil && d.VerifiedAt.Equal(*d.ResolvedAt) {
+				s.cfg.Metrics.Verdict(d.Table, string(d.Verification), d.VerifiedSide)
 			}
 		}
 	}

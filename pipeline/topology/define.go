@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"slices"
 	"time"
 
 	"github.com/cdcrecon/cdcrecon/processors/config"
@@ -33,6 +34,9 @@ type Topology struct {
 	// ChangesRetention is the changes topic's retention.ms when created;
 	// SnapshotInterval the longest between a partition's snapshots.
 	ChangesRetention, SnapshotInterval time.Duration
+	// Signals are the connectors' signal topics the worker sends re-read
+	// requests to (tables' verify), sorted.
+	Signals []string
 }
 
 // Input is one input topic.
@@ -58,7 +62,13 @@ func Define(cfg *config.Config) *Topology {
 		}{{normalize.Source, tb.Source.Topic}, {normalize.Target, tb.Target.Topic}} {
 			t.Inputs = append(t.Inputs, Input{Table: tb.Name, Side: in.side, Topic: in.topic, Group: cfg.Kafka.Group + ".ingest." + in.topic})
 		}
+		for _, v := range []*config.SideVerify{tb.Source.Verify, tb.Target.Verify} {
+			if v != nil && !slices.Contains(t.Signals, v.SignalTopic) {
+				t.Signals = append(t.Signals, v.SignalTopic)
+			}
+		}
 	}
+	slices.Sort(t.Signals)
 	return t
 }
 

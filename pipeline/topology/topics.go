@@ -89,6 +89,32 @@ func (t *Topology) EnsureInternal(ctx context.Context, adm *kadm.Client) error {
 	return t.checkConfigs(ctx, adm, existing)
 }
 
+// EnsureSignals creates the signal topics that are missing, with one
+// partition, and refuses one with more: Debezium reads partition 0 of its
+// signal topic only, so a signal written to another would never be read.
+func (t *Topology) EnsureSignals(ctx context.Context, adm *kadm.Client) error {
+	if len(t.Signals) == 0 {
+		return nil
+	}
+	details, err := adm.ListTopics(ctx, t.Signals...)
+	if err != nil {
+		return fmt.Errorf("listing topics: %w", err)
+	}
+	for _, topic := range t.Signals {
+		d, ok := details[topic]
+		switch {
+		case !ok || d.Err != nil:
+			if err := CreateTopic(ctx, adm, topic, 1, nil); err != nil {
+				return err
+			}
+		case len(d.Partitions) != 1:
+			return fmt.Errorf("signal topic %s has %d partitions: Debezium reads partition 0 of its signal topic only, so re-read requests written to the others would be lost; "+
+				"recreate it with one partition (kafka-topics.sh --create --topic %[1]s --partitions 1) and restart the connector", topic, len(d.Partitions))
+		}
+	}
+	return nil
+}
+
 func (t *Topology) role(topic string) string {
 	if topic == t.State {
 		return "state"

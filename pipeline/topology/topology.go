@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ import (
 	"github.com/cdcrecon/cdcrecon/pipeline/reconciler"
 	"github.com/cdcrecon/cdcrecon/pipeline/registry"
 	"github.com/cdcrecon/cdcrecon/pipeline/snapshot"
+	"github.com/cdcrecon/cdcrecon/pipeline/verify"
 	"github.com/cdcrecon/cdcrecon/processors/changes"
 	"github.com/cdcrecon/cdcrecon/processors/config"
 	"github.com/cdcrecon/cdcrecon/processors/debezium"
@@ -139,9 +141,13 @@ func New(o Options) (*Pipeline, error) {
 		}
 		snaps = p.snapshots
 	}
+	var signals reconciler.Signals
+	if o.Worker && slices.ContainsFunc(cfg.Tables, func(t config.Table) bool { return t.Verifies() }) {
+		signals = verify.New(cfg, pub, o.Metrics) // a check never sends signals
+	}
 	p.Reconciler, err = reconciler.New(reconciler.Config{Settings: cfg, Mapper: m, Publisher: pub, Serde: o.Serde, Store: o.Store,
 		Partitions: top.Partitions, KeysInMemory: cfg.State.KeysInMemory, Metrics: o.Metrics,
-		Inputs: inputs, OnFinish: o.OnFinish, Replay: o.Replay, Snapshots: snaps,
+		Inputs: inputs, OnFinish: o.OnFinish, Replay: o.Replay, Snapshots: snaps, Signals: signals,
 		History: func(ctx context.Context, partition int32, from, to int64, fn func(int64, []byte) error) error {
 			return kafka.ReadRange(ctx, o.Client, top.Changes, partition, from, to, false, func(r *kgo.Record) error { return fn(r.Offset, r.Value) })
 		}})
