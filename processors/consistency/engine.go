@@ -133,17 +133,17 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("reconcile: Config, Mapper and Emit are required")
 	}
 	e := &Engine{
-		cfg:    cfg,
-		grace:  cfg.Settings.Window.Grace.Milliseconds(),
-		window: cfg.Settings.Window.Size.Milliseconds(),
-		tables: map[string]*tableState{},
-		keys:   map[string]*keyState{},
-		done:   math.MinInt64,
-		openBy: map[string]int64{},
+		cfg:      cfg,
+		grace:    cfg.Settings.Window.Grace.Milliseconds(),
+		window:   cfg.Settings.Window.Size.Milliseconds(),
+		tables:   map[string]*tableState{},
+		keys:     map[string]*keyState{},
+		done:     math.MinInt64,
+		openBy:   map[string]int64{},
 		reqs:     map[string]*request{},
 		reqByKey: map[reqKey][]string{},
-		timers: queue[timer]{less: timerFirst},
-		closes: queue[windowClose]{less: closeFirst},
+		timers:   queue[timer]{less: timerFirst},
+		closes:   queue[windowClose]{less: closeFirst},
 	}
 	if e.window <= 0 {
 		return nil, fmt.Errorf("reconcile: window.size must be at least 1ms, got %s", cfg.Settings.Window.Size)

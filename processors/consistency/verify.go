@@ -61,14 +61,14 @@ type Request struct {
 
 // verifyState is an open drift's re-read.
 type verifyState struct {
-	due       int64             // when to request; MaxInt64 once requested
-	deadline  int64             // when it is unverified without answers; MaxInt64 before the request and after a verdict
-	verdictAt int64             // when both sides answered plus settle; MaxInt64 until then
-	req       [3]string         // the request of each side
-	answered  [3]int64          // when each side's request was answered; MinInt64 before
-	read      [3]bool           // the key's own row came back on the side
-	changed   [3]bool           // a re-read changed the side's state
-	done      bool              // a verdict was given
+	due       int64     // when to request; MaxInt64 once requested
+	deadline  int64     // when it is unverified without answers; MaxInt64 before the request and after a verdict
+	verdictAt int64     // when both sides answered plus settle; MaxInt64 until then
+	req       [3]string // the request of each side
+	answered  [3]int64  // when each side's request was answered; MinInt64 before
+	read      [3]bool   // the key's own row came back on the side
+	changed   [3]bool   // a re-read changed the side's state
+	done      bool      // a verdict was given
 }
 
 var bothSides = [...]normalize.Side{normalize.Source, normalize.Target}
