@@ -19,12 +19,12 @@ import (
 
 func newCheckCmd(g *globals) *cobra.Command {
 	var (
-		cfgFile, reportFile, dlqFile string
+		cfgFile, reportFile, dlqFile, policyFile string
 		maxRecord                    int
 		history                      bool
 	)
 	cmd := &cobra.Command{
-		Use:   "check --config FILE [--history] [--report FILE] [--dlq FILE] DUMP...",
+		Use:   "check --config FILE [--history] [--report FILE] [--dlq FILE] [--policy OTHER.yaml] DUMP...",
 		Short: "Reconcile topic dumps offline and print the drift",
 		Long: strings.TrimSpace(`
 Runs the reconciliation pipeline over dumps of the source and target topics
@@ -42,10 +42,19 @@ Malformed messages are named on stderr by topic/partition/offset with the
 reason, written to --dlq as kcat -J lines (with a cdcrecon.reason header),
 counted as invalid, and never stop the run. Exit status: 0 when no drift is
 open, 1 when drift is open, 2 on usage, configuration or I/O errors (a dump
-line that cannot be read included).`),
+line that cannot be read included).
+
+With --policy OTHER.yaml, check decides the dumps twice, under the
+configuration's policies and under OTHER's (a file of policies by table,
+"tables: {orders: {rule: manual}}"; tables it leaves out keep theirs), and
+prints, for each drift the two decide differently, one JSON object with
+both decisions and compensation commands ("current", "other"). Nothing is
+published. Exit status then: 0 when OTHER changes no compensation, 1 when
+it does.`),
 		Example: examples(`
   cdcrecon check --config examples/orders.yaml examples/dumps/source.jsonl examples/dumps/target.jsonl
-  cdcrecon check --config examples/orders.yaml --history --report report.json --dlq bad.jsonl examples/dumps/*.jsonl`),
+  cdcrecon check --config examples/orders.yaml --history --report report.json --dlq bad.jsonl examples/dumps/*.jsonl
+  cdcrecon check --config examples/orders.yaml --policy examples/manual-policy.yaml examples/dumps/*.jsonl`),
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, dumps []string) error {
 			cfg, err := loadConfig(cfgFile)
@@ -55,7 +64,15 @@ line that cannot be read included).`),
 			if err := checkMaxRecord(maxRecord); err != nil {
 				return err
 			}
-			return check(cmd.Context(), g, cfg, dumps, checkOptions{history, reportFile, dlqFile, maxRecord})
+			o := checkOptions{history, reportFile, dlqFile, maxRecord}
+			if policyFile != "" {
+				other, err := cfg.WithPolicies(policyFile)
+				if err != nil {
+					return &exitError{code: exitFailure, err: err}
+				}
+				return checkPolicy(cmd.Context(), g, cfg, other, dumps, o)
+			}
+			return check(cmd.Context(), g, cfg, dumps, o)
 		},
 	}
 	f := cmd.Flags()
@@ -63,6 +80,7 @@ line that cannot be read included).`),
 	f.BoolVar(&history, "history", false, "print every opened and resolved drift record, in order, not only the drift open at the end")
 	f.StringVar(&reportFile, "report", "", "write a JSON summary (events, duplicates, invalid, open_drift, resolved_drift, ...) to this file")
 	f.StringVar(&dlqFile, "dlq", "", "write malformed messages to this file as kcat -J lines")
+	f.StringVar(&policyFile, "policy", "", "decide the dumps under this file's policies too, and print what compensation they would change")
 	f.IntVar(&maxRecord, "max-record-bytes", offline.DefaultMaxRecord,
 		"the largest record (key, value, headers and about 100 bytes of framing) a dump may hold; a larger one is a bad line")
 	return cmd
@@ -77,17 +95,25 @@ type checkOptions struct {
 // check runs offline.Check and prints its drift: the records open at the
 // end, or with --history every record.
 func check(ctx context.Context, g *globals, cfg *config.Config, dumps []string, o checkOptions) error {
+	res, err := runCheck(ctx, g, cfg, dumps, o)
+	if err != nil {
+		return err
+	}
+	return printDrift(g, res, o)
+}
+
+// runCheck runs offline.Check over the dumps, writing --dlq.
+func runCheck(ctx context.Context, g *globals, cfg *config.Config, dumps []string, o checkOptions) (*offline.Result, error) {
 	log, err := g.logger()
 	if err != nil {
-		return usageError("%v", err)
+		return nil, usageError("%v", err)
 	}
 	fail := func(err error) error { return &exitError{code: exitFailure, err: err} }
-
 	var dlq *bufio.Writer
 	if o.dlqFile != "" {
 		f, err := os.Create(o.dlqFile)
 		if err != nil {
-			return fail(fmt.Errorf("creating --dlq file: %w", err))
+			return nil, fail(fmt.Errorf("creating --dlq file: %w", err))
 		}
 		defer f.Close()
 		dlq = bufio.NewWriter(f)
@@ -109,9 +135,13 @@ func check(ctx context.Context, g *globals, cfg *config.Config, dumps []string, 
 		},
 	})
 	if err != nil {
-		return fail(err)
+		return nil, fail(err)
 	}
+	return res, nil
+}
 
+func printDrift(g *globals, res *offline.Result, o checkOptions) error {
+	fail := func(err error) error { return &exitError{code: exitFailure, err: err} }
 	out := bufio.NewWriter(g.stdout)
 	defer out.Flush()
 	shown := res.Open

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -218,5 +219,61 @@ func TestCheckWorkedExample(t *testing.T) {
 	}
 	if res.Status != "resolved" || res.ID != open.ID || res.ResolvedAt == nil || *res.ResolvedAt != "2025-11-21T04:40:50Z" {
 		t.Errorf("resolution: %+v", res)
+	}
+}
+
+// TestCheckPolicyPrintsWhatWouldChange tampers with two rows of the
+// example target — order 1's paid flag, order 2's total — and decides the
+// dumps under the configuration's policy (source_wins: both compensated)
+// and under examples/manual-policy.yaml (the target owns paid; a person
+// decides the rest): order 1 has no drift there, order 2 no compensation.
+func TestCheckPolicyPrintsWhatWouldChange(t *testing.T) {
+	dir := t.TempDir()
+	tgt, err := os.ReadFile("../../examples/dumps/target.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt = bytes.Replace(tgt, []byte(`5.0000`), []byte(`5.5000`), 1)
+	tgt = bytes.Replace(tgt, []byte(`\"paid\": 1}, \"source\"`), []byte(`\"paid\": 0}, \"source\"`), 1)
+	g := filepath.Join(dir, "target.jsonl")
+	if err := os.WriteFile(g, tgt, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"check", "--config", "../../examples/orders.yaml", "--policy", "../../examples/manual-policy.yaml",
+		"../../examples/dumps/source.jsonl", g}, nil, &out, &errOut)
+	if code != exitDrift {
+		t.Fatalf("exit %d, want %d (compensation would change); stderr %s", code, exitDrift, errOut.String())
+	}
+	type decision struct {
+		Policy       string          `json:"policy"`
+		Decision     string          `json:"decision"`
+		Compensation json.RawMessage `json:"compensation"`
+	}
+	got := map[string][2]*decision{}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var d struct {
+			Key     map[string]any `json:"key"`
+			Current *decision      `json:"current"`
+			Other   *decision      `json:"other"`
+		}
+		if err := json.Unmarshal([]byte(l), &d); err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+		got[fmt.Sprint(d.Key["id"])] = [2]*decision{d.Current, d.Other}
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d differences, want orders 1 and 2:\n%s", len(got), out.String())
+	}
+	one, two := got["1"], got["2"]
+	if one[0] == nil || one[0].Decision != "compensate" || string(one[0].Compensation) == "null" || one[1] != nil {
+		t.Errorf("order 1 (paid differs): current %+v, other %+v; want compensated, then no drift (the target owns paid)", one[0], one[1])
+	}
+	if two[0] == nil || two[0].Decision != "compensate" || two[1] == nil || two[1].Decision != "manual" ||
+		string(two[1].Compensation) != "null" || two[1].Policy != "orders@v2-manual" || !strings.HasPrefix(two[0].Policy, "orders@") {
+		t.Errorf("order 2 (total differs): current %+v, other %+v; want compensated, then manual under orders@v2-manual", two[0], two[1])
+	}
+	if !strings.Contains(errOut.String(), "2 drifts decided differently under [orders@v2-manual]: 2 compensation commands fewer, 0 more, 0 changed") {
+		t.Errorf("stderr: %s", errOut.String())
 	}
 }

@@ -19,9 +19,25 @@ import (
 // history order: by the instant each record is about (opening or
 // resolution), then table, key and id; an opening before its resolution.
 func ReadDrift(ctx context.Context, cc kafka.ClientConfig, topic string, serde *registry.Serde) ([]*schemas.Drift, error) {
+	var out []*schemas.Drift
+	err := ReadRecords(ctx, cc, topic, serde, func(rec schemas.Record) {
+		if d, ok := rec.(*schemas.Drift); ok {
+			out = append(out, d)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	SortHistory(out)
+	return out, nil
+}
+
+// ReadRecords reads an output topic to the end it has when called,
+// handing fn each record decoded, in each partition's order.
+func ReadRecords(ctx context.Context, cc kafka.ClientConfig, topic string, serde *registry.Serde, fn func(schemas.Record)) error {
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, cc.ClientOpts()...)...)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", topic, err)
+		return fmt.Errorf("reading %s: %w", topic, err)
 	}
 	defer cl.Close()
 	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
@@ -29,30 +45,26 @@ func ReadDrift(ctx context.Context, cc kafka.ClientConfig, topic string, serde *
 		err = ends.Error()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", topic, err)
+		return fmt.Errorf("reading %s: %w", topic, err)
 	}
 	want := int64(0)
 	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
-	var out []*schemas.Drift
 	for read := int64(0); read < want; {
 		fetches := cl.PollFetches(ctx)
 		if err := fetches.Err0(); err != nil {
-			return nil, fmt.Errorf("reading %s: %w", topic, err)
+			return fmt.Errorf("reading %s: %w", topic, err)
 		}
 		for it := fetches.RecordIter(); !it.Done(); {
 			r := it.Next()
 			read++
 			rec, _, _, err := serde.Decode(ctx, r.Value)
 			if err != nil {
-				return nil, fmt.Errorf("reading %s offset %d: %w", topic, r.Offset, err)
+				return fmt.Errorf("reading %s offset %d: %w", topic, r.Offset, err)
 			}
-			if d, ok := rec.(*schemas.Drift); ok {
-				out = append(out, d)
-			}
+			fn(rec)
 		}
 	}
-	SortHistory(out)
-	return out, nil
+	return nil
 }
 
 // Instant is when a drift record took effect: its resolution for a

@@ -84,7 +84,9 @@ type Result struct {
 	// History is every drift record published, in history order (see
 	// SortHistory); Open those still open at the end.
 	History, Open []*schemas.Drift
-	Report        Report
+	// Compensation is every compensation command published, by drift id.
+	Compensation map[string]*schemas.Compensation
+	Report       Report
 	// BadLines counts the dump lines that could not be read, skipped.
 	BadLines int
 
@@ -238,6 +240,14 @@ func Check(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res.Open = OpenAtEnd(res.History)
+	res.Compensation = map[string]*schemas.Compensation{}
+	if err := ReadRecords(ctx, cc, cfg.Topics.Compensation, serde, func(rec schemas.Record) {
+		if c, ok := rec.(*schemas.Compensation); ok {
+			res.Compensation[c.DriftID] = c
+		}
+	}); err != nil {
+		return nil, err
+	}
 	rep := Report{
 		Events: pl.Ingest.Stats.Events.Load(), Duplicates: pl.Ingest.Stats.Duplicates.Load(),
 		Invalid: pl.Ingest.Stats.Invalid.Load(), Changes: pl.Reconciler.Stats().Changes,

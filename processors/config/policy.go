@@ -2,13 +2,17 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/zeebo/xxh3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Policy says what a table's drifts ask for and which columns the target
@@ -212,4 +216,69 @@ func (c *Config) validateVerify(add func(*Error)) {
 	if v.Rate <= 0 {
 		add(c.errorAt("verify.rate", "must be positive, got %g", v.Rate))
 	}
+}
+
+// PolicyFile is a file of policies by table name, for check --policy:
+//
+//	tables:
+//	  orders: {rule: manual, version: v4}
+type PolicyFile struct {
+	Tables map[string]Policy `yaml:"tables"`
+}
+
+// WithPolicies returns a copy of c whose tables take the policies of the
+// policy file at path (tables it leaves out keep theirs), validated as
+// the configuration's own; errors name the policy file's lines.
+func (c *Config) WithPolicies(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{File: path, Err: err}
+	}
+	pc := &Config{File: path, lines: map[string]int{}}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, &Error{File: path, Line: yamlLine(err), Err: fmt.Errorf("parsing YAML: %w", trimYAML(err))}
+	}
+	if len(doc.Content) == 0 {
+		return nil, &Error{File: path, Err: errors.New("empty policy file")}
+	}
+	var pf PolicyFile
+	if errs := pc.checkKeys(doc.Content[0], reflect.TypeOf(pf), ""); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if err := doc.Content[0].Decode(&pf); err != nil {
+		return nil, &Error{File: path, Line: yamlLine(err), Err: trimYAML(err)}
+	}
+	if len(pf.Tables) == 0 {
+		return nil, pc.errorAt("tables", "names no table")
+	}
+	out := *c
+	out.Tables = slices.Clone(c.Tables)
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(pf.Tables)) {
+		p := "tables." + name
+		i := slices.IndexFunc(out.Tables, func(t Table) bool { return t.Name == name })
+		if i < 0 {
+			errs = append(errs, pc.errorAt(p, "no table %q in %s", name, c.File))
+			continue
+		}
+		out.Tables[i].Policy = pf.Tables[name]
+		// The file's fields are tables.NAME.X; validatePolicy's are
+		// P.policy.X.
+		moved := map[string]int{}
+		for k, line := range pc.lines {
+			if rest, ok := strings.CutPrefix(k, p); ok {
+				moved[p+".policy"+rest] = line
+			}
+		}
+		maps.Copy(pc.lines, moved)
+		pc.validatePolicy(p, &out.Tables[i], func(e *Error) {
+			e.Field = strings.Replace(e.Field, p+".policy", p, 1)
+			errs = append(errs, e)
+		})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &out, nil
 }

@@ -76,6 +76,7 @@ func (e *Engine) open(ks *keyState, t int64) {
 	e.stats.Open++
 	e.openBy[ks.table.t.Name()]++
 	if ts.verify {
+		e.dropAnchor(ks)
 		// Compensation waits for the verdict (verify.go).
 		d.Policy, d.Decision, d.Verification = ts.policyName, schemas.Verifying, schemas.Pending
 		ks.drift = &openDrift{rec: d, v: newVerifyState(e.dueAt(t))}

@@ -177,8 +177,8 @@ func (e *Engine) makeRequest(ts *tableState, side normalize.Side, at int64, chun
 	for _, ks := range chunk {
 		r.keys = append(r.keys, ks.id)
 	}
-	if as := ts.anchors[side]; len(as) > 0 && !slices.Contains(r.keys, as[0].id) {
-		r.keys = append(r.keys, as[0].id)
+	if a := e.anchorFor(ts, side); a != "" && !slices.Contains(r.keys, a) {
+		r.keys = append(r.keys, a)
 		slices.Sort(r.keys)
 	}
 	b := binary.BigEndian.AppendUint32(nil, uint32(e.cfg.Partition))
@@ -338,14 +338,31 @@ func (e *Engine) expireRequests() {
 }
 
 // maxAnchors is how many of a side's latest rows a table keeps, so that
-// a delete of the latest leaves others.
-const maxAnchors = 4
+// a delete of the latest, or drifts of several, leave others.
+const maxAnchors = 16
+
+// anchorFor picks a request's anchor: the side's latest row of a key
+// without drift (a key leaves the anchors when its drift opens), so that
+// a drifted key is asked for by its own request alone.
+func (e *Engine) anchorFor(ts *tableState, side normalize.Side) string {
+	if as := ts.anchors[side]; len(as) > 0 {
+		return as[0].id
+	}
+	return ""
+}
+
+// dropAnchor takes a key whose drift opened out of its table's anchors.
+func (e *Engine) dropAnchor(ks *keyState) {
+	for _, side := range bothSides {
+		ks.table.anchors[side] = slices.DeleteFunc(ks.table.anchors[side], func(a anchor) bool { return a.id == ks.id })
+	}
+}
 
 // setAnchor keeps a side's latest rows of a table, latest first (by time,
-// then key), for requests.
+// then key), of keys without drift, for requests.
 func (e *Engine) setAnchor(ks *keyState, side normalize.Side, t int64, present bool) {
 	as := slices.DeleteFunc(ks.table.anchors[side], func(a anchor) bool { return a.id == ks.id })
-	if present {
+	if present && ks.drift == nil {
 		i, _ := slices.BinarySearchFunc(as, anchor{ks.id, t}, func(a, b anchor) int {
 			if a.time != b.time {
 				return cmpOrdered(b.time, a.time)

@@ -134,7 +134,11 @@ func (w *Worker) Kill(t testing.TB) {
 }
 
 // Metric returns the sum of a metric's series on the worker's /metrics.
-func (w *Worker) Metric(name string) float64 {
+func (w *Worker) Metric(name string) float64 { return w.MetricWith(name, "") }
+
+// MetricWith returns the sum of a metric's series whose labels contain
+// labels (`outcome="sent"`).
+func (w *Worker) MetricWith(name, labels string) float64 {
 	resp, err := http.Get("http://" + w.cfg.HTTP.Listen + "/metrics")
 	if err != nil {
 		return -1
@@ -143,7 +147,7 @@ func (w *Worker) Metric(name string) float64 {
 	b, _ := io.ReadAll(resp.Body)
 	var sum float64
 	for _, line := range strings.Split(string(b), "\n") {
-		if line == name || strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+		if (line == name || strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ")) && strings.Contains(line, labels) {
 			f := strings.Fields(line)
 			if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
 				sum += v
