@@ -20,8 +20,8 @@ import (
 func newCheckCmd(g *globals) *cobra.Command {
 	var (
 		cfgFile, reportFile, dlqFile, policyFile string
-		maxRecord                    int
-		history                      bool
+		maxRecord                                int
+		history                                  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "check --config FILE [--history] [--report FILE] [--dlq FILE] [--policy OTHER.yaml] DUMP...",

@@ -38,15 +38,15 @@ import (
 
 // verifyPair is one database pair as the scenario drives it.
 type verifyPair struct {
-	name         string
-	source       func(sql string) // runs SQL on the source's shop database
-	target       func(sql string) // on the target's, behind replication
-	prefixes     [2]string        // the connectors' topic.prefix, source and target
-	schema       string           // the tables' schema in topic names: public, shop
-	quote        string
-	extra        string // the orders table's normalize block, if any
-	compare      func() map[string]string
-	group        string
+	name     string
+	source   func(sql string) // runs SQL on the source's shop database
+	target   func(sql string) // on the target's, behind replication
+	prefixes [2]string        // the connectors' topic.prefix, source and target
+	schema   string           // the tables' schema in topic names: public, shop
+	quote    string
+	extra    string // the orders table's normalize block, if any
+	compare  func() map[string]string
+	group    string
 }
 
 const verifyWorkerConfig = `kafka:
