@@ -54,7 +54,7 @@ it does.`),
 		Example: examples(`
   cdcrecon check --config examples/orders.yaml examples/dumps/source.jsonl examples/dumps/target.jsonl
   cdcrecon check --config examples/orders.yaml --history --report report.json --dlq bad.jsonl examples/dumps/*.jsonl
-  cdcrecon check --config examples/orders.yaml --policy examples/manual-policy.yaml examples/dumps/*.jsonl`),
+  cdcrecon check --config examples/orders.yaml --policy examples/policy/manual.yaml examples/dumps/source.jsonl examples/policy/target.jsonl`),
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, dumps []string) error {
 			cfg, err := loadConfig(cfgFile)

@@ -227,20 +227,25 @@ func TestCheckWorkedExample(t *testing.T) {
 // dumps under the configuration's policy (source_wins: both compensated)
 // and under examples/manual-policy.yaml (the target owns paid; a person
 // decides the rest): order 1 has no drift there, order 2 no compensation.
+// examples/policy/target.jsonl is the example target with those two rows
+// changed; the test checks that it is exactly that.
 func TestCheckPolicyPrintsWhatWouldChange(t *testing.T) {
-	dir := t.TempDir()
-	tgt, err := os.ReadFile("../../examples/dumps/target.jsonl")
+	orig, err := os.ReadFile("../../examples/dumps/target.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tgt = bytes.Replace(tgt, []byte(`5.0000`), []byte(`5.5000`), 1)
-	tgt = bytes.Replace(tgt, []byte(`\"paid\": 1}, \"source\"`), []byte(`\"paid\": 0}, \"source\"`), 1)
-	g := filepath.Join(dir, "target.jsonl")
-	if err := os.WriteFile(g, tgt, 0o644); err != nil {
+	g := "../../examples/policy/target.jsonl"
+	tgt, err := os.ReadFile(g)
+	if err != nil {
 		t.Fatal(err)
 	}
+	orig = bytes.Replace(orig, []byte(`5.0000`), []byte(`5.5000`), 1)
+	orig = bytes.Replace(orig, []byte(`\"paid\": 1}, \"source\"`), []byte(`\"paid\": 0}, \"source\"`), 1)
+	if !bytes.Equal(orig, tgt) {
+		t.Fatalf("%s is not the example target with order 1's paid and order 2's total changed", g)
+	}
 	var out, errOut bytes.Buffer
-	code := run(context.Background(), []string{"check", "--config", "../../examples/orders.yaml", "--policy", "../../examples/manual-policy.yaml",
+	code := run(context.Background(), []string{"check", "--config", "../../examples/orders.yaml", "--policy", "../../examples/policy/manual.yaml",
 		"../../examples/dumps/source.jsonl", g}, nil, &out, &errOut)
 	if code != exitDrift {
 		t.Fatalf("exit %d, want %d (compensation would change); stderr %s", code, exitDrift, errOut.String())

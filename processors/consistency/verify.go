@@ -343,10 +343,22 @@ const maxAnchors = 16
 
 // anchorFor picks a request's anchor: the side's latest row of a key
 // without drift (a key leaves the anchors when its drift opens), so that
-// a drifted key is asked for by its own request alone.
+// a drifted key is asked for by its own request alone, and in no other
+// request still waiting for its answer: a re-read answers every waiting
+// request that names its key, and must not answer one whose signal the
+// connector has not read yet.
 func (e *Engine) anchorFor(ts *tableState, side normalize.Side) string {
-	if as := ts.anchors[side]; len(as) > 0 {
-		return as[0].id
+	for _, a := range ts.anchors[side] {
+		waiting := false
+		for _, id := range e.reqByKey[reqKey{side, a.id}] {
+			if r := e.reqs[id]; r != nil && r.answered == math.MinInt64 {
+				waiting = true
+				break
+			}
+		}
+		if !waiting {
+			return a.id
+		}
 	}
 	return ""
 }

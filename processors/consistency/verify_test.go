@@ -49,6 +49,7 @@ type connectorSim struct {
 	now     int64
 	offsets map[string]int64
 	answers [3]bool
+	ignore  func(consistency.Request) bool // requests the connectors never read
 	latency int64
 	out     []schemas.Record
 	reqs    []consistency.Request
@@ -133,7 +134,7 @@ func val(v int64) *int64 { return &v }
 
 func (s *connectorSim) request(r consistency.Request) {
 	s.reqs = append(s.reqs, r)
-	if !s.answers[r.Side] {
+	if !s.answers[r.Side] || s.ignore != nil && s.ignore(r) {
 		return
 	}
 	for _, k := range r.Keys {
@@ -333,6 +334,50 @@ func TestVerifyVerdicts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVerifyAnswersOnlyItsRequest: a target connector that reads the
+// first signal and never the second, with answers slow enough that the
+// first's re-reads arrive after the second request was made. The second
+// request names another anchor than the first (a re-read answers every
+// waiting request naming its key), so the first's answer does not answer
+// it: its drift is unverified on the target, not decided on rows the
+// connector never read for it.
+func TestVerifyAnswersOnlyItsRequest(t *testing.T) {
+	s := newConnectorSim(t, verifyConfig)
+	s.latency = 1500
+	for k := int64(1); k <= 6; k++ {
+		s.replicate(100, k, k)
+	}
+	s.run(500, nil, nil)
+	targets := 0
+	s.ignore = func(r consistency.Request) bool {
+		if r.Side != normalize.Target {
+			return false
+		}
+		targets++
+		return targets > 1
+	}
+	s.write(normalize.Target, 1000, 1, val(99), false) // requested at 3000
+	s.write(normalize.Target, 2000, 4, val(98), false) // requested at 4000
+	s.run(30_000, nil, nil)
+	first, _ := s.records(1)
+	second, _ := s.records(4)
+	if got := verdicts(first); len(got) != 2 || got[1].verification != schemas.Confirmed {
+		t.Errorf("key 1, whose request was read: %+v, want confirmed", got)
+	}
+	if got := verdicts(second); len(got) != 2 || got[1].verification != schemas.Unverified || got[1].side != "target" {
+		t.Errorf("key 4, whose target request was never read: %+v, want unverified on the target", got)
+	}
+	var anchors [][]schemas.Columns
+	for _, r := range s.reqs {
+		if r.Side == normalize.Target {
+			anchors = append(anchors, r.Keys)
+		}
+	}
+	if len(anchors) != 2 || reflect.DeepEqual(anchors[0], anchors[1]) {
+		t.Errorf("target requests %v: want two, naming different anchors", anchors)
 	}
 }
 
