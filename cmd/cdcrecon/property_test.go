@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -17,6 +19,8 @@ import (
 	"time"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/offline"
+	"github.com/cdcrecon/cdcrecon/processors/config"
+	"github.com/cdcrecon/cdcrecon/schemas"
 )
 
 // A randomized property test of the whole pipeline, as check runs it:
@@ -163,6 +167,10 @@ type propDrift struct {
 	opened, resolved int64
 	kind             string
 	columns          string
+	// decision is what the table's policy makes of the drift, and
+	// action the compensation command's ("" for none); set by the
+	// policy model only.
+	decision, action string
 }
 
 func (d propDrift) String() string {
@@ -170,11 +178,26 @@ func (d propDrift) String() string {
 	if d.resolved != math.MaxInt64 {
 		res = fmt.Sprint(d.resolved - propStart)
 	}
+	if d.decision != "" {
+		return fmt.Sprintf("[%d..%s %s %s %s %s]", d.opened-propStart, res, d.kind, d.columns, d.decision, d.action)
+	}
 	return fmt.Sprintf("[%d..%s %s %s]", d.opened-propStart, res, d.kind, d.columns)
 }
 
+// propPolicy is a table's policy as the model reads it: the rule, and
+// whether the target owns paid.
+type propPolicy struct {
+	rule      string // source_wins, newest_wins (by total), manual, never_delete
+	ownedPaid bool
+}
+
 // propModel computes a key's drift history by brute force.
-func propModel(k *propKey) []propDrift {
+func propModel(k *propKey) []propDrift { return propModelPolicy(k, nil) }
+
+// propModelPolicy is propModel under a policy (nil: none, as before): an
+// owned column is not compared, and each drift carries the policy's
+// decision and the compensation action, from the rows at its opening.
+func propModelPolicy(k *propKey, pol *propPolicy) []propDrift {
 	dedupe := func(evs []propEvent) []propEvent {
 		seen := map[int64]bool{}
 		var out []propEvent
@@ -196,7 +219,19 @@ func propModel(k *propKey) []propDrift {
 		}
 		return row
 	}
-	equal := func(a, b *propRow) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+	equal := func(a, b *propRow) bool {
+		if (a == nil) != (b == nil) {
+			return false
+		}
+		if a == nil {
+			return true
+		}
+		x, y := *a, *b
+		if pol != nil && pol.ownedPaid {
+			x.paid, y.paid = false, false
+		}
+		return x == y
+	}
 	// Instants where anything can change: every event, and every source
 	// event plus the grace (an older source state stops being acceptable).
 	var instants []int64
@@ -238,7 +273,7 @@ func propModel(k *propKey) []propDrift {
 			default:
 				d.kind = "value_mismatch"
 				var cols []string
-				if s.paid != g.paid {
+				if s.paid != g.paid && (pol == nil || !pol.ownedPaid) {
 					cols = append(cols, "paid")
 				}
 				if s.status != g.status {
@@ -248,6 +283,19 @@ func propModel(k *propKey) []propDrift {
 					cols = append(cols, "total")
 				}
 				d.columns = strings.Join(cols, ",")
+			}
+			if pol != nil {
+				d.decision, d.action = "compensate", "upsert"
+				switch {
+				case pol.rule == "manual":
+					d.decision, d.action = "manual", ""
+				case pol.rule == "never_delete" && d.kind == "extra_in_target":
+					d.decision, d.action = "never_delete", ""
+				case pol.rule == "newest_wins" && d.kind == "value_mismatch" && g.cents > s.cents:
+					d.decision, d.action = "target_newer", ""
+				case d.kind == "extra_in_target":
+					d.action = "delete"
+				}
 			}
 			out = append(out, d)
 			open = &out[len(out)-1]
@@ -344,38 +392,11 @@ func TestPipelineMatchesReferenceModel(t *testing.T) {
 	if testing.Short() {
 		histories = 300
 	}
-	r := rand.New(rand.NewPCG(2026, 11))
-	var keys []*propKey
-	var pos [2]int64
-	for id := range histories {
-		keys = append(keys, propGenerate(r, id, &pos)...)
-	}
-	// Every topic's messages in time order (ties in the order written),
-	// as each connector's topic holds them.
-	var msgs []propMessage
-	for _, k := range keys {
-		msgs = append(msgs, propWrite(r, k)...)
-	}
-	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].time < msgs[j].time })
-	dir := t.TempDir()
-	files := map[bool]*bytes.Buffer{true: {}, false: {}}
-	offsets := map[string]int64{}
-	for _, m := range msgs {
-		source := strings.HasPrefix(m.topic, "pg.")
-		rec := map[string]any{"topic": m.topic, "partition": 0, "offset": offsets[m.topic], "ts": m.time + 10, "key": m.key, "payload": nil}
-		if m.value != nil {
-			rec["payload"] = *m.value
-		}
-		offsets[m.topic]++
-		line, _ := json.Marshal(rec)
-		files[source].Write(append(line, '\n'))
-	}
-	src, tgt := filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl")
+	keys, src, tgt := propDumps(t, rand.New(rand.NewPCG(2026, 11)), histories)
+	dir := filepath.Dir(src)
 	cfgPath := filepath.Join(dir, "check.yaml")
-	for p, b := range map[string][]byte{src: files[true].Bytes(), tgt: files[false].Bytes(), cfgPath: []byte(propConfig)} {
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(cfgPath, []byte(propConfig), 0o644); err != nil {
+		t.Fatal(err)
 	}
 
 	var out, errOut bytes.Buffer
@@ -441,5 +462,145 @@ func TestPipelineMatchesReferenceModel(t *testing.T) {
 	t.Logf("%d histories, %d keys, %d events, %d duplicates; model drifts: %v", histories, len(keys), rep.Events, rep.Duplicates, stats)
 	if rep.Duplicates == 0 || stats["missing_in_target"] == 0 || stats["extra_in_target"] == 0 || stats["value_mismatch"] == 0 || stats["resolved"] == 0 {
 		t.Errorf("the generator does not cover every case: duplicates %d, drifts %v", rep.Duplicates, stats)
+	}
+}
+
+// propDumps generates histories and writes them as the two sides' kcat
+// -J dumps, in a temporary directory.
+func propDumps(t *testing.T, r *rand.Rand, histories int) (keys []*propKey, src, tgt string) {
+	t.Helper()
+	var pos [2]int64
+	for id := range histories {
+		keys = append(keys, propGenerate(r, id, &pos)...)
+	}
+	// Every topic's messages in time order (ties in the order written),
+	// as each connector's topic holds them.
+	var msgs []propMessage
+	for _, k := range keys {
+		msgs = append(msgs, propWrite(r, k)...)
+	}
+	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].time < msgs[j].time })
+	dir := t.TempDir()
+	files := map[bool]*bytes.Buffer{true: {}, false: {}}
+	offsets := map[string]int64{}
+	for _, m := range msgs {
+		source := strings.HasPrefix(m.topic, "pg.")
+		rec := map[string]any{"topic": m.topic, "partition": 0, "offset": offsets[m.topic], "ts": m.time + 10, "key": m.key, "payload": nil}
+		if m.value != nil {
+			rec["payload"] = *m.value
+		}
+		offsets[m.topic]++
+		line, _ := json.Marshal(rec)
+		files[source].Write(append(line, '\n'))
+	}
+	src, tgt = filepath.Join(dir, "source.jsonl"), filepath.Join(dir, "target.jsonl")
+	for p, b := range map[string][]byte{src: files[true].Bytes(), tgt: files[false].Bytes()} {
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return keys, src, tgt
+}
+
+// TestPolicyMatchesReferenceModel runs the generated histories through the
+// pipeline under two sets of policies — orders newest_wins by total with
+// paid owned by the target, items never_delete; then orders manual, items
+// source_wins with paid owned — and compares every key's drift history,
+// each drift's decision and its compensation command (present, and its
+// action, and an owned column never in its row) with the reference model
+// extended with ownership and the rules.
+func TestPolicyMatchesReferenceModel(t *testing.T) {
+	histories := 1500
+	if testing.Short() {
+		histories = 200
+	}
+	keys, src, tgt := propDumps(t, rand.New(rand.NewPCG(2026, 12)), histories)
+	for _, set := range []struct {
+		name     string
+		policies map[string]string // table -> its policy block
+		model    map[string]*propPolicy
+	}{
+		{"newest_wins and never_delete", map[string]string{
+			"orders": "{rule: newest_wins, newest_by: total, columns: {paid: {owner: target}}}",
+			"items":  "{rule: never_delete, version: v7}"},
+			map[string]*propPolicy{"orders": {rule: "newest_wins", ownedPaid: true}, "items": {rule: "never_delete"}}},
+		{"manual and source_wins", map[string]string{
+			"orders": "{rule: manual}",
+			"items":  "{columns: {paid: {owner: target}}}"},
+			map[string]*propPolicy{"orders": {rule: "manual"}, "items": {rule: "source_wins", ownedPaid: true}}},
+	} {
+		t.Run(set.name, func(t *testing.T) {
+			text := propConfig
+			for table, pol := range set.policies {
+				anchor := "    target: {topic: mysql.shop." + table + "}\n"
+				if table == "orders" {
+					anchor = "      rename: {order_total: total}\n"
+				}
+				if !strings.Contains(text, anchor) {
+					t.Fatalf("propConfig has no %q", anchor)
+				}
+				text = strings.Replace(text, anchor, anchor+"    policy: "+pol+"\n", 1)
+			}
+			cfg, err := config.Parse([]byte(text), "policy.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := offline.Check(context.Background(), offline.Options{Config: cfg, Dumps: []string{src, tgt}, Logger: slog.New(slog.DiscardHandler), Warn: io.Discard})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]propDrift{}
+			for _, d := range res.History {
+				kj, _ := json.Marshal(d.Key)
+				var key map[string]any // the model's key order: by name
+				_ = json.Unmarshal(kj, &key)
+				kj, _ = json.Marshal(key)
+				id := d.Table + " " + string(kj)
+				if d.Status == schemas.Open {
+					c := res.Compensation[d.ID]
+					action := ""
+					if c != nil {
+						action = string(c.Action)
+						for _, col := range c.Row {
+							if col.Name == "paid" && set.model[d.Table].ownedPaid {
+								t.Errorf("%s: compensation writes paid, which the target owns: %+v", id, c)
+							}
+						}
+						if c.Policy != d.Policy || !strings.HasPrefix(c.Policy, d.Table+"@") {
+							t.Errorf("%s: compensation policy %q, drift's %q", id, c.Policy, d.Policy)
+						}
+					}
+					got[id] = append(got[id], propDrift{opened: d.OpenedAt.UnixMilli(), resolved: math.MaxInt64, kind: string(d.Kind),
+						columns: strings.Join(d.Columns, ","), decision: string(d.Decision), action: action})
+					continue
+				}
+				ds := got[id]
+				if len(ds) == 0 || ds[len(ds)-1].resolved != math.MaxInt64 {
+					t.Fatalf("%s: resolution of a drift not open", id)
+				}
+				ds[len(ds)-1].resolved = d.ResolvedAt.UnixMilli()
+			}
+			decisions := map[string]int{}
+			for _, k := range keys {
+				id := k.table + " " + k.keyJSON()
+				want := propModelPolicy(k, set.model[k.table])
+				for _, d := range want {
+					decisions[k.table+" "+d.decision]++
+				}
+				if fmt.Sprint(got[id]) != fmt.Sprint(want) {
+					t.Errorf("%s: pipeline %v, model %v\nsource %v\ntarget %v", id, got[id], want, k.src, k.tgt)
+				}
+				delete(got, id)
+			}
+			for id, ds := range got {
+				t.Errorf("%s: drift for a key the model does not know: %v", id, ds)
+			}
+			t.Logf("%d keys; model decisions: %v", len(keys), decisions)
+			for _, d := range res.History {
+				if want := cfg.Tables[slices.IndexFunc(cfg.Tables, func(tb config.Table) bool { return tb.Name == d.Table })].Policy.Name(d.Table); d.Policy != want {
+					t.Fatalf("drift %s names policy %q, want %q", d.ID, d.Policy, want)
+				}
+			}
+		})
 	}
 }
