@@ -10,6 +10,7 @@ import (
 
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
 	"github.com/cdcrecon/cdcrecon/pipeline/topology"
+	"github.com/cdcrecon/cdcrecon/processors/config"
 )
 
 // TestEnsureInternalCreatesAndRefuses: the internal topics are created
@@ -103,5 +104,69 @@ func TestEnsureInternalCreatesAndRefuses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEnsureSignals: the connectors' signal topics a configuration names
+// are created with one partition when missing; one with more is refused,
+// since Debezium reads partition 0 alone.
+func TestEnsureSignals(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+tables:
+  - name: orders
+    key: [id]
+    source: {topic: pg.public.orders, verify: {signal_topic: pg-signal, prefix: pg}}
+    target: {topic: mysql.shop.orders, verify: {signal_topic: my-signal, prefix: mysql}}
+  - name: customers
+    key: [id]
+    source: {topic: pg.public.customers, verify: {signal_topic: pg-signal, prefix: pg}}
+    target: {topic: mysql.shop.customers, verify: {signal_topic: my-signal, prefix: mysql}}
+`), "signals.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := topology.Define(cfg)
+	if strings.Join(top.Signals, ",") != "my-signal,pg-signal" {
+		t.Fatalf("signal topics %v, want my-signal and pg-signal once each", top.Signals)
+	}
+	b, err := broker.Start(broker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "pg-signal"); err != nil {
+		t.Fatal(err)
+	}
+	if err := top.EnsureSignals(ctx, adm); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := kgo.NewClient(kgo.SeedBrokers(b.Addr())) // no cached metadata
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	details, err := kadm.NewClient(fresh).ListTopics(ctx, top.Signals...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range top.Signals {
+		if n := len(details[topic].Partitions); n != 1 {
+			t.Errorf("%s has %d partitions, want 1 (%v)", topic, n, details[topic].Err)
+		}
+	}
+	if _, err := adm.CreateTopic(ctx, 3, 1, nil, "wide-signal"); err != nil {
+		t.Fatal(err)
+	}
+	top.Signals = []string{"wide-signal"}
+	err = top.EnsureSignals(ctx, adm)
+	if err == nil || !strings.Contains(err.Error(), "signal topic wide-signal has 3 partitions: Debezium reads partition 0") {
+		t.Fatalf("a signal topic of 3 partitions: %v", err)
 	}
 }
