@@ -631,9 +631,11 @@ func (e *Engine) appendRequests(b []byte) []byte {
 		b = append(b, byte(rq.side))
 		b = binary.AppendVarint(b, rq.at)
 		b = binary.AppendVarint(b, rq.answered)
-		b = binary.AppendUvarint(b, uint64(len(rq.keys)))
-		for _, k := range rq.keys {
-			b = wire.AppendBytes(b, []byte(k))
+		for _, ks := range [][]string{rq.keys, rq.got} {
+			b = binary.AppendUvarint(b, uint64(len(ks)))
+			for _, k := range ks {
+				b = wire.AppendBytes(b, []byte(k))
+			}
 		}
 	}
 	names := slices.Sorted(maps.Keys(e.tables))
@@ -668,6 +670,9 @@ func (e *Engine) readRequests(r *wire.Reader) error {
 		}
 		for k := r.Uvarint(); k > 0 && r.Err == nil; k-- {
 			rq.keys = append(rq.keys, string(r.Bytes()))
+		}
+		for k := r.Uvarint(); k > 0 && r.Err == nil; k-- {
+			rq.got = append(rq.got, string(r.Bytes()))
 		}
 		e.reqs[rq.id] = rq
 		for _, id := range rq.keys {

@@ -94,6 +94,7 @@ type request struct {
 	at       int64
 	keys     []string // key ids, sorted; the anchor among them
 	answered int64    // MinInt64 before
+	got      []string // the keys whose read it took, in order
 }
 
 // reqKey finds the requests naming a key on a side.
@@ -205,35 +206,53 @@ func (e *Engine) makeRequest(ts *tableState, side normalize.Side, at int64, chun
 }
 
 // reread notes a re-read row of a key, applied at c.Time; changed tells
-// whether it changed the side's state. The first re-read of a request's
-// keys answers it.
+// whether it changed the side's state.
+//
+// A read does not say which signal caused it, and a key can be in two
+// requests (the anchor of one, then drifted in the next) whose answers
+// overlap: so each request takes one read of each of its keys, and a
+// read goes to the earliest request, made before it and not past its
+// timeout, that has not had that key's read yet. The first read a
+// request takes answers it.
 func (e *Engine) reread(ks *keyState, c *changes.Change, changed bool) {
+	timeout := e.cfg.Settings.Verify.Timeout.Milliseconds()
+	var r *request
 	for _, id := range e.reqByKey[reqKey{c.Side, ks.id}] {
-		r := e.reqs[id]
-		if r == nil || c.Time < r.at || r.answered != math.MinInt64 {
+		q := e.reqs[id]
+		if q == nil || c.Time < q.at || c.Time > q.at+timeout || slices.Contains(q.got, ks.id) {
 			continue
 		}
-		r.answered = c.Time
-		for _, kid := range r.keys {
-			k := e.keys[kid]
-			if k == nil || k.drift == nil || k.drift.v == nil || k.drift.v.req[c.Side] != id {
-				continue
-			}
-			v := k.drift.v
-			v.answered[c.Side] = c.Time
-			if v.answered[normalize.Source] != math.MinInt64 && v.answered[normalize.Target] != math.MinInt64 && !v.done {
-				v.verdictAt = max(v.answered[normalize.Source], v.answered[normalize.Target]) + e.cfg.Settings.Verify.Settle.Milliseconds()
-				e.touch(k)
-				if k != ks {
-					e.schedule(k)
-				}
-			}
+		if r == nil || q.at < r.at || q.at == r.at && q.id < r.id {
+			r = q
 		}
 	}
-	if d := ks.drift; d != nil && d.v != nil && d.v.req[c.Side] != "" {
-		if r := e.reqs[d.v.req[c.Side]]; r != nil && c.Time >= r.at {
-			d.v.read[c.Side] = true
-			d.v.changed[c.Side] = d.v.changed[c.Side] || changed
+	if r == nil {
+		return // a read no request of this engine asked for, or one too late
+	}
+	r.got = append(r.got, ks.id)
+	if d := ks.drift; d != nil && d.v != nil {
+		// Any re-read since the drift opened shows the database's row;
+		// the key's row is back for its own request only from that one.
+		d.v.changed[c.Side] = d.v.changed[c.Side] || changed
+		d.v.read[c.Side] = d.v.read[c.Side] || d.v.req[c.Side] == r.id
+	}
+	if r.answered != math.MinInt64 {
+		return
+	}
+	r.answered = c.Time
+	for _, kid := range r.keys {
+		k := e.keys[kid]
+		if k == nil || k.drift == nil || k.drift.v == nil || k.drift.v.req[c.Side] != r.id {
+			continue
+		}
+		v := k.drift.v
+		v.answered[c.Side] = c.Time
+		if v.answered[normalize.Source] != math.MinInt64 && v.answered[normalize.Target] != math.MinInt64 && !v.done {
+			v.verdictAt = max(v.answered[normalize.Source], v.answered[normalize.Target]) + e.cfg.Settings.Verify.Settle.Milliseconds()
+			e.touch(k)
+			if k != ks {
+				e.schedule(k)
+			}
 		}
 	}
 }

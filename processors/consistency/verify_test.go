@@ -381,6 +381,41 @@ func TestVerifyAnswersOnlyItsRequest(t *testing.T) {
 	}
 }
 
+// TestVerifyReadsGoToTheirOwnRequest: key 5 is the anchor of the first
+// request (for key 1), then drifts with key 6 and is in the second. The
+// connectors answer slowly, so the first request's read of key 5 comes
+// after the second request was made. Each request takes one read of each
+// key, the earliest first: that read goes to the first request, and the
+// second is answered by its own reads, so key 6 is not judged absent
+// before its row came back.
+func TestVerifyReadsGoToTheirOwnRequest(t *testing.T) {
+	s := newConnectorSim(t, verifyConfig)
+	s.latency = 2500
+	for k := int64(1); k <= 4; k++ {
+		s.replicate(100, k, k)
+	}
+	s.replicate(200, 5, 5) // the latest row: the anchor
+	s.replicate(150, 6, 6)
+	s.run(500, nil, nil)
+	s.write(normalize.Target, 1000, 1, val(99), false) // requested at 2000, with anchor 5; answered at 4510
+	s.run(1990, nil, nil)
+	s.write(normalize.Source, 2000, 5, val(55), false)
+	s.write(normalize.Target, 2020, 5, val(55), true) // drifts at 2100, requested at 4000, answered at 6510
+	s.write(normalize.Source, 2000, 6, val(66), false)
+	s.write(normalize.Target, 2020, 6, val(66), true)
+	s.run(30_000, nil, nil)
+	for key, want := range map[int64]verdict{
+		1: {schemas.Open, schemas.Confirmed, "", schemas.Compensate},
+		5: {schemas.Resolved, schemas.StreamGap, "target", schemas.Verifying},
+		6: {schemas.Resolved, schemas.StreamGap, "target", schemas.Verifying},
+	} {
+		ds, _ := s.records(key)
+		if got := verdicts(ds); len(got) != 2 || got[1] != want {
+			t.Errorf("key %d: %+v, want %+v", key, got, want)
+		}
+	}
+}
+
 // TestVerifyBatchesAndDeterminism drifts many keys at once: they go out in
 // requests of max_keys, each key once per side; then the delivered log,
 // re-reads included, is replayed into engines that checkpoint, restart and
