@@ -276,14 +276,7 @@ func TestMatchesReferenceModel(t *testing.T) {
 			if st == nil {
 				return e
 			}
-			b := st.NewBatch()
-			defer b.Close()
-			if _, err := e.Checkpoint(b, []byte{1}); err != nil {
-				t.Fatal(err)
-			}
-			if err := b.Commit(); err != nil {
-				t.Fatal(err)
-			}
+			checkpoint(t, e, st)
 			if r.IntN(4) != 0 {
 				return e
 			}
@@ -369,4 +362,18 @@ func showHistory(h *history) string {
 		fmt.Fprintf(&b, "  t=%d %s %s kind=%d key=%x row=%s toast=%v\n", c.Time, c.Table, c.Side, c.Kind, c.Key, row, c.Unresolved)
 	}
 	return b.String()
+}
+
+// checkpoint commits an engine's checkpoint, with the caller's bytes {1},
+// to the store.
+func checkpoint(t testing.TB, e *consistency.Engine, st *state.Store) {
+	t.Helper()
+	b := st.NewBatch()
+	defer b.Close()
+	if _, err := e.Checkpoint(b, []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -67,16 +67,13 @@ func newConnectorSim(t *testing.T, cfgText string) *connectorSim {
 	}
 	s := &connectorSim{t: t, cfg: cfg, m: m, tbl: m.Tables()[0], offsets: map[string]int64{}, answers: [3]bool{false, true, true}, latency: 300}
 	s.db[normalize.Source], s.db[normalize.Target] = map[int64]int64{}, map[int64]int64{}
-	s.e = s.engine(nil)
+	s.e = s.engine()
 	return s
 }
 
-func (s *connectorSim) engine(st *state.Store) *consistency.Engine {
+func (s *connectorSim) engine() *consistency.Engine {
 	c := consistency.Config{Settings: s.cfg, Mapper: s.m, Emit: func(r schemas.Record) { s.out = append(s.out, clone(r)) },
 		Request: func(r consistency.Request) { s.request(r) }}
-	if st != nil {
-		c.Store = st
-	}
 	e, err := consistency.New(c)
 	if err != nil {
 		s.t.Fatal(err)
@@ -152,9 +149,8 @@ func (s *connectorSim) request(r consistency.Request) {
 }
 
 // run moves the clock to `to`, delivering what is due and a watermark of
-// both inputs every 10 ms; restart, when set, is asked after each tick
-// whether to reopen the engine on its checkpoint.
-func (s *connectorSim) run(to int64, st *state.Store, restart func() bool) {
+// both inputs every 10 ms.
+func (s *connectorSim) run(to int64) {
 	for s.now < to {
 		s.now += 10
 		slices.SortStableFunc(s.pending, func(a, b changes.Change) int { return int(a.Time - b.Time) })
@@ -176,19 +172,6 @@ func (s *connectorSim) run(to int64, st *state.Store, restart func() bool) {
 			s.e.Watermark(sideOf(in), in, s.now)
 		}
 		s.e.Advance()
-		if st != nil {
-			b := st.NewBatch()
-			if _, err := s.e.Checkpoint(b, []byte{1}); err != nil {
-				s.t.Fatal(err)
-			}
-			if err := b.Commit(); err != nil {
-				s.t.Fatal(err)
-			}
-			b.Close()
-			if restart != nil && restart() {
-				s.e = s.engine(st)
-			}
-		}
 	}
 }
 
@@ -305,9 +288,9 @@ func TestVerifyVerdicts(t *testing.T) {
 			s := newConnectorSim(t, verifyConfig)
 			s.replicate(100, 1, 1)
 			s.replicate(100, 2, 2) // the anchor: present on both sides
-			s.run(500, nil, nil)
+			s.run(500)
 			tc.setup(s)
-			s.run(20_000, nil, nil)
+			s.run(20_000)
 			ds, cs := s.records(1)
 			if tc.name == "an insert the source's stream lost is a stream gap of the source" {
 				ds, cs = s.records(3)
@@ -350,7 +333,7 @@ func TestVerifyAnswersOnlyItsRequest(t *testing.T) {
 	for k := int64(1); k <= 6; k++ {
 		s.replicate(100, k, k)
 	}
-	s.run(500, nil, nil)
+	s.run(500)
 	targets := 0
 	s.ignore = func(r consistency.Request) bool {
 		if r.Side != normalize.Target {
@@ -361,7 +344,7 @@ func TestVerifyAnswersOnlyItsRequest(t *testing.T) {
 	}
 	s.write(normalize.Target, 1000, 1, val(99), false) // requested at 3000
 	s.write(normalize.Target, 2000, 4, val(98), false) // requested at 4000
-	s.run(30_000, nil, nil)
+	s.run(30_000)
 	first, _ := s.records(1)
 	second, _ := s.records(4)
 	if got := verdicts(first); len(got) != 2 || got[1].verification != schemas.Confirmed {
@@ -396,14 +379,14 @@ func TestVerifyReadsGoToTheirOwnRequest(t *testing.T) {
 	}
 	s.replicate(200, 5, 5) // the latest row: the anchor
 	s.replicate(150, 6, 6)
-	s.run(500, nil, nil)
+	s.run(500)
 	s.write(normalize.Target, 1000, 1, val(99), false) // requested at 2000, with anchor 5; answered at 4510
-	s.run(1990, nil, nil)
+	s.run(1990)
 	s.write(normalize.Source, 2000, 5, val(55), false)
 	s.write(normalize.Target, 2020, 5, val(55), true) // drifts at 2100, requested at 4000, answered at 6510
 	s.write(normalize.Source, 2000, 6, val(66), false)
 	s.write(normalize.Target, 2020, 6, val(66), true)
-	s.run(30_000, nil, nil)
+	s.run(30_000)
 	for key, want := range map[int64]verdict{
 		1: {schemas.Open, schemas.Confirmed, "", schemas.Compensate},
 		5: {schemas.Resolved, schemas.StreamGap, "target", schemas.Verifying},
@@ -426,7 +409,7 @@ func TestVerifyBatchesAndDeterminism(t *testing.T) {
 	for k := int64(1); k <= 12; k++ {
 		s.replicate(100, k, k)
 	}
-	s.run(500, nil, nil)
+	s.run(500)
 	for k := int64(1); k <= 5; k++ {
 		s.write(normalize.Target, 1000, k, val(100+k), false) // confirmed
 	}
@@ -434,7 +417,7 @@ func TestVerifyBatchesAndDeterminism(t *testing.T) {
 		s.write(normalize.Source, 1000, k, val(200+k), false)
 		s.write(normalize.Target, 1010, k, val(200+k), true) // stream gaps
 	}
-	s.run(20_000, nil, nil)
+	s.run(20_000)
 	perSide := map[normalize.Side]int{}
 	for _, r := range s.reqs {
 		perSide[r.Side]++
@@ -484,14 +467,7 @@ func TestVerifyBatchesAndDeterminism(t *testing.T) {
 				continue
 			}
 			e.Advance()
-			b := db.NewBatch()
-			if _, err := e.Checkpoint(b, []byte{1}); err != nil {
-				t.Fatal(err)
-			}
-			if err := b.Commit(); err != nil {
-				t.Fatal(err)
-			}
-			b.Close()
+			checkpoint(t, e, db)
 			if r.IntN(10) == 0 {
 				e = mk()
 			}

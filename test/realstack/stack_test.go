@@ -464,32 +464,12 @@ func injectFaults(t *testing.T, s *Stack, w *Worker, stopWrites func() int) int 
 // captures it (connector.adapter=mariadb), on Connect 3.7.
 func TestMariaDBPairUnderFaults(t *testing.T) {
 	s := New(t)
-	dir := filepath.Join(Dir(), "mariadb")
-	src, tgt := s.StartMariaDB("msource", 1), s.StartMariaDB("mtarget", 2)
-	tgt.ReplicateFrom(t, src)
-	for _, f := range []struct {
-		m    *MariaDB
-		file string
-	}{{src, "schema.sql"}, {tgt, "target.sql"}} {
-		sql, err := os.ReadFile(filepath.Join(dir, f.file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if f.m == tgt {
-			eventuallyMaria(t, tgt, "the schema and rows replicated", "SELECT count(*) = 3 FROM shop.orders")
-		}
-		f.m.SQL(t, string(sql))
-	}
+	src, tgt := s.mariadbPair(t)
 	s.StartKafka()
-	connector := func(file string, m *MariaDB) Connector {
-		return ReadConnector(t, filepath.Join(dir, file), map[string]string{"database.hostname": "127.0.0.1",
-			"database.port": strconv.Itoa(m.Port), "schema.history.internal.kafka.bootstrap.servers": s.Kafka,
-			"signal.kafka.bootstrap.servers": s.Kafka})
-	}
 	s.OffsetFlush = 5 * time.Second // see injectFaults
-	s.StartMariaDBConnect(map[string]Connector{"msource": connector("connector-source.json", src), "mtarget": connector("connector-target.json", tgt)})
+	s.StartMariaDBConnect(s.mariadbConnectors(t, src, tgt))
 	t.Logf("running %s, MariaDB %s", s.Versions(), src.SQL(t, "SELECT VERSION()"))
-	w := s.StartWorker(t, filepath.Join(dir, "cdcrecon.yaml"))
+	w := s.StartWorker(t, filepath.Join(Dir(), "mariadb", "cdcrecon.yaml"))
 
 	stop := writeSteadily(t, func(sql string) error {
 		_, err := src.query("USE shop; " + sql)
@@ -813,4 +793,40 @@ func TestPostgresPairAvro(t *testing.T) {
 			t.Errorf("subject %s is not in the registry: %v", want, subjects)
 		}
 	}
+}
+
+// mariadbPair starts the MariaDB pair: the target a replica of the
+// source, the schema and rows created on the source and replicated, then
+// the replica's own types (target.sql).
+func (s *Stack) mariadbPair(t *testing.T) (src, tgt *MariaDB) {
+	t.Helper()
+	dir := filepath.Join(Dir(), "mariadb")
+	src, tgt = s.StartMariaDB("msource", 1), s.StartMariaDB("mtarget", 2)
+	tgt.ReplicateFrom(t, src)
+	for _, f := range []struct {
+		m    *MariaDB
+		file string
+	}{{src, "schema.sql"}, {tgt, "target.sql"}} {
+		sql, err := os.ReadFile(filepath.Join(dir, f.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.m == tgt {
+			eventuallyMaria(t, tgt, "the schema and rows replicated", "SELECT count(*) = 3 FROM shop.orders")
+		}
+		f.m.SQL(t, string(sql))
+	}
+	return src, tgt
+}
+
+// mariadbConnectors is the MariaDB pair's two connectors pointed at this
+// stack's databases and broker.
+func (s *Stack) mariadbConnectors(t *testing.T, src, tgt *MariaDB) map[string]Connector {
+	t.Helper()
+	connector := func(file string, m *MariaDB) Connector {
+		return ReadConnector(t, filepath.Join(Dir(), "mariadb", file), map[string]string{"database.hostname": "127.0.0.1",
+			"database.port": strconv.Itoa(m.Port), "schema.history.internal.kafka.bootstrap.servers": s.Kafka,
+			"signal.kafka.bootstrap.servers": s.Kafka})
+	}
+	return map[string]Connector{"msource": connector("connector-source.json", src), "mtarget": connector("connector-target.json", tgt)}
 }
