@@ -174,6 +174,21 @@ func (e *Engine) flushRequests() {
 }
 
 func (e *Engine) makeRequest(ts *tableState, side normalize.Side, at int64, chunk []*keyState) {
+	// A key already in a request waiting for its answer (the anchor of
+	// one, or asked for by an earlier drift) is not asked for again: its
+	// drift takes that request's answer.
+	fresh := chunk[:0:0]
+	for _, ks := range chunk {
+		if id := e.waiting(side, ks.id, at); id != "" {
+			ks.drift.v.req[side] = id
+			e.touch(ks)
+			continue
+		}
+		fresh = append(fresh, ks)
+	}
+	if chunk = fresh; len(chunk) == 0 {
+		return
+	}
 	r := &request{table: ts, side: side, at: at, answered: math.MinInt64}
 	for _, ks := range chunk {
 		r.keys = append(r.keys, ks.id)
@@ -203,6 +218,26 @@ func (e *Engine) makeRequest(ts *tableState, side normalize.Side, at int64, chun
 		out.Keys = append(out.Keys, e.keyColumns(ts.t, []byte(id[len(ts.t.Name())+1:]), side))
 	}
 	e.cfg.Request(out)
+}
+
+// waiting returns the request, made before at and not past its timeout,
+// that names a key on a side and waits for its answer; "" when none.
+func (e *Engine) waiting(side normalize.Side, id string, at int64) string {
+	timeout := e.cfg.Settings.Verify.Timeout.Milliseconds()
+	var best *request // the earliest, for the same answer after a restart
+	for _, rid := range e.reqByKey[reqKey{side, id}] {
+		r := e.reqs[rid]
+		if r == nil || r.answered != math.MinInt64 || r.at+timeout <= at || slices.Contains(r.got, id) {
+			continue
+		}
+		if best == nil || r.at < best.at || r.at == best.at && r.id < best.id {
+			best = r
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return best.id
 }
 
 // reread notes a re-read row of a key, applied at c.Time; changed tells
@@ -368,14 +403,7 @@ const maxAnchors = 16
 // connector has not read yet.
 func (e *Engine) anchorFor(ts *tableState, side normalize.Side) string {
 	for _, a := range ts.anchors[side] {
-		waiting := false
-		for _, id := range e.reqByKey[reqKey{side, a.id}] {
-			if r := e.reqs[id]; r != nil && r.answered == math.MinInt64 {
-				waiting = true
-				break
-			}
-		}
-		if !waiting {
+		if e.waiting(side, a.id, math.MinInt64) == "" {
 			return a.id
 		}
 	}

@@ -311,7 +311,8 @@ func TestVerifyVerdicts(t *testing.T) {
 					t.Errorf("verdict %+v: verified_at before the delay", d)
 				}
 			}
-			for side, n := range s.requestsOf(1) {
+			for _, r := range s.reqs { t.Logf("req %s %v %v", r.Side, r.At.UnixMilli(), r.Keys) }
+	for side, n := range s.requestsOf(1) {
 				if n != 1 {
 					t.Errorf("key 1 requested %d times on the %s", n, side)
 				}
@@ -396,6 +397,36 @@ func TestVerifyReadsGoToTheirOwnRequest(t *testing.T) {
 		if got := verdicts(ds); len(got) != 2 || got[1] != want {
 			t.Errorf("key %d: %+v, want %+v", key, got, want)
 		}
+	}
+}
+
+// TestVerifyNeverAsksTwiceWhileWaiting: a key drifts, is mended by its
+// stream, and drifts again while the first drift's request still waits
+// for its slow answer: the second drift takes that request's answer, and
+// the key is asked for once.
+func TestVerifyNeverAsksTwiceWhileWaiting(t *testing.T) {
+	s := newConnectorSim(t, verifyConfig)
+	s.latency = 4000
+	for k := int64(1); k <= 3; k++ {
+		s.replicate(100, k, k)
+	}
+	s.run(500)
+	s.write(normalize.Target, 1000, 1, val(99), false) // requested at 2000, answered at 6010
+	s.run(2490)
+	s.write(normalize.Target, 2500, 1, val(1), false) // mended
+	s.run(2990)
+	s.write(normalize.Target, 3000, 1, val(98), false) // drifts again: due at 4000
+	s.run(30_000)
+	for side, n := range s.requestsOf(1) {
+		if n != 1 {
+			t.Errorf("key 1 asked for %d times of the %s, want once", n, side)
+		}
+	}
+	ds, cs := s.records(1)
+	want := []verdict{{schemas.Open, schemas.Pending, "", schemas.Verifying}, {schemas.Resolved, "", "", schemas.Verifying},
+		{schemas.Open, schemas.Pending, "", schemas.Verifying}, {schemas.Open, schemas.Confirmed, "", schemas.Compensate}}
+	if got := verdicts(ds); !reflect.DeepEqual(got, want) || len(cs) != 1 {
+		t.Errorf("records %+v and %d compensations, want %+v and 1", got, len(cs), want)
 	}
 }
 

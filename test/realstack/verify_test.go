@@ -285,7 +285,7 @@ func verdicts(t *testing.T, w *Worker) (map[string]string, map[string]*schemas.D
 // copyTopicDropping copies topic from to topic to (created with one
 // partition), record by record, from its start and for the rest of the
 // test, leaving out the records drop selects.
-func copyTopicDropping(t *testing.T, addr, from, to string, drop func(value []byte) bool) {
+func copyTopicDropping(t testing.TB, addr, from, to string, drop func(value []byte) bool) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(from), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
