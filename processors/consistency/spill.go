@@ -681,8 +681,7 @@ func (e *Engine) readRequests(r *wire.Reader) error {
 		}
 	}
 	for n := r.Uvarint(); n > 0 && r.Err == nil; n-- {
-		name := string(r.Bytes())
-		ts := e.tables[name]
+		ts := e.tables[string(r.Bytes())]
 		for _, side := range bothSides {
 			var as []anchor
 			for k := r.Uvarint(); k > 0 && k <= maxAnchors && r.Err == nil; k-- {

@@ -311,8 +311,10 @@ func TestVerifyVerdicts(t *testing.T) {
 					t.Errorf("verdict %+v: verified_at before the delay", d)
 				}
 			}
-			for _, r := range s.reqs { t.Logf("req %s %v %v", r.Side, r.At.UnixMilli(), r.Keys) }
-	for side, n := range s.requestsOf(1) {
+			for _, r := range s.reqs {
+				t.Logf("req %s %v %v", r.Side, r.At.UnixMilli(), r.Keys)
+			}
+			for side, n := range s.requestsOf(1) {
 				if n != 1 {
 					t.Errorf("key 1 requested %d times on the %s", n, side)
 				}
