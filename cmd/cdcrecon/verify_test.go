@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -256,5 +258,90 @@ tables:
 		len(want), twice, most)
 	if t.Failed() {
 		keepLogs(t, dir, "verify-", "broker.log", "worker0.log", "worker1.log")
+	}
+}
+
+// TestCheckDecidesVerdictsFromRereads: dumps of both sides that hold
+// the connectors' incremental-snapshot reads as well — order 1 tampered
+// on the target, order 2's target update missing from the target's
+// stream, and both rows read again by both connectors after the drifts'
+// requests — decide the same verdicts offline: check --history shows
+// order 1 confirmed and order 2 a stream gap of the target, and check
+// sends no signal (it has no signal topic to write to: the broker is its
+// own).
+func TestCheckDecidesVerdictsFromRereads(t *testing.T) {
+	dir := t.TempDir()
+	const t0 = int64(1_795_000_000_000)
+	lines := map[string]*strings.Builder{"source": {}, "target": {}}
+	offsets := map[string]int{}
+	pos := 0
+	event := func(side string, at int64, op string, id int, status, snapshot string) {
+		topic := map[string]string{"source": "pg.public.orders", "target": "tgt.public.orders"}[side]
+		pos++
+		v := fmt.Sprintf(`{"before":null,"after":{"id":%d,"status":%q},"source":{"connector":"postgresql","name":"pg","ts_ms":%d,"snapshot":%q,"db":"shop","schema":"public","table":"orders","txId":%d,"lsn":%d},"op":%q,"ts_ms":%d}`,
+			id, status, at, snapshot, pos, pos*64, op, at)
+		line, _ := json.Marshal(map[string]any{"topic": topic, "partition": 0, "offset": offsets[side], "ts": at, "key": fmt.Sprintf(`{"id":%d}`, id), "payload": v})
+		offsets[side]++
+		lines[side].Write(append(line, '\n'))
+	}
+	for id := 1; id <= 3; id++ {
+		event("source", t0+int64(id), "c", id, "new", "false")
+		event("target", t0+100+int64(id), "c", id, "new", "false")
+	}
+	event("source", t0+1000, "u", 2, "paid", "false")
+	event("target", t0+1000, "u", 1, "tampered", "false") // and order 2's target update is not in the stream
+	// Both drifts open at t0+1000 (order 2 at t0+2000, past the grace);
+	// their requests go out at t0+4000; the reads come at t0+4500.
+	for _, side := range []string{"source", "target"} {
+		status := map[string]string{"source": "new", "target": "tampered"}[side]
+		event(side, t0+4500, "r", 1, status, "incremental")
+		event(side, t0+4500, "r", 2, "paid", "incremental")
+		event(side, t0+4500, "r", 3, "new", "incremental")
+	}
+	var files []string
+	for side, b := range lines {
+		f := filepath.Join(dir, side+".jsonl")
+		if err := os.WriteFile(f, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	cfg := filepath.Join(dir, "check.yaml")
+	if err := os.WriteFile(cfg, []byte(`window: {size: 10s, grace: 1s}
+kafka: {partitions: 1}
+verify: {delay: 1s, timeout: 30s, settle: 200ms}
+tables:
+  - name: orders
+    key: [id]
+    source: {topic: pg.public.orders, verify: {signal_topic: pg-signal, prefix: pg}}
+    target: {topic: tgt.public.orders, verify: {signal_topic: tgt-signal, prefix: tgt}}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), append([]string{"check", "--config", cfg, "--history"}, files...), nil, &out, &errOut)
+	if code != exitDrift {
+		t.Fatalf("exit %d, want %d (order 1 stays open); stderr %s", code, exitDrift, errOut.String())
+	}
+	got := map[string][]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var d struct {
+			Key          map[string]int `json:"key"`
+			Status       string         `json:"status"`
+			Verification string         `json:"verification"`
+			VerifiedSide string         `json:"verified_side"`
+			Decision     string         `json:"decision"`
+		}
+		if err := json.Unmarshal([]byte(l), &d); err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+		got[strconv.Itoa(d.Key["id"])] = append(got[strconv.Itoa(d.Key["id"])], d.Status+" "+d.Verification+" "+d.VerifiedSide+" "+d.Decision)
+	}
+	want := map[string][]string{
+		"1": {"open pending  verifying", "open confirmed  compensate"},
+		"2": {"open pending  verifying", "resolved stream_gap target verifying"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("check --history:\n got %v\nwant %v\n%s", got, want, out.String())
 	}
 }
