@@ -17,7 +17,8 @@ import (
 // instant over the 8 changes partitions of the default configuration, lets
 // every partition's engine decide its requests, and formats them as the
 // worker sends them: it reports the signals and their bytes per side,
-// and the time to decide and format them all.
+// and the time to decide and format them all. The baseline, formatted in
+// the same run, is a signal per drifted key.
 //
 //	go test -run '^$' -bench BenchmarkSignalsFor10kDrifts -benchtime 5x ./pipeline/verify
 func BenchmarkSignalsFor10kDrifts(b *testing.B) {
@@ -45,8 +46,9 @@ tables:
 	}
 	sender := verify.New(cfg, nil, nil)
 	var signals, bytes [3]int
+	var single int // bytes of one signal per drifted key, one side
 	for b.Loop() {
-		signals, bytes = [3]int{}, [3]int{}
+		signals, bytes, single = [3]int{}, [3]int{}, 0
 		for p := range int32(partitions) {
 			var reqs []consistency.Request
 			e, err := consistency.New(consistency.Config{Settings: cfg, Mapper: m, Partition: p,
@@ -85,12 +87,25 @@ tables:
 				}
 				signals[r.Side]++
 				bytes[r.Side] += len(sig.Key) + len(sig.Value)
+				if r.Side != normalize.Source {
+					continue
+				}
+				for _, k := range r.Keys {
+					one := r
+					one.Keys = []schemas.Columns{k}
+					s, err := sender.Format(one)
+					if err != nil {
+						b.Fatal(err)
+					}
+					single += len(s.Key) + len(s.Value)
+				}
 			}
 		}
 	}
 	b.ReportMetric(float64(signals[normalize.Source]), "signals/side")
 	b.ReportMetric(float64(bytes[normalize.Source]+bytes[normalize.Target])/2, "bytes/side")
 	b.ReportMetric(float64(bytes[normalize.Source]+bytes[normalize.Target])/float64(2*keys), "bytes/key")
+	b.ReportMetric(float64(single), "baseline-bytes/side")
 	if signals[normalize.Source] != signals[normalize.Target] || signals[normalize.Source] == 0 {
 		b.Fatalf("signals by side %v", signals)
 	}
