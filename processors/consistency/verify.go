@@ -21,22 +21,24 @@ import (
 // opened is requested: at that instant, rounded up to a whole second so
 // that the drifts of one second go out together, its key joins one
 // request per side and table (at most verify.max_keys keys each, the
-// anchor below included). The
-// caller (Config.Request) turns a request into an execute-snapshot signal;
-// the connector answers with incremental-snapshot reads, which arrive as
+// anchor below included), unless a request waiting for its answer names
+// the key already, whose answer it then takes. The caller
+// (Config.Request) turns a request into an execute-snapshot signal; the
+// connector answers with incremental-snapshot reads, which arrive as
 // changes with Reread set and apply like any other.
 //
 // A connector reads nothing for a row its database does not have, so a
-// request is answered on a side by the first re-read of any of its keys;
-// a key whose own row did not come back is then absent there. Every
-// request carries one more key, the side's latest row of the table (its
-// anchor), so that an answer comes even when none of the drifted rows
-// exists.
+// request is answered on a side by the first re-read it takes; a key
+// whose own row did not come back is then absent there. A request also
+// names an anchor, the side's latest row of a key without drift and in no
+// request still waiting, so that an answer comes even when none of the
+// drifted rows exists. A read does not say which signal caused it: each
+// request takes one read of each of its keys, the earliest request first.
 //
 // Once both sides answered, the verdict waits verify.settle for the rest
 // of the rows, then: a side that answered without the key's row is made
 // absent, unless a later change of its stream says otherwise; a key now
-// consistent resolves as stream_gap, naming the sides the re-read
+// consistent resolves as stream_gap, naming the sides the re-reads
 // changed; one still inconsistent is confirmed, and only then
 // compensated. A drift whose request is not answered on both sides
 // within verify.timeout is unverified. A re-read row that makes the key
