@@ -309,6 +309,7 @@ func TestCheckDecidesVerdictsFromRereads(t *testing.T) {
 	cfg := filepath.Join(dir, "check.yaml")
 	if err := os.WriteFile(cfg, []byte(`window: {size: 10s, grace: 1s}
 kafka: {partitions: 1}
+idle: {safety_margin: 5s}
 verify: {delay: 1s, timeout: 30s, settle: 200ms}
 tables:
   - name: orders

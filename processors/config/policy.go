@@ -204,8 +204,13 @@ func (c *Config) validateVerify(add func(*Error)) {
 	if v.Delay < 0 {
 		add(c.errorAt("verify.delay", "must not be negative, got %s", v.Delay))
 	}
-	if v.Timeout < time.Second {
+	switch {
+	case v.Timeout < time.Second:
 		add(c.errorAt("verify.timeout", "must be at least 1s, got %s", v.Timeout))
+	case v.Timeout <= c.Idle.SafetyMargin:
+		// A side whose heartbeats do not move its clock is decided up to
+		// the safety margin late; a request is then that old when sent.
+		add(c.errorAt("verify.timeout", "must be over idle.safety_margin (%s), got %s: decisions, and so re-read requests, can lag the wall clock by the margin", c.Idle.SafetyMargin, v.Timeout))
 	}
 	if v.Settle < 0 || v.Settle >= v.Timeout {
 		add(c.errorAt("verify.settle", "must be at least 0 and under verify.timeout, got %s", v.Settle))

@@ -22,6 +22,7 @@ import (
 
 const verifyConfig = `
 window: {size: 1s, grace: 100ms}
+idle: {safety_margin: 1s}
 verify: {delay: 1s, timeout: 10s, settle: 200ms, max_keys: 3}
 tables:
   - name: a

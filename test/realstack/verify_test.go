@@ -55,7 +55,7 @@ state:
 http:
   listen: ":9464"
 window: {size: 1m, grace: 5s}
-verify: {delay: 2s, timeout: 20s, settle: 2s, max_keys: 100}
+verify: {delay: 2s, timeout: 60s, settle: 2s, max_keys: 100}
 idle:
   heartbeats:
     source: [__debezium-heartbeat.%[2]s]
