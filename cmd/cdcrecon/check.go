@@ -142,21 +142,12 @@ func runCheck(ctx context.Context, g *globals, cfg *config.Config, dumps []strin
 
 func printDrift(g *globals, res *offline.Result, o checkOptions) error {
 	fail := func(err error) error { return &exitError{code: exitFailure, err: err} }
-	out := bufio.NewWriter(g.stdout)
-	defer out.Flush()
 	shown := res.Open
 	if o.history {
 		shown = res.History
 	}
-	for _, d := range shown {
-		line, err := json.Marshal(d)
-		if err != nil {
-			return fail(err)
-		}
-		out.Write(append(line, '\n'))
-	}
-	if err := out.Flush(); err != nil {
-		return fail(fmt.Errorf("writing output: %w", err))
+	if err := printJSONLines(g, shown); err != nil {
+		return err
 	}
 	if o.reportFile != "" {
 		b, _ := json.MarshalIndent(res.Report, "", "  ")
@@ -172,6 +163,22 @@ func printDrift(g *globals, res *offline.Result, o checkOptions) error {
 		return fail(fmt.Errorf("%d dump lines could not be read and were skipped", res.BadLines))
 	case len(res.Open) > 0:
 		return &exitError{code: exitDrift}
+	}
+	return nil
+}
+
+// printJSONLines writes one JSON object per item on stdout.
+func printJSONLines[T any](g *globals, items []T) error {
+	out := bufio.NewWriter(g.stdout)
+	for _, it := range items {
+		line, err := json.Marshal(it)
+		if err != nil {
+			return &exitError{code: exitFailure, err: err}
+		}
+		out.Write(append(line, '\n'))
+	}
+	if err := out.Flush(); err != nil {
+		return &exitError{code: exitFailure, err: fmt.Errorf("writing output: %w", err)}
 	}
 	return nil
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
@@ -45,16 +43,8 @@ func checkPolicy(ctx context.Context, g *globals, cfg, other *config.Config, dum
 		return err
 	}
 	diffs := comparePolicies(cur, alt)
-	out := bufio.NewWriter(g.stdout)
-	for _, d := range diffs {
-		line, err := json.Marshal(d)
-		if err != nil {
-			return fail(err)
-		}
-		out.Write(append(line, '\n'))
-	}
-	if err := out.Flush(); err != nil {
-		return fail(fmt.Errorf("writing output: %w", err))
+	if err := printJSONLines(g, diffs); err != nil {
+		return err
 	}
 	var fewer, more, changed int
 	for _, d := range diffs {

@@ -687,7 +687,7 @@ func (s *Stage) publishRecords(ctx context.Context, p *partition) error {
 			s.cfg.Metrics.Verdict(d.Table, string(d.Verification), d.VerifiedSide)
 		default:
 			s.cfg.Metrics.DriftResolved(d.Table)
-			if d.Verification == schemas.StreamGap && d.VerifiedAt != nil && d.ResolvedAt != nil && d.VerifiedAt.Equal(*d.ResolvedAt) {
+			if d.Verification == schemas.StreamGap { // a stream gap is its own resolution
 				s.cfg.Metrics.Verdict(d.Table, string(d.Verification), d.VerifiedSide)
 			}
 		}

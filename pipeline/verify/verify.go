@@ -56,6 +56,24 @@ type Signal struct {
 	Value []byte // {"id", "type": "execute-snapshot", "data": {...}}
 }
 
+// signal is Debezium's execute-snapshot signal document.
+type signal struct {
+	ID   string       `json:"id"`
+	Type string       `json:"type"`
+	Data snapshotData `json:"data"`
+}
+
+type snapshotData struct {
+	Collections []string    `json:"data-collections"`
+	Type        string      `json:"type"`
+	Conditions  []condition `json:"additional-conditions"`
+}
+
+type condition struct {
+	Collection string `json:"data-collection"`
+	Filter     string `json:"filter"`
+}
+
 // Format makes a request's signal.
 func (s *Sender) Format(r consistency.Request) (Signal, error) {
 	t := s.tables[r.Table]
@@ -75,23 +93,8 @@ func (s *Sender) Format(r consistency.Request) (Signal, error) {
 	if err != nil {
 		return Signal{}, fmt.Errorf("re-read request %s of table %s: %w", r.ID, r.Table, err)
 	}
-	type condition struct {
-		Collection string `json:"data-collection"`
-		Filter     string `json:"filter"`
-	}
-	body, err := json.Marshal(struct {
-		ID   string `json:"id"`
-		Type string `json:"type"`
-		Data struct {
-			Collections []string    `json:"data-collections"`
-			Type        string      `json:"type"`
-			Conditions  []condition `json:"additional-conditions"`
-		} `json:"data"`
-	}{ID: r.ID, Type: "execute-snapshot", Data: struct {
-		Collections []string    `json:"data-collections"`
-		Type        string      `json:"type"`
-		Conditions  []condition `json:"additional-conditions"`
-	}{[]string{coll}, "incremental", []condition{{coll, filter}}}})
+	body, err := json.Marshal(signal{ID: r.ID, Type: "execute-snapshot",
+		Data: snapshotData{Collections: []string{coll}, Type: "incremental", Conditions: []condition{{coll, filter}}}})
 	if err != nil {
 		return Signal{}, err
 	}

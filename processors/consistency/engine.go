@@ -387,7 +387,11 @@ func (e *Engine) sweep(ks *keyState, t int64) {
 
 // apply makes a change the key's current state on its side.
 func (e *Engine) apply(ks *keyState, c changes.Change) {
-	prev := *ks.current(c.Side)
+	ts := ks.table
+	var prev state // the side's state before a re-read, to tell what it changed
+	if c.Reread && ts.verify {
+		prev = *ks.current(c.Side)
+	}
 	st := state{start: c.Time}
 	if c.Kind == changes.Upsert {
 		st.row, st.digest = c.Row, c.Digest
@@ -400,7 +404,6 @@ func (e *Engine) apply(ks *keyState, c changes.Change) {
 	} else {
 		ks.tgt = st
 	}
-	ts := ks.table
 	if ts.verify {
 		e.setAnchor(ks, c.Side, c.Time, st.row != nil)
 		if c.Reread {

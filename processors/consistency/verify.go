@@ -195,7 +195,7 @@ func (e *Engine) makeRequest(ts *tableState, side normalize.Side, at int64, chun
 	for _, ks := range chunk {
 		r.keys = append(r.keys, ks.id)
 	}
-	if a := e.anchorFor(ts, side); a != "" && !slices.Contains(r.keys, a) {
+	if a := e.anchorFor(ts, side, at); a != "" && !slices.Contains(r.keys, a) {
 		r.keys = append(r.keys, a)
 		slices.Sort(r.keys)
 	}
@@ -403,9 +403,9 @@ const maxAnchors = 16
 // request still waiting for its answer: a re-read answers every waiting
 // request that names its key, and must not answer one whose signal the
 // connector has not read yet.
-func (e *Engine) anchorFor(ts *tableState, side normalize.Side) string {
+func (e *Engine) anchorFor(ts *tableState, side normalize.Side, at int64) string {
 	for _, a := range ts.anchors[side] {
-		if e.waiting(side, a.id, math.MinInt64) == "" {
+		if e.waiting(side, a.id, at) == "" {
 			return a.id
 		}
 	}

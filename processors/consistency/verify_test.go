@@ -232,6 +232,7 @@ func TestVerifyVerdicts(t *testing.T) {
 	pending := verdict{schemas.Open, schemas.Pending, "", schemas.Verifying}
 	for _, tc := range []struct {
 		name    string
+		key     int64 // the drifted key; 0 is key 1
 		setup   func(s *connectorSim)
 		want    []verdict
 		compens int
@@ -258,6 +259,7 @@ func TestVerifyVerdicts(t *testing.T) {
 		want: []verdict{pending, {schemas.Resolved, schemas.StreamGap, "target", schemas.Verifying}},
 	}, {
 		name: "an insert the source's stream lost is a stream gap of the source",
+		key:  3,
 		setup: func(s *connectorSim) {
 			s.write(normalize.Source, 1000, 3, val(5), true)
 			s.write(normalize.Target, 1020, 3, val(5), false)
@@ -292,10 +294,8 @@ func TestVerifyVerdicts(t *testing.T) {
 			s.run(500)
 			tc.setup(s)
 			s.run(20_000)
-			ds, cs := s.records(1)
-			if tc.name == "an insert the source's stream lost is a stream gap of the source" {
-				ds, cs = s.records(3)
-			}
+			key := max(tc.key, 1)
+			ds, cs := s.records(key)
 			if got := verdicts(ds); !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("drift records %+v, want %+v", got, tc.want)
 			}
@@ -315,9 +315,9 @@ func TestVerifyVerdicts(t *testing.T) {
 			for _, r := range s.reqs {
 				t.Logf("req %s %v %v", r.Side, r.At.UnixMilli(), r.Keys)
 			}
-			for side, n := range s.requestsOf(1) {
+			for side, n := range s.requestsOf(key) {
 				if n != 1 {
-					t.Errorf("key 1 requested %d times on the %s", n, side)
+					t.Errorf("key %d requested %d times on the %s", key, n, side)
 				}
 			}
 		})

@@ -45,57 +45,12 @@ func BenchmarkDetectionLatency(b *testing.B) {
 		// Let the worker catch up, so the figures are of steady state.
 		time.Sleep(10 * time.Second)
 
-		var mu sync.Mutex
-		seen := map[string]time.Time{}
-		ctx, cancel := context.WithCancel(context.Background())
-		cl, err := kgo.NewClient(kgo.SeedBrokers(s.Kafka), kgo.ConsumeTopics(w.cfg.Topics.Drift), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		go func() {
-			serde := registry.NewSerde(nil)
-			for ctx.Err() == nil {
-				cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-					at := time.Now()
-					rec, _, _, err := serde.Decode(ctx, r.Value)
-					if d, ok := rec.(*schemas.Drift); err == nil && ok && d.Status == schemas.Open {
-						mu.Lock()
-						if _, dup := seen[RowName(d.Table, d.Key)]; !dup {
-							seen[RowName(d.Table, d.Key)] = at
-						}
-						mu.Unlock()
-					}
-				})
+		lat := timeTamperings(b, s, w, tgt, n, 2*time.Minute, func(d *schemas.Drift) string {
+			if d.Status == schemas.Open {
+				return "opened"
 			}
-		}()
-		time.Sleep(2 * time.Second) // the consumer has its partitions
-		sent := map[string]time.Time{}
-		for i := range n {
-			id := 1000 + i
-			sent[fmt.Sprintf(`customers {"id":%d}`, id)] = time.Now()
-			tgt.SQL(b, "shop", "-c", fmt.Sprintf("UPDATE customers SET email = 'tampered' WHERE id = %d", id))
-			time.Sleep(200 * time.Millisecond)
-		}
-		var lat []time.Duration
-		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
-			mu.Lock()
-			lat = lat[:0]
-			for row, t0 := range sent {
-				if at, ok := seen[row]; ok {
-					lat = append(lat, at.Sub(t0))
-				}
-			}
-			mu.Unlock()
-			if len(lat) == n || time.Now().After(deadline) {
-				break
-			}
-		}
-		cancel()
-		cl.Close()
-		if len(lat) < n {
-			b.Fatalf("%d of %d tamperings detected within 2 minutes", len(lat), n)
-		}
-		slices.Sort(lat)
+			return ""
+		}, "opened")["opened"]
 		p50, p99 := lat[n/2], lat[(n*99+99)/100-1]
 		grace := w.cfg.Window.Grace
 		b.ReportMetric(p50.Seconds(), "p50-s")
@@ -165,67 +120,16 @@ func BenchmarkVerdictLatency(b *testing.B) {
 		eventuallySQL(b, tgt, "the rows replicated", fmt.Sprintf("SELECT count(*) = %d FROM customers WHERE id >= 1000", n))
 		time.Sleep(10 * time.Second) // steady state
 
-		var mu sync.Mutex
-		opened, verdict := map[string]time.Time{}, map[string]time.Time{}
-		ctx, cancel := context.WithCancel(context.Background())
-		cl, err := kgo.NewClient(kgo.SeedBrokers(s.Kafka), kgo.ConsumeTopics(w.cfg.Topics.Drift), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		go func() {
-			serde := registry.NewSerde(nil)
-			for ctx.Err() == nil {
-				cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-					at := time.Now()
-					rec, _, _, err := serde.Decode(ctx, r.Value)
-					d, ok := rec.(*schemas.Drift)
-					if err != nil || !ok || d.Status != schemas.Open {
-						return
-					}
-					mu.Lock()
-					defer mu.Unlock()
-					m := opened
-					if d.Verification == schemas.Confirmed {
-						m = verdict
-					}
-					if _, dup := m[RowName(d.Table, d.Key)]; !dup {
-						m[RowName(d.Table, d.Key)] = at
-					}
-				})
+		lat := timeTamperings(b, s, w, tgt, n, 3*time.Minute, func(d *schemas.Drift) string {
+			switch {
+			case d.Status != schemas.Open:
+				return ""
+			case d.Verification == schemas.Confirmed:
+				return "confirmed"
 			}
-		}()
-		time.Sleep(2 * time.Second)
-		sent := map[string]time.Time{}
-		for i := range n {
-			id := 1000 + i
-			sent[fmt.Sprintf(`customers {"id":%d}`, id)] = time.Now()
-			tgt.SQL(b, "shop", "-c", fmt.Sprintf("UPDATE customers SET email = 'tampered' WHERE id = %d", id))
-			time.Sleep(200 * time.Millisecond)
-		}
-		var open, conf []time.Duration
-		for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(time.Second) {
-			mu.Lock()
-			open, conf = open[:0], conf[:0]
-			for row, t0 := range sent {
-				if at, ok := opened[row]; ok {
-					open = append(open, at.Sub(t0))
-				}
-				if at, ok := verdict[row]; ok {
-					conf = append(conf, at.Sub(t0))
-				}
-			}
-			mu.Unlock()
-			if len(conf) == n || time.Now().After(deadline) {
-				break
-			}
-		}
-		cancel()
-		cl.Close()
-		if len(conf) < n || len(open) < n {
-			b.Fatalf("%d of %d tamperings opened and %d confirmed within 3 minutes", len(open), n, len(conf))
-		}
-		slices.Sort(open)
-		slices.Sort(conf)
+			return "opened"
+		}, "opened", "confirmed")
+		open, conf := lat["opened"], lat["confirmed"]
 		p := func(l []time.Duration, q int) time.Duration { return l[(n*q+99)/100-1] }
 		b.ReportMetric(p(open, 50).Seconds(), "open-p50-s")
 		b.ReportMetric(p(open, 99).Seconds(), "open-p99-s")
@@ -235,4 +139,82 @@ func BenchmarkVerdictLatency(b *testing.B) {
 			p(open, 50).Round(time.Millisecond), p(open, 99).Round(time.Millisecond), p(conf, 50).Round(time.Millisecond),
 			p(conf, 99).Round(time.Millisecond), conf[n-1].Round(time.Millisecond), w.MetricWith("cdcrecon_verify_signals_total", `outcome="sent"`), s.Versions())
 	}
+}
+
+// timeTamperings tampers with n customers rows on the target (ids 1000
+// on), one every 200 ms, each statement timed from psql's start, and
+// returns, for each class of drift record (class names a record; "" for
+// none), the time from each row's tampering to its first record of the
+// class, sorted; it fails unless every row has a record of every class of
+// want within limit.
+func timeTamperings(b *testing.B, s *Stack, w *Worker, tgt *Postgres, n int, limit time.Duration, class func(*schemas.Drift) string, want ...string) map[string][]time.Duration {
+	b.Helper()
+	var mu sync.Mutex
+	seen := map[string]map[string]time.Time{} // class -> row -> first record
+	for _, c := range want {
+		seen[c] = map[string]time.Time{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Kafka), kgo.ConsumeTopics(w.cfg.Topics.Drift), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	go func() {
+		serde := registry.NewSerde(nil)
+		for ctx.Err() == nil {
+			cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+				at := time.Now()
+				rec, _, _, err := serde.Decode(ctx, r.Value)
+				d, ok := rec.(*schemas.Drift)
+				if err != nil || !ok {
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if m := seen[class(d)]; m != nil {
+					if _, dup := m[RowName(d.Table, d.Key)]; !dup {
+						m[RowName(d.Table, d.Key)] = at
+					}
+				}
+			})
+		}
+	}()
+	time.Sleep(2 * time.Second) // the consumer has its partitions
+	sent := map[string]time.Time{}
+	for i := range n {
+		id := 1000 + i
+		sent[fmt.Sprintf(`customers {"id":%d}`, id)] = time.Now()
+		tgt.SQL(b, "shop", "-c", fmt.Sprintf("UPDATE customers SET email = 'tampered' WHERE id = %d", id))
+		time.Sleep(200 * time.Millisecond)
+	}
+	out := map[string][]time.Duration{}
+	for deadline := time.Now().Add(limit); ; time.Sleep(time.Second) {
+		mu.Lock()
+		complete := true
+		for _, c := range want {
+			out[c] = out[c][:0]
+			for row, t0 := range sent {
+				if at, ok := seen[c][row]; ok {
+					out[c] = append(out[c], at.Sub(t0))
+				}
+			}
+			complete = complete && len(out[c]) == n
+		}
+		mu.Unlock()
+		if complete {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, c := range want {
+				b.Logf("%s: %d of %d rows", c, len(out[c]), n)
+			}
+			b.Fatalf("not every tampering had its records within %s", limit)
+		}
+	}
+	for _, c := range want {
+		slices.Sort(out[c])
+	}
+	return out
 }
