@@ -29,6 +29,8 @@ func newRecord(fullName string) Record {
 		return new(Checksum)
 	case "io.cdcrecon.DeadLetter":
 		return new(DeadLetter)
+	case "io.cdcrecon.Audit":
+		return new(Audit)
 	}
 	return nil
 }
@@ -115,6 +117,9 @@ type Drift struct {
 	VerifiedSide string       `json:"verified_side,omitempty"`
 	Policy       string       `json:"policy,omitempty"`
 	Decision     Decision     `json:"decision,omitempty"`
+	// CompensationID is new in version 4: on a resolution, the id of the
+	// compensation command the drift was given; empty is null.
+	CompensationID string `json:"compensation_id,omitempty"`
 }
 
 // Verification is what re-reading a drift's rows found.
@@ -145,43 +150,45 @@ func (*Drift) SchemaName() string { return DriftName }
 
 func (d *Drift) native() map[string]any {
 	return map[string]any{
-		"id":            d.ID,
-		"table":         d.Table,
-		"key":           d.Key.native(),
-		"kind":          string(d.Kind),
-		"status":        string(d.Status),
-		"columns":       stringsNative(d.Columns),
-		"source":        d.Source.optNative(),
-		"target":        d.Target.optNative(),
-		"opened_at":     d.OpenedAt,
-		"resolved_at":   optTime(d.ResolvedAt),
-		"reason":        optString(d.Reason),
-		"verification":  optString(string(d.Verification)),
-		"verified_at":   optTime(d.VerifiedAt),
-		"verified_side": optString(d.VerifiedSide),
-		"policy":        optString(d.Policy),
-		"decision":      optString(string(d.Decision)),
+		"id":              d.ID,
+		"table":           d.Table,
+		"key":             d.Key.native(),
+		"kind":            string(d.Kind),
+		"status":          string(d.Status),
+		"columns":         stringsNative(d.Columns),
+		"source":          d.Source.optNative(),
+		"target":          d.Target.optNative(),
+		"opened_at":       d.OpenedAt,
+		"resolved_at":     optTime(d.ResolvedAt),
+		"reason":          optString(d.Reason),
+		"verification":    optString(string(d.Verification)),
+		"verified_at":     optTime(d.VerifiedAt),
+		"verified_side":   optString(d.VerifiedSide),
+		"policy":          optString(d.Policy),
+		"decision":        optString(string(d.Decision)),
+		"compensation_id": optString(d.CompensationID),
 	}
 }
 
 func (d *Drift) setNative(r *nativeReader) {
 	*d = Drift{
-		ID:           r.str("id"),
-		Table:        r.str("table"),
-		Key:          r.columns("key"),
-		Kind:         DriftKind(r.str("kind")),
-		Status:       DriftStatus(r.str("status")),
-		Columns:      r.strings("columns"),
-		Source:       r.columns("source"),
-		Target:       r.columns("target"),
-		OpenedAt:     r.time("opened_at"),
-		ResolvedAt:   r.optTime("resolved_at"),
-		Reason:       r.str("reason"),
-		Verification: Verification(r.str("verification")),
-		VerifiedAt:   r.optTime("verified_at"),
-		VerifiedSide: r.str("verified_side"),
-		Policy:       r.str("policy"),
-		Decision:     Decision(r.str("decision")),
+		ID:             r.str("id"),
+		Table:          r.str("table"),
+		Key:            r.columns("key"),
+		Kind:           DriftKind(r.str("kind")),
+		Status:         DriftStatus(r.str("status")),
+		Columns:        r.strings("columns"),
+		Source:         r.columns("source"),
+		Target:         r.columns("target"),
+		OpenedAt:       r.time("opened_at"),
+		ResolvedAt:     r.optTime("resolved_at"),
+		Reason:         r.str("reason"),
+		Verification:   Verification(r.str("verification")),
+		VerifiedAt:     r.optTime("verified_at"),
+		VerifiedSide:   r.str("verified_side"),
+		Policy:         r.str("policy"),
+		Decision:       Decision(r.str("decision")),
+		CompensationID: r.str("compensation_id"),
 	}
 }
 
@@ -357,4 +364,81 @@ func (d *DeadLetter) setNative(r *nativeReader) {
 	r.each("headers", func(h *nativeReader) {
 		d.Headers = append(d.Headers, Header{Key: h.str("key"), Value: h.bytes("value")})
 	})
+}
+
+// Outcome is what apply did with a compensation command.
+type Outcome string
+
+// Outcomes.
+const (
+	Applied    Outcome = "applied"
+	Superseded Outcome = "superseded"
+	Skipped    Outcome = "skipped"
+	Failed     Outcome = "failed"
+)
+
+// Audit is a record of the audit topic (audit.vN.avsc): one compensation
+// command's outcome.
+type Audit struct {
+	CompensationID string    `json:"compensation_id"`
+	DriftID        string    `json:"drift_id"`
+	Table          string    `json:"table"`
+	TargetTable    string    `json:"target_table"`
+	Database       string    `json:"database"`
+	Action         Action    `json:"action"`
+	Key            Columns   `json:"key"`
+	Outcome        Outcome   `json:"outcome"`
+	Reason         string    `json:"reason"`
+	Statement      string    `json:"statement,omitempty"` // empty is null
+	Params         Columns   `json:"params"`
+	Attempts       int32     `json:"attempts"`
+	Policy         string    `json:"policy,omitempty"`
+	Verification   string    `json:"verification,omitempty"`
+	InstanceID     string    `json:"instance_id"`
+	At             time.Time `json:"at"`
+}
+
+// SchemaName implements Record.
+func (*Audit) SchemaName() string { return AuditName }
+
+func (a *Audit) native() map[string]any {
+	return map[string]any{
+		"compensation_id": a.CompensationID,
+		"drift_id":        a.DriftID,
+		"table":           a.Table,
+		"target_table":    a.TargetTable,
+		"database":        a.Database,
+		"action":          string(a.Action),
+		"key":             a.Key.native(),
+		"outcome":         string(a.Outcome),
+		"reason":          a.Reason,
+		"statement":       optString(a.Statement),
+		"params":          a.Params.optNative(),
+		"attempts":        a.Attempts,
+		"policy":          optString(a.Policy),
+		"verification":    optString(a.Verification),
+		"instance_id":     a.InstanceID,
+		"at":              a.At,
+	}
+}
+
+func (a *Audit) setNative(r *nativeReader) {
+	*a = Audit{
+		CompensationID: r.str("compensation_id"),
+		DriftID:        r.str("drift_id"),
+		Table:          r.str("table"),
+		TargetTable:    r.str("target_table"),
+		Database:       r.str("database"),
+		Action:         Action(r.str("action")),
+		Key:            r.columns("key"),
+		Outcome:        Outcome(r.str("outcome")),
+		Reason:         r.str("reason"),
+		Statement:      r.str("statement"),
+		Params:         r.columns("params"),
+		Attempts:       r.int32("attempts"),
+		Policy:         r.str("policy"),
+		Verification:   r.str("verification"),
+		InstanceID:     r.str("instance_id"),
+		At:             r.time("at"),
+	}
 }

@@ -19,6 +19,7 @@ const (
 	CompensationName = "compensation"
 	ChecksumName     = "checksum"
 	DeadLetterName   = "deadletter"
+	AuditName        = "audit"
 )
 
 //go:embed avro/*.avsc

@@ -108,7 +108,7 @@ error.`),
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitFailure, err: fmt.Errorf("%w (see --help)", err)}
 	})
-	root.AddCommand(newBrokerCmd(g), newProduceCmd(g), newTailCmd(g), newCheckCmd(g), newRunCmd(g), newReplayCmd(g), newSimulateCmd(g), newDemoCmd(g), newBenchCmd(g))
+	root.AddCommand(newBrokerCmd(g), newProduceCmd(g), newTailCmd(g), newCheckCmd(g), newRunCmd(g), newReplayCmd(g), newSimulateCmd(g), newDemoCmd(g), newBenchCmd(g), newApplyCmd(g))
 	return root
 }
 

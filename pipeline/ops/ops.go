@@ -40,6 +40,7 @@ type Metrics struct {
 	restores      prometheus.Counter
 	verdicts      *prometheus.CounterVec
 	signals       *prometheus.CounterVec
+	applied       *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 	panics        *prometheus.CounterVec
 	publishFails  *prometheus.CounterVec
@@ -95,6 +96,7 @@ const (
 	RestoresTotal         = "cdcrecon_state_restores_total"
 	VerdictsTotal         = "cdcrecon_verify_verdicts_total"
 	SignalsTotal          = "cdcrecon_verify_signals_total"
+	ApplyCommandsTotal    = "cdcrecon_apply_commands_total"
 )
 
 // NewMetrics registers the worker's metrics, and Go's and the process's,
@@ -148,7 +150,9 @@ func NewMetrics() *Metrics {
 	m.signals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: SignalsTotal,
 		Help: "Re-read signals sent to the connectors, by table, side and outcome (sent; stale: older than verify.timeout, not sent; failed: not delivered, retried with the batch)."}, []string{"table", "side", "outcome"})
 	m.failing = map[string]error{}
-	m.Registry.MustRegister(m.panics, m.publishFails, m.registryFails, m.reachable, buildInfo, m.snapshots, m.restores, m.verdicts, m.signals)
+	m.applied = prometheus.NewCounterVec(prometheus.CounterOpts{Name: ApplyCommandsTotal,
+		Help: "Compensation commands decided by cdcrecon apply, by table and outcome (applied, superseded, skipped, failed)."}, []string{"table", "outcome"})
+	m.Registry.MustRegister(m.panics, m.publishFails, m.registryFails, m.reachable, buildInfo, m.snapshots, m.restores, m.verdicts, m.signals, m.applied)
 	m.Registry.MustRegister(m.events, m.duplicates, m.invalid, m.driftOpened, m.driftResolved, m.driftOpen,
 		m.watermark, m.lag, m.stateBytes, m.stateKeys, m.rebuilding, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -309,6 +313,13 @@ func (m *Metrics) Verdict(table, verdict, side string) {
 		side = "none"
 	}
 	m.verdicts.WithLabelValues(table, verdict, side).Inc()
+}
+
+// Applied counts a compensation command apply decided, by its outcome.
+func (m *Metrics) Applied(table, outcome string) {
+	if m != nil {
+		m.applied.WithLabelValues(table, outcome).Inc()
+	}
 }
 
 // Signal counts re-read signals of a table's side by outcome: sent,

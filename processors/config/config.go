@@ -24,6 +24,7 @@ type Config struct {
 	HTTP           HTTP           `yaml:"http"`
 	Idle           Idle           `yaml:"idle"`
 	Verify         Verify         `yaml:"verify"`
+	Apply          Apply          `yaml:"apply"`
 	Tables         []Table        `yaml:"tables"`
 
 	// File is the path the configuration was read from ("" when built in
@@ -188,6 +189,7 @@ type Topics struct {
 	Checksums    string `yaml:"checksums"`    // default cdcrecon.checksums
 	DLQ          string `yaml:"dlq"`          // default cdcrecon.dlq
 	State        string `yaml:"state"`        // default cdcrecon.state
+	Audit        string `yaml:"audit"`        // default cdcrecon.audit
 }
 
 // Table is one reconciled table.
@@ -219,6 +221,13 @@ type Side struct {
 	SoftDelete *SoftDelete `yaml:"soft_delete"`
 	// Verify, on both sides, has drifted rows re-read by the connectors.
 	Verify *SideVerify `yaml:"verify"`
+	// Database is the target's database, which apply repairs; default
+	// apply.database (target side only).
+	Database *Database `yaml:"database"`
+	// Table is the target's table as its database names it
+	// ("public.orders", "shop.orders"); default the topic without its
+	// first dotted part, the connector's prefix (target side only).
+	Table string `yaml:"table"`
 }
 
 // SoftDelete says which column value marks a row deleted.
@@ -285,9 +294,11 @@ func Default() Config {
 		Dedupe: Dedupe{Retention: 24 * time.Hour},
 		Idle:   Idle{SafetyMargin: 30 * time.Second, Interval: time.Second},
 		Verify: Verify{Delay: 10 * time.Second, Timeout: 2 * time.Minute, Settle: 2 * time.Second, MaxKeys: 100, Rate: 20},
+		Apply: Apply{Concurrency: 4, Rate: 50, Retries: 5, Backoff: 200 * time.Millisecond, Timeout: 10 * time.Second,
+			CatchUp: 30 * time.Second},
 		Topics: Topics{
 			Changes: "cdcrecon.changes", Drift: "cdcrecon.drift", Compensation: "cdcrecon.compensation",
-			Checksums: "cdcrecon.checksums", DLQ: "cdcrecon.dlq", State: "cdcrecon.state",
+			Checksums: "cdcrecon.checksums", DLQ: "cdcrecon.dlq", State: "cdcrecon.state", Audit: "cdcrecon.audit",
 		},
 	}
 }
@@ -400,11 +411,12 @@ func (c *Config) Validate() error {
 		add(c.errorAt("tables", "at least one table is required"))
 	}
 	c.validateVerify(add)
+	c.validateApply(add)
 	// The topics cdcrecon writes are its own: no two the same, and none a
 	// table's or a heartbeat topic.
 	topics := map[string]string{}
 	for _, own := range []struct{ field, topic string }{{"topics.changes", c.Topics.Changes}, {"topics.drift", c.Topics.Drift},
-		{"topics.compensation", c.Topics.Compensation}, {"topics.checksums", c.Topics.Checksums}, {"topics.dlq", c.Topics.DLQ}, {"topics.state", c.Topics.State}} {
+		{"topics.compensation", c.Topics.Compensation}, {"topics.checksums", c.Topics.Checksums}, {"topics.dlq", c.Topics.DLQ}, {"topics.state", c.Topics.State}, {"topics.audit", c.Topics.Audit}} {
 		switch {
 		case own.topic == "":
 			add(c.errorAt(own.field, "must not be empty"))

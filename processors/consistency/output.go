@@ -104,6 +104,11 @@ func (e *Engine) resolveDrift(ks *keyState, t int64) {
 	}
 	at := ms(t)
 	d.Status, d.ResolvedAt = schemas.Resolved, &at
+	if d.Decision == schemas.Compensate {
+		// The drift was given a compensation: its resolution names it,
+		// the key under which the audit topic says what apply did.
+		d.CompensationID = CompensationID(d.ID)
+	}
 	ks.drift = nil
 	e.stats.Resolved++
 	e.stats.Open--

@@ -506,3 +506,35 @@ func asString(v canon.Value) canon.Value {
 	}
 	return canon.StringValue(string(b))
 }
+
+// ColumnRole is what mapping makes of one of a side's columns.
+type ColumnRole uint8
+
+// Column roles.
+const (
+	// Compared columns make the canonical row.
+	Compared ColumnRole = iota + 1
+	// KeyColumn columns make the key.
+	KeyColumn
+	// SoftDeleteColumn is the side's soft-delete flag.
+	SoftDeleteColumn
+	// Dropped columns are not compared: ignored, owned by the target, or
+	// outside compare.
+	Dropped
+)
+
+// CanonicalColumn returns the canonical name of a side's column and what
+// mapping makes of it.
+func (t *Table) CanonicalColumn(side Side, local string) (string, ColumnRole) {
+	plan := &t.sides[side]
+	name := plan.canon(local)
+	switch _, isKey := t.keyPos[name]; {
+	case isKey:
+		return name, KeyColumn
+	case plan.softColumn != "" && name == plan.softColumn:
+		return name, SoftDeleteColumn
+	case t.ignore[name] || t.compare != nil && !t.compare[name]:
+		return name, Dropped
+	}
+	return name, Compared
+}
