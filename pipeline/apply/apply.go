@@ -8,6 +8,7 @@ package apply
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/time/rate"
 
@@ -183,6 +185,9 @@ func (a *applier) consume(ctx context.Context) error {
 		return fmt.Errorf("reading the end of %s: %w", topic, err)
 	}
 	committed, err := ad.FetchOffsets(ctx, group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		err = nil // a new group: nothing committed yet
+	}
 	if err != nil {
 		return fmt.Errorf("reading group %s's offsets: %w", group, err)
 	}
@@ -227,7 +232,8 @@ func (a *applier) consume(ctx context.Context) error {
 			return nil
 		}
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		fetches := cl.PollFetches(pctx)
+		// Small batches: a crash decides at most one again.
+		fetches := cl.PollRecords(pctx, 4*a.cfg.Apply.Concurrency)
 		cancel()
 		if ctx.Err() != nil {
 			return nil
@@ -291,39 +297,54 @@ func (a *applier) batch(ctx context.Context, cl *kgo.Client, recs []*kgo.Record)
 		}
 		byKey[k] = append(byKey[k], i)
 	}
-	out := make([]*kgo.Record, len(recs))
+	// Each outcome is published as soon as it is decided, so that a crash
+	// loses no applied command's record; the batch's offsets are committed
+	// once all are acknowledged.
+	var pubs sync.WaitGroup
+	var pubMu sync.Mutex
+	var pubErr error
+	publish := func(r *kgo.Record) {
+		pubs.Add(1)
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			defer pubs.Done()
+			if err != nil {
+				pubMu.Lock()
+				pubErr = cmpErr(pubErr, err)
+				pubMu.Unlock()
+			}
+		})
+	}
 	var wg sync.WaitGroup
 	for _, k := range order {
 		wg.Add(1)
 		go func(idx []int) {
 			defer wg.Done()
 			for _, i := range idx {
-				out[i] = a.command(ctx, recs[i])
+				if r := a.command(ctx, recs[i]); r != nil && !a.o.DryRun {
+					publish(r)
+				}
 			}
 		}(byKey[k])
 	}
 	wg.Wait()
-	if ctx.Err() != nil {
-		return nil // stopping: nothing of the batch is committed; a restart decides it again
+	pubs.Wait()
+	if ctx.Err() != nil || a.o.DryRun {
+		return nil // stopping, or a dry run: nothing of the batch is committed
 	}
-	if a.o.DryRun {
-		return nil
-	}
-	var produce []*kgo.Record
-	for _, r := range out {
-		if r != nil {
-			produce = append(produce, r)
-		}
-	}
-	if len(produce) > 0 {
-		if err := cl.ProduceSync(ctx, produce...).FirstErr(); err != nil {
-			return fmt.Errorf("publishing audit records: %w", err)
-		}
+	if pubErr != nil {
+		return fmt.Errorf("publishing audit records: %w", pubErr)
 	}
 	if err := cl.CommitRecords(ctx, recs...); err != nil {
 		return fmt.Errorf("committing the commands' offsets: %w", err)
 	}
 	return nil
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
 }
 
 // command decides one record of the compensation topic and returns the
