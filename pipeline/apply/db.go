@@ -85,7 +85,7 @@ func open(d *config.Database) (*sql.DB, dialect, error) {
 				mc.Params[k] = v
 			}
 		}
-		mc.ParseTime = false // dates and times as the server writes them
+		mc.ParseTime = false         // dates and times as the server writes them
 		mc.InterpolateParams = false // server-side prepared statements
 		mc.ClientFoundRows = true    // rows matched, not rows changed
 		c, err := mysql.NewConnector(mc)

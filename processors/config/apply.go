@@ -45,11 +45,11 @@ type Database struct {
 	Driver string `yaml:"driver"`
 	// DSN is the driver's connection string; it replaces Host, Port,
 	// User, Name and Params.
-	DSN      string `yaml:"dsn"`
-	Host     string `yaml:"host"`
-	Port     int    `yaml:"port"`
-	User     string `yaml:"user"`
-	Name     string `yaml:"name"`
+	DSN  string `yaml:"dsn"`
+	Host string `yaml:"host"`
+	Port int    `yaml:"port"`
+	User string `yaml:"user"`
+	Name string `yaml:"name"`
 	// PasswordEnv names the environment variable holding the password.
 	PasswordEnv string `yaml:"password_env"`
 	// Params are extra connection parameters: run-time parameters for
