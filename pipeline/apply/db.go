@@ -135,7 +135,14 @@ func (postgres) param(n int, c *column) string {
 	return "$" + strconv.Itoa(n) + "::text::" + c.dbType
 }
 
-func (p postgres) readExpr(c *column) string { return p.quote(c.name) + "::text" }
+// A char(n) cast to text loses its padding, which Debezium keeps: its
+// output form has it.
+func (p postgres) readExpr(c *column) string {
+	if c.dbType == "character" || strings.HasPrefix(c.dbType, "character(") {
+		return "CASE WHEN " + p.quote(c.name) + " IS NULL THEN NULL ELSE concat(" + p.quote(c.name) + ") END"
+	}
+	return p.quote(c.name) + "::text"
+}
 
 func (postgres) begin(ctx context.Context, tx *sql.Tx) error {
 	_, err := tx.ExecContext(ctx, "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL bytea_output = 'hex'; SET LOCAL extra_float_digits = 1")

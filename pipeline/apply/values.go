@@ -254,9 +254,9 @@ func param(c *column, text string) (any, error) {
 		}
 		return text, nil // a number or a document kept as its text
 	case cJSON:
-		if s, ok := v.(string); ok {
-			return s, nil // a document the source kept as text
-		}
+		// The document as it is: a JSON string too ("s" is a document).
+		// A source's text kept as a string reads back as a document, not
+		// as that string, and the read-back check refuses it.
 		return text, nil
 	case cBytes:
 		s, ok := v.(string)

@@ -2,6 +2,7 @@ package realstack
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/big"
 	"os"
@@ -9,9 +10,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrecon/cdcrecon/pipeline/broker"
@@ -33,7 +36,7 @@ topics: {drift: kill.drift, compensation: kill.compensation, audit: %[2]s}
 apply:
   group: %[3]s
   concurrency: 4
-  rate: 40
+  rate: %[5]d
   database: {driver: postgres, host: 127.0.0.1, port: %[4]d, user: postgres, name: shop}
 tables:
   - name: accounts
@@ -51,21 +54,24 @@ func column(name string, v canon.Value) schemas.Column {
 	return schemas.Column{Name: name, Value: string(canon.AppendJSON(nil, v)), Digest: digest(v)}
 }
 
-func TestApplyKilledMidBatch(t *testing.T) {
-	s := New(t)
+// seedAccounts starts a PostgreSQL target with n drifted accounts (and the
+// write-logging trigger) and an embedded broker holding their drift
+// records and commands.
+func seedAccounts(t testing.TB, s *Stack, n int) (*Postgres, *broker.Broker) {
+	t.Helper()
 	pg := s.StartPostgres("target")
 	pg.SQL(t, "postgres", "-c", "CREATE DATABASE shop")
 	pg.SQL(t, "shop", "-c", `CREATE TABLE accounts (id integer PRIMARY KEY, balance numeric(10,2) NOT NULL, status text NOT NULL);
 		CREATE TABLE writes (id integer NOT NULL, op text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
 		CREATE FUNCTION log_write() RETURNS trigger AS $$ BEGIN INSERT INTO writes (id, op) VALUES (coalesce(NEW.id, OLD.id), TG_OP); RETURN NEW; END $$ LANGUAGE plpgsql;
-		INSERT INTO accounts SELECT g, 0, 'tampered' FROM generate_series(1, `+strconv.Itoa(killRows)+`) g;
+		INSERT INTO accounts SELECT g, 0, 'tampered' FROM generate_series(1, `+strconv.Itoa(n)+`) g;
 		CREATE TRIGGER log_write AFTER INSERT OR UPDATE OR DELETE ON accounts FOR EACH ROW EXECUTE FUNCTION log_write();`)
 
 	b, err := broker.Start(broker.Config{Partitions: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	t.Cleanup(b.Close)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.AllowAutoTopicCreation())
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +80,7 @@ func TestApplyKilledMidBatch(t *testing.T) {
 	ctx := context.Background()
 	serde := registry.NewSerde(nil)
 	var recs []*kgo.Record
-	for id := 1; id <= killRows; id++ {
+	for id := 1; id <= n; id++ {
 		key := schemas.Columns{column("id", canon.IntValue(int64(id)))}
 		d := &schemas.Drift{ID: fmt.Sprintf("d-%d", id), Table: "accounts", Key: key, Kind: schemas.ValueMismatch, Status: schemas.Open,
 			Columns:  []string{"balance", "status"},
@@ -95,8 +101,13 @@ func TestApplyKilledMidBatch(t *testing.T) {
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
+	return pg, b
+}
 
-	cfg := s.write("apply-kill.yaml", fmt.Sprintf(applyKillConfig, b.Addr(), "kill.audit", "kill-apply", pg.Port))
+func TestApplyKilledMidBatch(t *testing.T) {
+	s := New(t)
+	pg, b := seedAccounts(t, s, killRows)
+	cfg := s.write("apply-kill.yaml", fmt.Sprintf(applyKillConfig, b.Addr(), "kill.audit", "kill-apply", pg.Port, 40))
 	// At 40 commands a second the run takes 3 s: killed after one, it has
 	// applied some, and some of a batch it has not committed.
 	first := exec.Command(Binary(t), "apply", "--config", cfg, "--instance-id", "first", "--log-level", "info")
@@ -178,7 +189,7 @@ func TestApplyKilledMidBatch(t *testing.T) {
 
 	// Replaying the whole topic under a new group applies nothing: every
 	// row has moved on from the drift's record of it.
-	replay := s.write("apply-replay.yaml", fmt.Sprintf(applyKillConfig, b.Addr(), "kill.audit-replay", "kill-replay", pg.Port))
+	replay := s.write("apply-replay.yaml", fmt.Sprintf(applyKillConfig, b.Addr(), "kill.audit-replay", "kill-replay", pg.Port, 40))
 	out, err = exec.Command(Binary(t), "apply", "--config", replay, "--exit").CombinedOutput()
 	if err != nil {
 		t.Fatalf("replay: %v\n%s", err, out)
@@ -214,4 +225,62 @@ func bigInt(n int64) *big.Int { return big.NewInt(n) }
 func mustDefault() *config.Config {
 	c := config.Default()
 	return &c
+}
+
+// BenchmarkApply measures cdcrecon apply repairing benchRows rows of a
+// PostgreSQL target — each a locked read, compare-and-set, write and audit
+// record, 4 at a time, the process's start and the drift topic's reading
+// included — against a baseline in the same run: the same UPDATEs, each
+// in its own transaction, from 4 connections of the same driver.
+func BenchmarkApply(b *testing.B) {
+	const benchRows = 1000
+	for range b.N {
+		s := New(b)
+		pg, br := seedAccounts(b, s, benchRows)
+		cfg := s.write("apply-bench.yaml", fmt.Sprintf(applyKillConfig, br.Addr(), "kill.audit", "bench", pg.Port, 1000000))
+		start := time.Now()
+		out, err := exec.Command(Binary(b), "apply", "--config", cfg, "--exit").CombinedOutput()
+		took := time.Since(start)
+		if want := fmt.Sprintf("accounts: %d applied", benchRows); err != nil || !strings.Contains(string(out), want) {
+			b.Fatalf("apply: %v; want %q in\n%s", err, want, lastLine(out))
+		}
+		pg.SQL(b, "shop", "-c", "UPDATE accounts SET balance = 0, status = 'tampered'")
+		db, err := sql.Open("pgx", fmt.Sprintf("postgres://postgres@127.0.0.1:%d/shop", pg.Port))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids := make(chan int, benchRows)
+		for id := 1; id <= benchRows; id++ {
+			ids <- id
+		}
+		close(ids)
+		start = time.Now()
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for id := range ids {
+					tx, err := db.Begin()
+					if err == nil {
+						_, err = tx.Exec("UPDATE accounts SET balance = $1::text::numeric(10,2), status = $2::text WHERE id = $3::text::integer",
+							fmt.Sprintf("%d.50", id), "ok", strconv.Itoa(id))
+					}
+					if err == nil {
+						err = tx.Commit()
+					}
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		base := time.Since(start)
+		db.Close()
+		b.ReportMetric(benchRows/took.Seconds(), "commands/s")
+		b.ReportMetric(benchRows/base.Seconds(), "baseline-updates/s")
+		b.ReportMetric(took.Seconds(), "apply-s")
+	}
 }
