@@ -3,10 +3,10 @@ package realstack
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"maps"
 	"os"
 	"os/exec"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
