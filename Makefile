@@ -24,7 +24,7 @@ demo: build
 test:
 	$(GO) vet ./...
 	cd test/e2e && $(GO) vet ./...
-	$(GO) test -race -shuffle=on -timeout 30m ./...
+	$(GO) test -race -shuffle=on -timeout 45m ./...
 	cd test/e2e && $(GO) test -race -shuffle=on -timeout 10m ./...
 
 # The inner loop: every test but the long ones (the chaos and fault
@@ -50,7 +50,7 @@ realstack-jars:
 # (KRaft) and Kafka Connect with Debezium from Maven Central, PostgreSQL
 # from the machine. A missing component fails it (make test skips instead).
 e2e-local: realstack-jars
-	CDCRECON_REALSTACK=required $(GO) test -v -count 1 -timeout 30m ./test/realstack
+	CDCRECON_REALSTACK=required $(GO) test -v -count 1 -timeout 45m ./test/realstack
 
 # A short run of every fuzz target, counted in executions rather than
 # seconds: a -fuzztime duration can fail with "context deadline exceeded"
