@@ -223,7 +223,7 @@ func (a *applier) consume(ctx context.Context) error {
 		return err
 	}
 	defer cl.Close()
-	decided := 0
+	decided, idle := 0, 0
 	for {
 		if (a.o.DryRun || a.o.Exit) && done() {
 			return nil
@@ -259,6 +259,17 @@ func (a *applier) consume(ctx context.Context) error {
 		if a.o.Limit > 0 && len(recs) > a.o.Limit-decided {
 			recs = recs[:a.o.Limit-decided]
 		}
+		switch {
+		case len(recs) > 0:
+			idle = 0
+		case a.o.DryRun || a.o.Exit:
+			// A partition may end short of its end offset (compacted
+			// away, transaction markers): 30 quiet seconds end the run.
+			if idle++; idle >= 30 {
+				a.log.Warn("no more commands within 30 s short of the topic's end at start: stopping", "topic", topic)
+				return nil
+			}
+		}
 		if len(recs) > 0 {
 			if err := a.batch(ctx, cl, recs); err != nil {
 				cl.AllowRebalance()
@@ -271,13 +282,6 @@ func (a *applier) consume(ctx context.Context) error {
 		}
 		if !a.o.DryRun {
 			cl.AllowRebalance()
-		}
-		if a.o.DryRun && len(recs) == 0 && fetches.Empty() && ctx.Err() == nil {
-			// Nothing more came within a second: a partition ended short
-			// of its end offset (transaction markers, compaction).
-			if done() {
-				return nil
-			}
 		}
 	}
 }

@@ -72,7 +72,6 @@ type verdict struct {
 	reason    string
 	statement string
 	params    schemas.Columns
-	args      []any
 }
 
 // precheck decides what needs no database: the drift's state and the
@@ -193,7 +192,7 @@ func (t *target) run(ctx context.Context, cmd *schemas.Compensation, d *schemas.
 	if err := t.readsBack(cmd, &st, keyCols); err != nil {
 		return verdict{}, permanent(err)
 	}
-	v := verdict{outcome: schemas.Applied, reason: "the target row was as the drift recorded it", statement: st.sql, params: st.params, args: st.args}
+	v := verdict{outcome: schemas.Applied, reason: "the target row was as the drift recorded it", statement: st.sql, params: st.params}
 	if dry {
 		return v, nil
 	}
@@ -274,17 +273,15 @@ func (t *target) canonical(row debezium.Row, found bool) (map[string]string, err
 	return out, nil
 }
 
-// digests is a recorded row by canonical column name; nil when absent.
-func digests(t *target, side normalize.Side, cs schemas.Columns) map[string]string {
+// targetDigests is a row in the target's names by canonical column name;
+// nil when absent.
+func targetDigests(t *target, cs schemas.Columns) map[string]string {
 	if cs == nil {
 		return nil
 	}
 	out := make(map[string]string, len(cs))
 	for _, c := range cs {
-		name := c.Name
-		if side != 0 {
-			name, _ = t.norm.CanonicalColumn(side, c.Name)
-		}
+		name, _ := t.norm.CanonicalColumn(normalize.Target, c.Name)
 		out[name] = c.Digest
 	}
 	return out
@@ -294,7 +291,7 @@ func digests(t *target, side normalize.Side, cs schemas.Columns) map[string]stri
 func (t *target) wanted(cmd *schemas.Compensation) (map[string]string, bool) {
 	switch cmd.Action {
 	case schemas.Upsert:
-		return digests(t, normalize.Target, cmd.Row), true
+		return targetDigests(t, cmd.Row), true
 	case schemas.Delete, schemas.SoftDelete:
 		return nil, true
 	}
@@ -485,7 +482,7 @@ func (t *target) readsBack(cmd *schemas.Compensation, st *statement, keyCols []*
 	if err != nil {
 		return err
 	}
-	want := digests(t, normalize.Target, cmd.Row)
+	want := targetDigests(t, cmd.Row)
 	if diff := differsFrom(got, want); diff != "" {
 		return fmt.Errorf("the target's columns cannot hold the command's values exactly (%s when read back): nothing written", diff)
 	}

@@ -75,12 +75,17 @@ func (x *driftIndex) follow(ctx context.Context) {
 func (x *driftIndex) add(d *schemas.Drift) {
 	cur := x.drifts[d.ID]
 	if cur == nil {
-		c := *d
-		x.drifts[d.ID] = &c
-		return
+		// Kept: what deciding a command reads — the target row as
+		// recorded, the status, decision and verification.
+		c := schemas.Drift{ID: d.ID, Table: d.Table, Kind: d.Kind, Status: d.Status, Target: d.Target,
+			Verification: d.Verification, Decision: d.Decision, Policy: d.Policy}
+		cur = &c
+		x.drifts[d.ID] = cur
 	}
 	if d.Status == schemas.Resolved {
-		cur.Status, cur.ResolvedAt = schemas.Resolved, d.ResolvedAt
+		// Final: only the status stays.
+		cur.Status, cur.Target = schemas.Resolved, nil
+		return
 	}
 	if d.Decision != "" && cur.Status != schemas.Resolved {
 		cur.Decision = d.Decision

@@ -10,16 +10,19 @@ import (
 
 // The kinds tables: a column of every type the database and the
 // normaliser share, the same on both sides. Floats hold values a float32
-// holds exactly: Debezium sends a FLOAT widened to a double.
+// holds exactly: Debezium sends a FLOAT widened to a double. MariaDB's has
+// no BLOB: Debezium 2.6's MySQL connector reads one through MariaDB's JDBC
+// driver, in snapshots and re-reads, as null ("Unexpected JDBC BINARY
+// value"); VARBINARY is read right.
 var kindsDDL = map[string]string{
 	"postgres": `CREATE TABLE kinds (id integer PRIMARY KEY, i2 smallint, i8 bigint, dec numeric(12, 4), f4 real, f8 double precision,
 		flag boolean, txt text, vc varchar(20), ch char(4), bin bytea, d date, tm time(3), ts timestamp(6), tstz timestamptz,
 		doc json, docb jsonb, u uuid, mood mood);
 	CREATE TABLE members (id integer PRIMARY KEY, name text NOT NULL);`,
 	"mariadb": `CREATE TABLE kinds (id INT PRIMARY KEY, i1 TINYINT, i8 BIGINT, u8 BIGINT UNSIGNED, ` + "`dec`" + ` DECIMAL(12, 4), f4 FLOAT, f8 DOUBLE,
-		flag TINYINT(1), txt TEXT, vc VARCHAR(20), bin VARBINARY(16), blb BLOB, d DATE, tm TIME(3), dt DATETIME(6), ts TIMESTAMP(3) NULL,
-		doc JSON, e ENUM('a', 'b', 'c'), yr YEAR);
-	CREATE TABLE members (id INT PRIMARY KEY, name VARCHAR(100) NOT NULL);`,
+		flag TINYINT(1), txt TEXT, vc VARCHAR(20), bin VARBINARY(16), d DATE, tm TIME(3), dt DATETIME(6), ts TIMESTAMP(3) NULL,
+		doc JSON, e ENUM('a', 'b', 'c'), yr YEAR) DEFAULT CHARSET = utf8mb4;
+	CREATE TABLE members (id INT PRIMARY KEY, name VARCHAR(100) NOT NULL) DEFAULT CHARSET = utf8mb4;`,
 }
 
 var kindsRows = map[string]string{
@@ -32,12 +35,12 @@ var kindsRows = map[string]string{
 		(4, 1, 1, 1, 1, 1, true, 'untouched', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 	INSERT INTO members VALUES (1, 'Ada'), (2, 'Grace');`,
 	"mariadb": `INSERT INTO kinds VALUES
-		(1, 7, 9007199254740993, 18446744073709551, 1234.5678, 1.5, 2.718281828459045, 1, 'héllo ☃', 'v', X'deadbeef', X'0001', '2026-01-31', '12:34:56.789',
+		(1, 7, 9007199254740993, 18446744073709551, 1234.5678, 1.5, 2.718281828459045, 1, 'héllo ☃', 'v', X'deadbeef', '2026-01-31', '12:34:56.789',
 		 '2026-11-21 10:00:00.123456', '2026-11-21 08:00:00.5', '{"a": [1, 2.50], "b": "x"}', 'b', 2026),
-		(2, -128, -1, 0, -0.0001, -2.25, 1e300, 0, '', 'w', X'00ff', X'', '1970-01-02', '-01:00:00', '1999-12-31 23:59:59.999999',
+		(2, -128, -1, 0, -0.0001, -2.25, 1e300, 0, '', 'w', X'00ff', '1970-01-02', '-01:00:00', '1999-12-31 23:59:59.999999',
 		 '2000-01-01 00:00:00', '[]', 'c', 1999),
-		(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-		(4, 1, 1, 1, 1, 1, 1, 1, 'untouched', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+		(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+		(4, 1, 1, 1, 1, 1, 1, 1, 'untouched', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 	INSERT INTO members VALUES (1, 'Ada'), (2, 'Grace');`,
 }
 
@@ -46,7 +49,7 @@ var kindsTamper = map[string]string{
 	"postgres": `UPDATE kinds SET i2 = 0, i8 = 0, dec = 0, f4 = 0, f8 = 0, flag = false, txt = 'x', vc = 'x', ch = 'x', bin = '\x00',
 		d = '2000-01-01', tm = '00:00', ts = '2000-01-01', tstz = '2000-01-01 00:00+00', doc = '{}', docb = '{}',
 		u = '00000000-0000-0000-0000-000000000000', mood = 'happy' WHERE id = 1`,
-	"mariadb": "UPDATE kinds SET i1 = 0, i8 = 0, u8 = 0, `dec` = 0, f4 = 0, f8 = 0, flag = 0, txt = 'x', vc = 'x', bin = X'00', blb = X'00', " +
+	"mariadb": "UPDATE kinds SET i1 = 0, i8 = 0, u8 = 0, `dec` = 0, f4 = 0, f8 = 0, flag = 0, txt = 'x', vc = 'x', bin = X'00', " +
 		"d = '2000-01-01', tm = '00:00', dt = '2000-01-01', ts = '2000-01-01 00:00:00', doc = '{}', e = 'a', yr = 2000 WHERE id = 1",
 }
 
@@ -129,7 +132,7 @@ func TestMariaDBPairApplies(t *testing.T) {
 	s.StartMariaDBConnect(connectors)
 	t.Logf("running %s, MariaDB %s", s.Versions(), src.SQL(t, "SELECT VERSION()"))
 	cols := "IFNULL(i1, 'N'), IFNULL(i8, 'N'), IFNULL(u8, 'N'), IFNULL(`dec`, 'N'), IFNULL(f4, 'N'), IFNULL(f8, 'N'), IFNULL(flag, 'N'), " +
-		"IFNULL(txt, 'N'), IFNULL(vc, 'N'), IFNULL(HEX(bin), 'N'), IFNULL(HEX(blb), 'N'), IFNULL(d, 'N'), IFNULL(tm, 'N'), IFNULL(dt, 'N'), " +
+		"IFNULL(txt, 'N'), IFNULL(vc, 'N'), IFNULL(HEX(bin), 'N'), IFNULL(d, 'N'), IFNULL(tm, 'N'), IFNULL(dt, 'N'), " +
 		"IFNULL(ts, 'N'), IFNULL(doc, 'N'), IFNULL(e, 'N'), IFNULL(yr, 'N')"
 	queries := map[string][2]string{
 		"orders": {"SELECT CONCAT(id, ' ', customer_id, '|', CAST(total AS DOUBLE), '|', status, '|', " +
@@ -158,6 +161,8 @@ func TestMariaDBPairApplies(t *testing.T) {
 		extra: map[string]string{
 			"orders": "    normalize:\n      updated_at: {timestamp_precision: ms}\n",
 			"kinds":  "    normalize:\n      flag: {as: bool}\n",
+			// MariaDB's BOOLEAN is a TINYINT(1): Debezium sends 0 and 1.
+			"members": "    normalize:\n      deleted: {as: bool}\n",
 		},
 	})
 }

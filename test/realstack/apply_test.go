@@ -84,7 +84,7 @@ tables:
       topic: %[3]s.%[4]s.members
       soft_delete: {column: deleted}
       verify: {signal_topic: cdcrecon.signals.%[3]s, prefix: %[3]s, quote: %[5]s}
-  - name: kinds
+%[9]s  - name: kinds
     key: [id]
     source: {topic: %[2]s.%[4]s.kinds, verify: {signal_topic: cdcrecon.signals.%[2]s, prefix: %[2]s, quote: %[5]s}}
     target: {topic: %[3]s.%[4]s.kinds, verify: {signal_topic: cdcrecon.signals.%[3]s, prefix: %[3]s, quote: %[5]s}}
@@ -166,7 +166,7 @@ func runApply(t *testing.T, s *Stack, p applyPair) {
 	if diff := settle(0); len(diff) != 0 {
 		t.Fatalf("the pair differs before the scenario: %v", diff)
 	}
-	cfg := fmt.Sprintf(applyWorkerConfig, p.group, p.prefixes[0], p.prefixes[1], p.schema, p.quote, p.database, p.extra["orders"], p.extra["kinds"])
+	cfg := fmt.Sprintf(applyWorkerConfig, p.group, p.prefixes[0], p.prefixes[1], p.schema, p.quote, p.database, p.extra["orders"], p.extra["kinds"], p.extra["members"])
 	w := s.StartWorker(t, s.write(p.name+"-apply.yaml", cfg))
 	w.AwaitDrift(t, map[string]string{}, 2*time.Minute)
 	// A re-read of a row a side has not names a row that side has, which
@@ -330,30 +330,10 @@ func idOf(key string) string {
 // re-read of a row a side has not asks for an anchor row too (the side's
 // latest), which must still be there when the connector reads it.
 func writeOrders(t *testing.T, run func(sql string) error) (stop func() int) {
-	quit := make(chan struct{})
-	done := make(chan int)
-	go func() {
-		n := 0
-		defer func() { done <- n }()
-		for i := 100; ; i++ {
-			select {
-			case <-quit:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			sql := fmt.Sprintf("INSERT INTO orders (id, customer_id, total, status) VALUES (%d, 1, %d.25, 'new')", i/2+100, i)
-			if i%2 == 1 {
-				sql = fmt.Sprintf("UPDATE orders SET status = 'paid', total = total + 1 WHERE id = %d", i/2+100)
-			}
-			if err := run(sql); err != nil {
-				t.Errorf("writer: %s: %v", sql, err)
-				return
-			}
-			n++
+	return writeEvery(t, run, func(i int) string {
+		if i%2 == 1 {
+			return fmt.Sprintf("UPDATE orders SET status = 'paid', total = total + 1 WHERE id = %d", i/2+100)
 		}
-	}()
-	return func() int {
-		close(quit)
-		return <-done
-	}
+		return fmt.Sprintf("INSERT INTO orders (id, customer_id, total, status) VALUES (%d, 1, %d.25, 'new')", i/2+100, i)
+	})
 }

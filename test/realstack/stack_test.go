@@ -373,6 +373,25 @@ var written = []string{"orders", "customers"}
 // a key change and a transaction over both tables, on orders and
 // customers from id 100 on. now is the SQL of the current time.
 func writeSteadily(t *testing.T, run func(sql string) error, now string) (stop func() int) {
+	return writeEvery(t, run, func(i int) string {
+		switch i % 6 {
+		case 0, 1:
+			return fmt.Sprintf("INSERT INTO orders (id, customer_id, total, status) VALUES (%d, 1, %d.25, 'new')", i, i)
+		case 2:
+			return fmt.Sprintf("UPDATE orders SET status = 'paid', total = total + 1, updated_at = %s WHERE id = %d", now, i-2)
+		case 3:
+			return fmt.Sprintf("DELETE FROM orders WHERE id = %d", i-2)
+		case 4:
+			// A key change: delete and insert in one event pair.
+			return fmt.Sprintf("UPDATE orders SET id = %d WHERE id = %d", i+1000000, i-4)
+		}
+		return fmt.Sprintf("BEGIN; INSERT INTO customers VALUES (%d, 'c%d', NULL); UPDATE orders SET customer_id = %d WHERE id = %d; COMMIT", i, i, i, i-5)
+	})
+}
+
+// writeEvery runs the statements next gives for i = 100, 101, ... every
+// 50 ms until stopped, and returns how many ran.
+func writeEvery(t *testing.T, run func(sql string) error, next func(i int) string) (stop func() int) {
 	quit := make(chan struct{})
 	done := make(chan int)
 	go func() {
@@ -384,20 +403,7 @@ func writeSteadily(t *testing.T, run func(sql string) error, now string) (stop f
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
-			var sql string
-			switch i % 6 {
-			case 0, 1:
-				sql = fmt.Sprintf("INSERT INTO orders (id, customer_id, total, status) VALUES (%d, 1, %d.25, 'new')", i, i)
-			case 2:
-				sql = fmt.Sprintf("UPDATE orders SET status = 'paid', total = total + 1, updated_at = %s WHERE id = %d", now, i-2)
-			case 3:
-				sql = fmt.Sprintf("DELETE FROM orders WHERE id = %d", i-2)
-			case 4:
-				// A key change: delete and insert in one event pair.
-				sql = fmt.Sprintf("UPDATE orders SET id = %d WHERE id = %d", i+1000000, i-4)
-			case 5:
-				sql = fmt.Sprintf("BEGIN; INSERT INTO customers VALUES (%d, 'c%d', NULL); UPDATE orders SET customer_id = %d WHERE id = %d; COMMIT", i, i, i, i-5)
-			}
+			sql := next(i)
 			if err := run(sql); err != nil {
 				t.Errorf("writer: %s: %v", sql, err)
 				return
