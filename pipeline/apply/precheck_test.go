@@ -26,20 +26,38 @@ func TestPrecheck(t *testing.T) {
 	}{
 		{name: "open, confirmed", verify: true, drift: open, cmd: cmd},
 		{name: "no drift record", drift: nil, cmd: cmd, want: schemas.Skipped, reason: "no record of drift"},
-		{name: "resolved", drift: func() *schemas.Drift { d, _ := with(func(d *schemas.Drift, _ *schemas.Compensation) { d.Status = schemas.Resolved }); return d }(),
+		{name: "resolved", drift: func() *schemas.Drift {
+			d, _ := with(func(d *schemas.Drift, _ *schemas.Compensation) { d.Status = schemas.Resolved })
+			return d
+		}(),
 			cmd: cmd, want: schemas.Superseded, reason: "resolved"},
 		{name: "not confirmed", verify: true, drift: open,
-			cmd: func() *schemas.Compensation { _, c := with(func(_ *schemas.Drift, c *schemas.Compensation) { c.Verification = "" }); return c }(),
+			cmd: func() *schemas.Compensation {
+				_, c := with(func(_ *schemas.Drift, c *schemas.Compensation) { c.Verification = "" })
+				return c
+			}(),
 			want: schemas.Skipped, reason: "not confirmed"},
 		{name: "unconfirmed without re-reads", verify: false, drift: open,
-			cmd: func() *schemas.Compensation { _, c := with(func(_ *schemas.Drift, c *schemas.Compensation) { c.Verification = "" }); return c }()},
-		{name: "manual", drift: func() *schemas.Drift { d, _ := with(func(d *schemas.Drift, _ *schemas.Compensation) { d.Decision = schemas.ManualCheck }); return d }(),
+			cmd: func() *schemas.Compensation {
+				_, c := with(func(_ *schemas.Drift, c *schemas.Compensation) { c.Verification = "" })
+				return c
+			}()},
+		{name: "manual", drift: func() *schemas.Drift {
+			d, _ := with(func(d *schemas.Drift, _ *schemas.Compensation) { d.Decision = schemas.ManualCheck })
+			return d
+		}(),
 			cmd: cmd, want: schemas.Skipped, reason: "decided manual"},
 		{name: "another policy", drift: open,
-			cmd: func() *schemas.Compensation { _, c := with(func(_ *schemas.Drift, c *schemas.Compensation) { c.Policy = "orders@v1" }); return c }(),
+			cmd: func() *schemas.Compensation {
+				_, c := with(func(_ *schemas.Drift, c *schemas.Compensation) { c.Policy = "orders@v1" })
+				return c
+			}(),
 			want: schemas.Skipped, reason: "decided under policy orders@v1"},
 		{name: "unknown action", drift: open,
-			cmd: func() *schemas.Compensation { _, c := with(func(_ *schemas.Drift, c *schemas.Compensation) { c.Action = "truncate" }); return c }(),
+			cmd: func() *schemas.Compensation {
+				_, c := with(func(_ *schemas.Drift, c *schemas.Compensation) { c.Action = "truncate" })
+				return c
+			}(),
 			want: schemas.Failed, reason: "unknown action"},
 	} {
 		tg := &target{policy: "orders@v2", verify: tc.verify}
