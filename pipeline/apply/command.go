@@ -196,12 +196,9 @@ func (t *target) run(ctx context.Context, cmd *schemas.Compensation, d *schemas.
 	if dry {
 		return v, nil
 	}
-	prep, err := tx.PrepareContext(ctx, st.sql)
-	if err != nil {
-		return verdict{}, err
-	}
-	defer prep.Close()
-	res, err := prep.ExecContext(ctx, st.args...)
+	// With arguments both drivers prepare the statement on the server and
+	// bind the values: no value is ever part of the SQL text.
+	res, err := tx.ExecContext(ctx, st.sql, st.args...)
 	if err != nil {
 		return verdict{}, err
 	}
@@ -216,12 +213,7 @@ func (t *target) run(ctx context.Context, cmd *schemas.Compensation, d *schemas.
 
 // read runs the row's SELECT: found is false when the key has no row.
 func (t *target) read(ctx context.Context, tx *sql.Tx, q string, args []any, cols []*column) (bool, debezium.Row, error) {
-	prep, err := tx.PrepareContext(ctx, q)
-	if err != nil {
-		return false, nil, err
-	}
-	defer prep.Close()
-	rows, err := prep.QueryContext(ctx, args...)
+	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return false, nil, err
 	}

@@ -238,8 +238,9 @@ func BenchmarkApply(b *testing.B) {
 		s := New(b)
 		pg, br := seedAccounts(b, s, benchRows)
 		cfg := s.write("apply-bench.yaml", fmt.Sprintf(applyKillConfig, br.Addr(), "kill.audit", "bench", pg.Port, 1000000))
+		cmd := exec.Command(Binary(b), "apply", "--config", cfg, "--exit")
 		start := time.Now()
-		out, err := exec.Command(Binary(b), "apply", "--config", cfg, "--exit").CombinedOutput()
+		out, err := cmd.CombinedOutput()
 		took := time.Since(start)
 		if want := fmt.Sprintf("accounts: %d applied", benchRows); err != nil || !strings.Contains(string(out), want) {
 			b.Fatalf("apply: %v; want %q in\n%s", err, want, lastLine(out))
