@@ -215,14 +215,23 @@ func (a *applier) consume(ctx context.Context) error {
 		ends.Each(func(o kadm.ListedOffset) { parts[o.Partition] = kgo.NewOffset().At(next[o.Partition]) })
 		opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}))
 	} else {
+		// A member that crashed holds its partitions for the session
+		// timeout: kafka.session_timeout, as for the workers.
 		opts = append(opts, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.DisableAutoCommit(),
-			kgo.BlockRebalanceOnPoll(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+			kgo.BlockRebalanceOnPoll(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.SessionTimeout(a.cfg.Kafka.SessionTimeout), kgo.RebalanceTimeout(2*a.cfg.Kafka.SessionTimeout))
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	// Leaving the group waits for a rebalance a poll holds back: run
+	// first (defers run last in, first out).
+	defer cl.AllowRebalance()
+	// How long a run to the end waits without a command: past a crashed
+	// member's session and the rebalance that gives its partitions back.
+	quiet := 30 + int(3*a.cfg.Kafka.SessionTimeout/time.Second)
 	decided, idle := 0, 0
 	for {
 		if (a.o.DryRun || a.o.Exit) && done() {
@@ -264,9 +273,10 @@ func (a *applier) consume(ctx context.Context) error {
 			idle = 0
 		case a.o.DryRun || a.o.Exit:
 			// A partition may end short of its end offset (compacted
-			// away, transaction markers): 30 quiet seconds end the run.
-			if idle++; idle >= 30 {
-				a.log.Warn("no more commands within 30 s short of the topic's end at start: stopping", "topic", topic)
+			// away, transaction markers), or belong to another member:
+			// quiet seconds end the run.
+			if idle++; idle >= quiet {
+				a.log.Warn("no more commands short of the topic's end at start: stopping", "topic", topic, "quiet_seconds", quiet)
 				return nil
 			}
 		}

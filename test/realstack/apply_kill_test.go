@@ -1,6 +1,7 @@
 package realstack
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -137,7 +139,7 @@ func TestApplyKilledMidBatch(t *testing.T) {
 	if before >= killRows {
 		t.Fatalf("apply had written all %d rows before the kill: the test did not kill it mid-run", before)
 	}
-	out, err := exec.Command(Binary(t), "apply", "--config", cfg, "--instance-id", "second", "--exit").CombinedOutput()
+	out, err := runBounded(t, 3*time.Minute, "apply", "--config", cfg, "--instance-id", "second", "--exit")
 	if err != nil {
 		t.Fatalf("apply after the kill: %v\n%s", err, out)
 	}
@@ -190,7 +192,7 @@ func TestApplyKilledMidBatch(t *testing.T) {
 	// Replaying the whole topic under a new group applies nothing: every
 	// row has moved on from the drift's record of it.
 	replay := s.write("apply-replay.yaml", fmt.Sprintf(applyKillConfig, b.Addr(), "kill.audit-replay", "kill-replay", pg.Port, 40))
-	out, err = exec.Command(Binary(t), "apply", "--config", replay, "--exit").CombinedOutput()
+	out, err = runBounded(t, 3*time.Minute, "apply", "--config", replay, "--exit")
 	if err != nil {
 		t.Fatalf("replay: %v\n%s", err, out)
 	}
@@ -199,6 +201,28 @@ func TestApplyKilledMidBatch(t *testing.T) {
 	}
 	if n := pg.SQL(t, "shop", "-c", "SELECT count(*) FROM writes"); n != strconv.Itoa(killRows) {
 		t.Errorf("after the replay %s writes, want %d", n, killRows)
+	}
+}
+
+// runBounded runs the binary for at most limit; past it, SIGQUIT makes
+// the process print its goroutines, which the error then shows.
+func runBounded(t testing.TB, limit time.Duration, args ...string) ([]byte, error) {
+	t.Helper()
+	cmd := exec.Command(Binary(t), args...)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return buf.Bytes(), err
+	case <-time.After(limit):
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		<-done
+		return buf.Bytes(), fmt.Errorf("still running after %s: stopped with SIGQUIT", limit)
 	}
 }
 
