@@ -84,10 +84,13 @@ tables:
       topic: %[3]s.%[4]s.members
       soft_delete: {column: deleted}
       verify: {signal_topic: cdcrecon.signals.%[3]s, prefix: %[3]s, quote: %[5]s}
-%[9]s  - name: kinds
+%[9]s  # Not re-read: a re-read of a row a side has not needs an anchor row of
+  # that side in the same changes partition, which a four-row table
+  # without writes often has not; its commands follow the openings.
+  - name: kinds
     key: [id]
-    source: {topic: %[2]s.%[4]s.kinds, verify: {signal_topic: cdcrecon.signals.%[2]s, prefix: %[2]s, quote: %[5]s}}
-    target: {topic: %[3]s.%[4]s.kinds, verify: {signal_topic: cdcrecon.signals.%[3]s, prefix: %[3]s, quote: %[5]s}}
+    source: {topic: %[2]s.%[4]s.kinds}
+    target: {topic: %[3]s.%[4]s.kinds}
 %[8]s`
 
 // applyTables are the tables the scenario compares, and the rows it
@@ -170,15 +173,16 @@ func runApply(t *testing.T, s *Stack, p applyPair) {
 	w := s.StartWorker(t, s.write(p.name+"-apply.yaml", cfg))
 	w.AwaitDrift(t, map[string]string{}, 2*time.Minute)
 	// A re-read of a row a side has not names a row that side has, which
-	// the connector's read shows it answered: members 2 and kinds 4,
-	// written now, are such anchors for both sides.
+	// the connector's read shows it answered: members 2, written now, is
+	// such an anchor for both sides.
 	p.source("UPDATE members SET name = 'Grace H' WHERE id = 2")
-	p.source("UPDATE kinds SET txt = 'anchor' WHERE id = 4")
 	if diff := settle(0); len(diff) != 0 {
 		t.Fatalf("the pair differs after the anchors' updates: %v", diff)
 	}
 
-	// Tamper while the source is written.
+	// Tamper while the source is written. A drift opened before (the
+	// connectors' snapshots do not arrive together) is not the scenario's.
+	tampered := time.Now().Add(-time.Second)
 	stop := writeOrders(t, p.try)
 	p.target("UPDATE orders SET total = 0 WHERE id BETWEEN 10 AND 12 OR id = 15")
 	p.target("DELETE FROM orders WHERE id IN (13, 14)")
@@ -196,7 +200,9 @@ func runApply(t *testing.T, s *Stack, p applyPair) {
 	for deadline := time.Now().Add(4 * time.Minute); ; time.Sleep(2 * time.Second) {
 		comps = map[string]*schemas.Compensation{}
 		for _, c := range w.Compensations(t) {
-			comps[c.Table+" "+keyID(c.Key)] = c
+			if c.DriftOpenedAt.After(tampered) {
+				comps[c.Table+" "+keyID(c.Key)] = c
+			}
 		}
 		missing := 0
 		for row := range want {
@@ -213,7 +219,11 @@ func runApply(t *testing.T, s *Stack, p applyPair) {
 	}
 	writes := stop()
 	for row, action := range want {
-		if c := comps[row]; c.Action != action || c.Verification != schemas.Confirmed {
+		verified := schemas.Confirmed
+		if strings.HasPrefix(row, "kinds ") {
+			verified = "" // not re-read
+		}
+		if c := comps[row]; c.Action != action || c.Verification != verified {
 			t.Errorf("%s: command %s %s, want %s confirmed", row, c.Action, c.Verification, action)
 		}
 	}
@@ -266,6 +276,11 @@ func runApply(t *testing.T, s *Stack, p applyPair) {
 	}
 	audits := readAudits(t, s.Kafka, p.group+".audit")
 	applied := map[string]string{}
+	ours := map[string]bool{}
+	for _, c := range comps {
+		ours[c.ID] = true
+	}
+	audits = slices.DeleteFunc(audits, func(a *schemas.Audit) bool { return !ours[a.CompensationID] })
 	for _, a := range audits {
 		row := a.Table + " " + keyID(a.Key)
 		switch {
