@@ -323,7 +323,9 @@ func (a *applier) batch(ctx context.Context, cl *kgo.Client, recs []*kgo.Record)
 			defer pubs.Done()
 			if err != nil {
 				pubMu.Lock()
-				pubErr = cmpErr(pubErr, err)
+				if pubErr == nil {
+					pubErr = err
+				}
 				pubMu.Unlock()
 			}
 		})
@@ -352,13 +354,6 @@ func (a *applier) batch(ctx context.Context, cl *kgo.Client, recs []*kgo.Record)
 		return fmt.Errorf("committing the commands' offsets: %w", err)
 	}
 	return nil
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // command decides one record of the compensation topic and returns the

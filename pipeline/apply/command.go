@@ -140,7 +140,7 @@ func (t *target) run(ctx context.Context, cmd *schemas.Compensation, d *schemas.
 		exprs = append(exprs, t.dialect.readExpr(c))
 		readable = append(readable, c)
 	}
-	lock := t.dialect.forUpdate()
+	lock := " FOR UPDATE" // both databases' row lock
 	if dry {
 		lock = ""
 	}
@@ -353,7 +353,7 @@ func (st *statement) add(t *target, c *column, v schemas.Column) string {
 	var p any
 	if v.Value != "" || !v.Redacted {
 		var err error
-		p, err = param(c, cmp(v.Value, "null"))
+		p, err = param(c, orNull(v.Value))
 		if err != nil && st.err == nil {
 			st.err = err
 		}
@@ -368,9 +368,10 @@ func (st *statement) add(t *target, c *column, v schemas.Column) string {
 	return t.dialect.param(len(st.args), c)
 }
 
-func cmp(s, def string) string {
+// orNull is a value's JSON text, null for a redacted (empty) one.
+func orNull(s string) string {
 	if s == "" {
-		return def
+		return "null"
 	}
 	return s
 }
@@ -483,7 +484,7 @@ func (t *target) readsBack(cmd *schemas.Compensation, st *statement, keyCols []*
 
 // parseParam is the value a parameter reads back as.
 func (t *target) parseParam(c *column, text string) (canon.Value, error) {
-	p, err := param(c, cmp(text, "null"))
+	p, err := param(c, orNull(text))
 	if err != nil {
 		return canon.Value{}, err
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/cdcrecon/cdcrecon/processors/config"
 )
@@ -34,8 +34,6 @@ type dialect interface {
 	columns(ctx context.Context, db *sql.DB, table string) ([]*column, error)
 	// transient reports whether err may pass on retry.
 	transient(err error) bool
-	// forUpdate locks the row read; "" in a dry run.
-	forUpdate() string
 }
 
 // open opens a target database by its configuration.
@@ -61,11 +59,10 @@ func open(d *config.Database) (*sql.DB, dialect, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", d.Address(), err)
 		}
-		if cc.Password == "" && d.DSN != "" {
+		if cc.Password == "" {
 			cc.Password = d.Password()
 		}
-		db, err := sql.Open("pgx", stdlibDSN(cc, dsn, d))
-		return db, postgres{}, err
+		return stdlib.OpenDB(*cc), postgres{}, nil
 	case config.MySQL:
 		var mc *mysql.Config
 		if d.DSN != "" {
@@ -104,19 +101,6 @@ func cmpPort(p, def int) int {
 	return p
 }
 
-// stdlibDSN is the DSN the pgx database/sql driver opens; a password from
-// the environment joins a DSN that has none.
-func stdlibDSN(cc *pgx.ConnConfig, dsn string, d *config.Database) string {
-	if d.DSN == "" || cc.Password == "" || strings.Contains(dsn, "password") {
-		return dsn
-	}
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
-		u.User = url.UserPassword(cc.User, cc.Password)
-		return u.String()
-	}
-	return dsn + " password='" + strings.ReplaceAll(cc.Password, "'", `\'`) + "'"
-}
-
 // postgres is PostgreSQL through pgx.
 type postgres struct{}
 
@@ -148,8 +132,6 @@ func (postgres) begin(ctx context.Context, tx *sql.Tx) error {
 	_, err := tx.ExecContext(ctx, "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL bytea_output = 'hex'; SET LOCAL extra_float_digits = 1")
 	return err
 }
-
-func (postgres) forUpdate() string { return " FOR UPDATE" }
 
 func (p postgres) columns(ctx context.Context, db *sql.DB, table string) ([]*column, error) {
 	rows, err := db.QueryContext(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, t.typcategory,
@@ -253,8 +235,6 @@ func (mysqlDialect) begin(ctx context.Context, tx *sql.Tx) error {
 	_, err := tx.ExecContext(ctx, "SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO'")
 	return err
 }
-
-func (mysqlDialect) forUpdate() string { return " FOR UPDATE" }
 
 func (m mysqlDialect) columns(ctx context.Context, db *sql.DB, table string) ([]*column, error) {
 	schema, name, ok := strings.Cut(table, ".")
